@@ -1,0 +1,1 @@
+//! Confidential OpenID Connect client as a Spin HTTP component (work in progress).
