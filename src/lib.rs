@@ -1,1 +1,23 @@
-//! Confidential OpenID Connect client as a Spin HTTP component (work in progress).
+//! A confidential OpenID Connect client (relying party) as one Spin HTTP component.
+//!
+//! All per-user state lives server-side in Spin's key-value store (`default`);
+//! the browser holds only an opaque session cookie. This file adapts Spin's
+//! request to the app's and back; the routing table is in `app`.
+
+pub mod app;
+pub mod config;
+pub mod cookies;
+pub mod handlers;
+pub mod oidc;
+pub mod pages;
+pub mod platform;
+pub mod request;
+pub mod response;
+pub mod seams;
+pub mod secret;
+pub mod session;
+pub mod store;
+pub mod timefmt;
+
+#[cfg(target_arch = "wasm32")]
+mod entry;

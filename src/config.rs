@@ -1,0 +1,258 @@
+//! Settings, read from Spin variables and checked once per request.
+//!
+//! A missing or invalid setting is reported with the variable's name, so an
+//! operator sees at once what to fix; the secret's value is never echoed.
+
+use crate::secret::Secret;
+use url::Url;
+
+/// Where the settings come from (Spin variables in production, a map in tests).
+pub trait Variables {
+    /// `Ok(None)` when the variable is not set; `Err` when the platform failed.
+    fn get(&self, name: &str) -> Result<Option<String>, String>;
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub variable: &'static str,
+    pub problem: String,
+}
+
+impl std::fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "configuration variable `{}` {}", self.variable, self.problem)
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub client_id: String,
+    pub client_secret: Secret,
+    /// The issuer identifier exactly as configured (and as discovery must echo it).
+    pub issuer: String,
+    /// `scheme://host[:port]` that outbound calls are confined to.
+    pub idp_origin: String,
+    /// External base URL without a trailing slash.
+    pub base_url: String,
+    pub client_title: String,
+    pub pod_name: String,
+    pub default_scope: String,
+    pub session_idle_secs: i64,
+    pub session_absolute_secs: i64,
+    pub discovery_ttl_secs: i64,
+    pub idp_timeout_secs: u64,
+}
+
+impl Config {
+    pub fn load(vars: &dyn Variables) -> Result<Config, ConfigError> {
+        let client_id = required(vars, "client_id")?;
+        check_printable("client_id", &client_id, 256)?;
+        let client_secret = Secret::new(required(vars, "client_secret")?);
+        if client_secret.expose().len() > 1024 {
+            return Err(invalid("client_secret", "is longer than 1024 bytes"));
+        }
+
+        let issuer = required(vars, "oidc_issuer_url")?;
+        let issuer_url = parse_http_url("oidc_issuer_url", &issuer)?;
+        let idp_origin = required(vars, "oidc_idp_origin")?;
+        let origin_url = parse_http_url("oidc_idp_origin", &idp_origin)?;
+        if origin_url.path() != "/" {
+            return Err(invalid("oidc_idp_origin", "must be scheme://host[:port] without a path"));
+        }
+        if origin_url.origin() != issuer_url.origin() {
+            return Err(invalid("oidc_idp_origin", "is not the origin of oidc_issuer_url"));
+        }
+
+        let base = required(vars, "client_base_url")?;
+        parse_http_url("client_base_url", &base)?;
+        let base_url = base.trim_end_matches('/').to_owned();
+
+        let client_title = optional(vars, "client_title", "Confidential Client")?;
+        check_printable("client_title", &client_title, 200)?;
+        let pod_name = optional(vars, "pod_name", "local")?;
+        check_printable("pod_name", &pod_name, 253)?;
+        let default_scope = optional(vars, "default_scope", "openid profile")?;
+        crate::oidc::scope::normalize(&default_scope)
+            .map_err(|e| invalid("default_scope", &e))?;
+
+        Ok(Config {
+            client_id,
+            client_secret,
+            issuer: issuer.trim().to_owned(),
+            idp_origin: origin_url.origin().ascii_serialization(),
+            base_url,
+            client_title,
+            pod_name,
+            default_scope,
+            session_idle_secs: seconds(vars, "session_idle_timeout", 3600)?,
+            session_absolute_secs: seconds(vars, "session_absolute_timeout", 28800)?,
+            discovery_ttl_secs: seconds(vars, "discovery_cache_ttl", 300)?,
+            idp_timeout_secs: seconds(vars, "idp_timeout", 10)? as u64,
+        })
+    }
+
+    pub fn redirect_uri(&self) -> String {
+        format!("{}/callback", self.base_url)
+    }
+
+    pub fn post_logout_redirect_uri(&self) -> String {
+        format!("{}/", self.base_url)
+    }
+
+    /// Cookies get `Secure` and the `__Host-` prefix when the app is served over https.
+    pub fn https(&self) -> bool {
+        self.base_url.starts_with("https://")
+    }
+
+    /// The origin browsers send in `Origin` for our own forms.
+    pub fn base_origin(&self) -> String {
+        Url::parse(&self.base_url)
+            .map(|u| u.origin().ascii_serialization())
+            .unwrap_or_default()
+    }
+}
+
+fn lookup(vars: &dyn Variables, name: &'static str) -> Result<Option<String>, ConfigError> {
+    match vars.get(name) {
+        Ok(Some(v)) if !v.trim().is_empty() => Ok(Some(v)),
+        Ok(_) => Ok(None),
+        Err(e) => Err(invalid(name, &format!("could not be read ({e})"))),
+    }
+}
+
+fn required(vars: &dyn Variables, name: &'static str) -> Result<String, ConfigError> {
+    lookup(vars, name)?.ok_or(ConfigError { variable: name, problem: "is not set".into() })
+}
+
+fn optional(vars: &dyn Variables, name: &'static str, default: &str) -> Result<String, ConfigError> {
+    Ok(lookup(vars, name)?.unwrap_or_else(|| default.to_owned()))
+}
+
+fn seconds(vars: &dyn Variables, name: &'static str, default: i64) -> Result<i64, ConfigError> {
+    match lookup(vars, name)? {
+        None => Ok(default),
+        Some(v) => match v.trim().parse::<i64>() {
+            Ok(n) if (1..=31_536_000).contains(&n) => Ok(n),
+            _ => Err(invalid(name, "must be a whole number of seconds between 1 and 31536000")),
+        },
+    }
+}
+
+fn invalid(variable: &'static str, problem: &str) -> ConfigError {
+    ConfigError { variable, problem: problem.to_owned() }
+}
+
+fn check_printable(name: &'static str, value: &str, max: usize) -> Result<(), ConfigError> {
+    if value.len() > max {
+        return Err(invalid(name, &format!("is longer than {max} bytes")));
+    }
+    if value.chars().any(char::is_control) {
+        return Err(invalid(name, "contains control characters"));
+    }
+    Ok(())
+}
+
+fn parse_http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
+    let url = Url::parse(value.trim()).map_err(|_| invalid(name, "is not an absolute URL"))?;
+    if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
+        return Err(invalid(name, "must be an http or https URL"));
+    }
+    if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
+        return Err(invalid(name, "must not contain credentials, a query or a fragment"));
+    }
+    Ok(url)
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use std::collections::HashMap;
+
+    pub struct MapVars(pub HashMap<String, String>);
+
+    impl Variables for MapVars {
+        fn get(&self, name: &str) -> Result<Option<String>, String> {
+            Ok(self.0.get(name).cloned())
+        }
+    }
+
+    pub fn vars() -> MapVars {
+        MapVars(
+            [
+                ("client_id", "client1"),
+                ("client_secret", "s3cret"),
+                ("oidc_issuer_url", "https://idp.example/realms/demo"),
+                ("oidc_idp_origin", "https://idp.example"),
+                ("client_base_url", "https://app.example/"),
+            ]
+            .into_iter()
+            .map(|(k, v)| (k.to_owned(), v.to_owned()))
+            .collect(),
+        )
+    }
+
+    pub fn config() -> Config {
+        Config::load(&vars()).unwrap()
+    }
+
+    #[test]
+    fn loads_with_defaults() {
+        let c = config();
+        assert_eq!(c.base_url, "https://app.example");
+        assert_eq!(c.redirect_uri(), "https://app.example/callback");
+        assert_eq!(c.post_logout_redirect_uri(), "https://app.example/");
+        assert_eq!(c.client_title, "Confidential Client");
+        assert_eq!(c.pod_name, "local");
+        assert_eq!(c.default_scope, "openid profile");
+        assert!(c.https());
+        assert_eq!(c.base_origin(), "https://app.example");
+        assert_eq!(c.idp_origin, "https://idp.example");
+    }
+
+    #[test]
+    fn missing_required_names_the_variable() {
+        for name in ["client_id", "client_secret", "oidc_issuer_url", "oidc_idp_origin", "client_base_url"] {
+            let mut v = vars();
+            v.0.remove(name);
+            let err = Config::load(&v).unwrap_err();
+            assert_eq!(err.variable, name);
+            assert!(err.to_string().contains(name));
+        }
+    }
+
+    #[test]
+    fn rejects_invalid_values() {
+        let cases = [
+            ("oidc_issuer_url", "not a url"),
+            ("oidc_issuer_url", "ftp://idp.example"),
+            ("client_base_url", "https://app.example/?x=1"),
+            ("oidc_idp_origin", "https://other.example"),
+            ("oidc_idp_origin", "https://idp.example/realms"),
+            ("session_idle_timeout", "-5"),
+            ("session_absolute_timeout", "abc"),
+            ("default_scope", "profile email"),
+            ("pod_name", "a\nb"),
+        ];
+        for (name, value) in cases {
+            let mut v = vars();
+            v.0.insert(name.to_owned(), value.to_owned());
+            let err = Config::load(&v).unwrap_err();
+            assert_eq!(err.variable, name, "{name}={value}");
+        }
+    }
+
+    #[test]
+    fn error_never_contains_the_secret() {
+        let mut v = vars();
+        v.0.insert("client_secret".into(), "x".repeat(2000));
+        let err = Config::load(&v).unwrap_err();
+        assert!(!err.to_string().contains("xxxx"));
+    }
+
+    #[test]
+    fn http_base_means_no_secure_cookies() {
+        let mut v = vars();
+        v.0.insert("client_base_url".into(), "http://127.0.0.1:3000".into());
+        assert!(!Config::load(&v).unwrap().https());
+    }
+}

@@ -1,0 +1,97 @@
+//! Reading our cookies from `Cookie` headers and writing `Set-Cookie` values.
+//!
+//! Cookies are `HttpOnly; SameSite=Lax; Path=/`, and on https `Secure` with the
+//! `__Host-` prefix, which pins them to this exact host.
+
+/// The opaque session cookie.
+pub const SESSION: &str = "oidc_session";
+/// The short-lived cookie tying a browser to its login transaction.
+pub const LOGIN: &str = "oidc_login";
+
+pub fn name(base: &str, https: bool) -> String {
+    if https { format!("__Host-{base}") } else { base.to_owned() }
+}
+
+/// Finds the value of cookie `name` across all `Cookie` headers. A name sent
+/// more than once is ambiguous (a sign of cookie tossing) and yields `None`,
+/// as does a value that is not a well-formed opaque id.
+pub fn read<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<String> {
+    let mut found: Option<&str> = None;
+    for header in headers {
+        for pair in header.split(';') {
+            let Some((k, v)) = pair.split_once('=') else { continue };
+            if k.trim() != name {
+                continue;
+            }
+            if found.is_some() {
+                return None;
+            }
+            found = Some(v.trim());
+        }
+    }
+    found.filter(|v| is_opaque_id(v)).map(str::to_owned)
+}
+
+/// Our ids are 43 URL-safe base64 characters (256 bits).
+pub fn is_opaque_id(v: &str) -> bool {
+    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+}
+
+pub fn set(name: &str, value: &str, max_age: i64, https: bool) -> String {
+    let secure = if https { "; Secure" } else { "" };
+    format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")
+}
+
+pub fn clear(name: &str, https: bool) -> String {
+    set(name, "", 0, https)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ID: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456";
+
+    #[test]
+    fn reads_among_other_cookies() {
+        let h = format!("a=1; oidc_session={ID}; b=2");
+        assert_eq!(read([h.as_str()].into_iter(), SESSION).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn reads_across_headers() {
+        let h2 = format!("oidc_session={ID}");
+        assert_eq!(read(["a=1", h2.as_str()].into_iter(), SESSION).as_deref(), Some(ID));
+    }
+
+    #[test]
+    fn duplicate_is_ambiguous() {
+        let h = format!("oidc_session={ID}; oidc_session={ID}");
+        assert_eq!(read([h.as_str()].into_iter(), SESSION), None);
+    }
+
+    #[test]
+    fn garbage_values_are_ignored() {
+        for v in ["", "short", "../../etc", &"x".repeat(44), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ01234:6"] {
+            let h = format!("oidc_session={v}");
+            assert_eq!(read([h.as_str()].into_iter(), SESSION), None, "{v}");
+        }
+        assert_eq!(read(["nonsense"].into_iter(), SESSION), None);
+    }
+
+    #[test]
+    fn prefix_does_not_match_unprefixed() {
+        let h = format!("oidc_session={ID}");
+        assert_eq!(read([h.as_str()].into_iter(), "__Host-oidc_session"), None);
+    }
+
+    #[test]
+    fn attributes_on_http_and_https() {
+        let c = set(&name(SESSION, false), ID, 60, false);
+        assert_eq!(c, format!("oidc_session={ID}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"));
+        let c = set(&name(SESSION, true), ID, 60, true);
+        assert!(c.starts_with("__Host-oidc_session="));
+        assert!(c.ends_with("; Secure"));
+        assert!(clear(SESSION, false).contains("Max-Age=0"));
+    }
+}

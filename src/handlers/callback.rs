@@ -1,0 +1,131 @@
+//! `GET /callback`: the IdP sends the browser back with a code (or an error).
+//!
+//! Checks run before anything is consumed, so a tampered or replayed callback
+//! leaves the store as it was. After the code exchange the ID token is fully
+//! validated, userinfo cross-checked, and a brand-new session created.
+
+use crate::app::Ctx;
+use crate::cookies;
+use crate::oidc::id_token::{self, Expectations, IdTokenError, ValidIdToken};
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::transaction::{PendingLogin, StateError};
+use crate::oidc::{OidcError, token, userinfo};
+use crate::request::{Request, truncate};
+use crate::response::{AppError, AppResult, Response};
+use crate::secret::Secret;
+use crate::session::{Identity, Tokens};
+
+const UNKNOWN_STATE: &str = "Unknown login state: this login was not started here, has expired, or was already completed. Please log in again.";
+
+pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
+    let params = req.query_params()?;
+    let login_cookie = ctx.clear_cookie(cookies::LOGIN);
+    let bad = |msg: &str| AppError::bad_request(msg).with_cookie(login_cookie.clone());
+
+    let Some(txn_id) = cookies::read(req.headers_named("cookie"), &ctx.cookie_name(cookies::LOGIN)) else {
+        return Err(bad(UNKNOWN_STATE).logged("callback: no login cookie"));
+    };
+    let Some(pending) = PendingLogin::find(ctx.kv, ctx.clock, &txn_id)? else {
+        return Err(bad(UNKNOWN_STATE).logged("callback: unknown login state"));
+    };
+    match pending.check_state(params.get("state").map(String::as_str)) {
+        Ok(()) => {}
+        Err(StateError::Missing) => return Err(AppError::bad_request("The callback has no state parameter.")),
+        Err(StateError::Mismatch) => {
+            return Err(AppError::bad_request("The state parameter does not match this login.").logged("callback: state mismatch"));
+        }
+    }
+
+    let meta = ctx.discovery()?;
+    // RFC 9207: the authorization response must come from our issuer.
+    match params.get("iss") {
+        Some(iss) if *iss != ctx.cfg.issuer => {
+            return Err(AppError::bad_request("The response comes from a different issuer (iss) than the configured one.")
+                .logged("callback: iss mismatch"));
+        }
+        None if meta.authorization_response_iss_parameter_supported == Some(true) => {
+            return Err(AppError::bad_request("The response lacks the iss parameter its issuer promises (RFC 9207)."));
+        }
+        _ => {}
+    }
+
+    if let Some(error) = params.get("error") {
+        pending.abandon(ctx.kv)?;
+        let description = params.get("error_description").map(|d| format!(": {}", truncate(d, 300))).unwrap_or_default();
+        let status = if error == "access_denied" { 403 } else { 400 };
+        return Err(AppError::new(status, format!("The identity provider reported `{}`{description}", truncate(error, 60)))
+            .with_cookie(login_cookie));
+    }
+    let Some(code) = params.get("code").filter(|c| !c.is_empty() && c.len() <= 2048) else {
+        return Err(AppError::bad_request("The callback has no authorization code."));
+    };
+
+    let verified = match pending.verify(ctx.kv, params.get("state").map(String::as_str), Secret::new(code.clone()))? {
+        Ok(v) => v,
+        Err(_) => return Err(AppError::bad_request("The state parameter does not match this login.")),
+    };
+    // From here on the transaction is consumed; every failure also clears its cookie.
+    let fail = |e: AppError| e.with_cookie(login_cookie.clone());
+
+    let tokens = token::exchange_code(ctx.http, ctx.cfg, &meta, &verified).map_err(|e| fail(token_error(e)))?;
+    let Some(raw_id_token) = tokens.id_token.clone() else {
+        return Err(fail(OidcError::BadResponse("the token response has no id_token".into()).into()));
+    };
+    let valid = validate_id_token(ctx, &meta, &raw_id_token, Some(verified.txn.nonce.expose())).map_err(|e| fail(e.into()))?;
+    let info = match &meta.userinfo_endpoint {
+        Some(endpoint) => Some(userinfo::fetch(ctx.http, endpoint, tokens.access_token.expose(), &valid.sub).map_err(|e| fail(e.into()))?),
+        None => None,
+    };
+
+    let identity = Identity {
+        username: super::username(&valid.claims, info.as_ref(), &valid.sub),
+        iss: valid.iss,
+        sub: valid.sub,
+        sid: valid.sid,
+        claims: valid.claims,
+        userinfo: info,
+    };
+    let tokens = Tokens {
+        id_token: Secret::new(raw_id_token),
+        access_token: tokens.access_token,
+        refresh_token: tokens.refresh_token,
+        token_type: "Bearer".into(),
+        access_token_expires_at: tokens.expires_in.map(|s| ctx.clock.now().saturating_add(s)),
+        scope: tokens.scope.or(Some(verified.txn.scope.clone())),
+    };
+
+    // A session cookie from before the login is never reused (no fixation).
+    if let Some(old) = ctx.session_id(req) {
+        ctx.sessions().delete(&old).map_err(|e| fail(e.into()))?;
+    }
+    let sessions = ctx.sessions();
+    let (id, session) = sessions.create(ctx.rng, identity, tokens).map_err(|e| fail(e.into()))?;
+    let session_cookie = cookies::set(&ctx.cookie_name(cookies::SESSION), id.as_str(), sessions.cookie_max_age(&session), ctx.cfg.https());
+    Ok(Response::redirect("/user").with_cookie(session_cookie).with_cookie(login_cookie))
+}
+
+/// Validates an ID token against the JWKS, fetching the keys again once
+/// (rate-limited) when the token names a key we do not know.
+pub fn validate_id_token(ctx: &Ctx, meta: &ProviderMetadata, raw: &str, nonce: Option<&str>) -> Result<ValidIdToken, OidcError> {
+    let expect = Expectations { issuer: &ctx.cfg.issuer, client_id: &ctx.cfg.client_id, nonce, now: ctx.clock.now() };
+    let keys = ctx.keys();
+    match id_token::validate(raw, &keys.current(&meta.jwks_uri)?, &expect) {
+        Ok(v) => Ok(v),
+        Err(IdTokenError::Invalid(why)) => Err(OidcError::InvalidToken(why)),
+        Err(IdTokenError::UnknownKey) => match keys.refetch(&meta.jwks_uri)? {
+            None => Err(OidcError::InvalidToken("signed with an unknown key".into())),
+            Some(fresh) => id_token::validate(raw, &fresh, &expect).map_err(|e| match e {
+                IdTokenError::UnknownKey => OidcError::InvalidToken("signed with an unknown key".into()),
+                IdTokenError::Invalid(why) => OidcError::InvalidToken(why),
+            }),
+        },
+    }
+}
+
+pub fn token_error(e: token::TokenError) -> AppError {
+    match e {
+        token::TokenError::InvalidGrant => AppError::bad_request("The authorization code was rejected by the identity provider (invalid_grant). Please log in again.")
+            .logged("token: invalid_grant"),
+        token::TokenError::Failed(e) => e.into(),
+    }
+}

@@ -1,0 +1,36 @@
+//! `POST /logout`: ends the session here, then at the IdP (RP-initiated logout)
+//! when it offers an end-session endpoint.
+
+use super::check_csrf;
+use crate::app::Ctx;
+use crate::cookies;
+use crate::request::Request;
+use crate::response::{AppResult, Response};
+
+pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
+    let clear = ctx.clear_cookie(cookies::SESSION);
+    let Some((id, session)) = ctx.current_session(req)? else {
+        return Ok(Response::redirect("/").with_cookie(clear));
+    };
+    check_csrf(req, ctx.cfg, &req.form()?, &session)?;
+    ctx.sessions().delete(&id)?;
+    // The local logout is done; an IdP that cannot be reached only skips the remote step.
+    let end_session = match ctx.discovery() {
+        Ok(meta) => meta.end_session_endpoint,
+        Err(e) => {
+            eprintln!("logout: discovery failed, skipping end-session: {e:?}");
+            None
+        }
+    };
+    let location = match end_session.and_then(|e| url::Url::parse(&e).ok()) {
+        Some(mut url) => {
+            url.query_pairs_mut()
+                .append_pair("id_token_hint", session.tokens.id_token.expose())
+                .append_pair("post_logout_redirect_uri", &ctx.cfg.post_logout_redirect_uri())
+                .append_pair("client_id", &ctx.cfg.client_id);
+            url.to_string()
+        }
+        None => "/".to_owned(),
+    };
+    Ok(Response::redirect(&location).with_cookie(clear))
+}

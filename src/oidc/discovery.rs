@@ -1,0 +1,226 @@
+//! OpenID Provider discovery, cached in the key-value store for a bounded time.
+//!
+//! Discovery whose `issuer` is not exactly the configured issuer is refused
+//! (OpenID Connect Discovery 1.0, section 4.3), and the endpoints the component
+//! calls server-side must sit on the configured IdP origin.
+
+use super::{OidcError, fetch_json};
+use crate::config::Config;
+use crate::seams::{Clock, HttpClient};
+use crate::store::{KeyValue, Record, get_json, set_json};
+use serde::{Deserialize, Serialize};
+use url::Url;
+
+pub const CACHE_KEY: &str = "cache:discovery";
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProviderMetadata {
+    pub issuer: String,
+    pub authorization_endpoint: String,
+    pub token_endpoint: String,
+    pub jwks_uri: String,
+    #[serde(default)]
+    pub userinfo_endpoint: Option<String>,
+    #[serde(default)]
+    pub end_session_endpoint: Option<String>,
+    #[serde(default)]
+    pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub code_challenge_methods_supported: Option<Vec<String>>,
+    #[serde(default)]
+    pub backchannel_logout_supported: Option<bool>,
+    /// RFC 9207: the IdP promises an `iss` parameter on every authorization response.
+    #[serde(default)]
+    pub authorization_response_iss_parameter_supported: Option<bool>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuth {
+    Basic,
+    Post,
+}
+
+impl ProviderMetadata {
+    /// client_secret_basic when offered (the spec's default when the list is absent), else client_secret_post.
+    pub fn client_auth(&self) -> Result<ClientAuth, OidcError> {
+        match &self.token_endpoint_auth_methods_supported {
+            None => Ok(ClientAuth::Basic),
+            Some(m) if m.iter().any(|m| m == "client_secret_basic") => Ok(ClientAuth::Basic),
+            Some(m) if m.iter().any(|m| m == "client_secret_post") => Ok(ClientAuth::Post),
+            Some(_) => Err(OidcError::BadResponse(
+                "the token endpoint supports neither client_secret_basic nor client_secret_post".into(),
+            )),
+        }
+    }
+}
+
+/// Parses and checks a discovery document against the configuration.
+pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, OidcError> {
+    let meta: ProviderMetadata = serde_json::from_value(doc)
+        .map_err(|_| OidcError::BadResponse("discovery lacks required fields".into()))?;
+    if meta.issuer != cfg.issuer {
+        return Err(OidcError::BadResponse(format!(
+            "discovery names issuer `{}`, not the configured `{}`",
+            crate::request::truncate(&meta.issuer, 120),
+            cfg.issuer
+        )));
+    }
+    let browser_scheme_ok = |u: &Url| u.scheme() == "https" || (u.scheme() == "http" && cfg.issuer.starts_with("http://"));
+    for (name, value) in [
+        ("authorization_endpoint", Some(&meta.authorization_endpoint)),
+        ("end_session_endpoint", meta.end_session_endpoint.as_ref()),
+    ] {
+        if let Some(v) = value {
+            let url = Url::parse(v).map_err(|_| OidcError::BadResponse(format!("{name} is not a URL")))?;
+            if !browser_scheme_ok(&url) || url.fragment().is_some() {
+                return Err(OidcError::BadResponse(format!("{name} is not an acceptable URL")));
+            }
+        }
+    }
+    for (name, value) in [
+        ("token_endpoint", Some(&meta.token_endpoint)),
+        ("jwks_uri", Some(&meta.jwks_uri)),
+        ("userinfo_endpoint", meta.userinfo_endpoint.as_ref()),
+    ] {
+        if let Some(v) = value {
+            let url = Url::parse(v).map_err(|_| OidcError::BadResponse(format!("{name} is not a URL")))?;
+            if url.origin().ascii_serialization() != cfg.idp_origin || url.fragment().is_some() {
+                return Err(OidcError::BadResponse(format!("{name} is not on the configured oidc_idp_origin")));
+            }
+        }
+    }
+    if let Some(methods) = &meta.code_challenge_methods_supported {
+        if !methods.iter().any(|m| m == "S256") {
+            return Err(OidcError::BadResponse("the IdP does not support PKCE S256".into()));
+        }
+    }
+    meta.client_auth()?;
+    Ok(meta)
+}
+
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    fetched_at: i64,
+    metadata: ProviderMetadata,
+}
+
+pub fn discovery_url(issuer: &str) -> String {
+    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+}
+
+/// Returns the provider metadata, from the cache while it is fresh.
+pub fn load(kv: &dyn KeyValue, http: &dyn HttpClient, clock: &dyn Clock, cfg: &Config) -> Result<ProviderMetadata, OidcError> {
+    let now = clock.now();
+    if let Record::Found(c) = get_json::<Cached>(kv, CACHE_KEY)? {
+        let age = now - c.fetched_at;
+        if (0..cfg.discovery_ttl_secs).contains(&age) && c.metadata.issuer == cfg.issuer {
+            return Ok(c.metadata);
+        }
+    }
+    let doc = fetch_json(http, &discovery_url(&cfg.issuer), "discovery")?;
+    let metadata = parse(doc, cfg)?;
+    set_json(kv, CACHE_KEY, &Cached { fetched_at: now, metadata: metadata.clone() })?;
+    Ok(metadata)
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::config::tests::config;
+    use crate::seams::fakes::{FakeHttp, FixedClock, json_response};
+    use crate::store::MemoryStore;
+    use serde_json::json;
+
+    pub fn doc() -> serde_json::Value {
+        json!({
+            "issuer": "https://idp.example/realms/demo",
+            "authorization_endpoint": "https://idp.example/realms/demo/auth",
+            "token_endpoint": "https://idp.example/realms/demo/token",
+            "jwks_uri": "https://idp.example/realms/demo/jwks",
+            "userinfo_endpoint": "https://idp.example/realms/demo/userinfo",
+            "end_session_endpoint": "https://idp.example/realms/demo/logout",
+            "code_challenge_methods_supported": ["S256"],
+        })
+    }
+
+    #[test]
+    fn parses_a_good_document() {
+        let m = parse(doc(), &config()).unwrap();
+        assert_eq!(m.token_endpoint, "https://idp.example/realms/demo/token");
+        assert_eq!(m.client_auth().unwrap(), ClientAuth::Basic);
+    }
+
+    fn rejected(mutate: impl FnOnce(&mut serde_json::Value)) -> String {
+        let mut d = doc();
+        mutate(&mut d);
+        match parse(d, &config()) {
+            Err(OidcError::BadResponse(why)) => why,
+            other => panic!("expected rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn refuses_issuer_mismatch() {
+        assert!(rejected(|d| d["issuer"] = json!("https://evil.example/realms/demo")).contains("issuer"));
+        assert!(rejected(|d| d["issuer"] = json!("https://idp.example/realms/demo/")).contains("issuer"));
+    }
+
+    #[test]
+    fn refuses_missing_or_foreign_endpoints() {
+        rejected(|d| { d.as_object_mut().unwrap().remove("token_endpoint"); });
+        rejected(|d| d["token_endpoint"] = json!("https://evil.example/token"));
+        rejected(|d| d["jwks_uri"] = json!("not a url"));
+        rejected(|d| d["authorization_endpoint"] = json!("javascript:alert(1)"));
+        rejected(|d| d["authorization_endpoint"] = json!("http://idp.example/auth"));
+        rejected(|d| d["code_challenge_methods_supported"] = json!(["plain"]));
+        rejected(|d| d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]));
+    }
+
+    #[test]
+    fn picks_client_secret_post_when_basic_is_absent() {
+        let mut d = doc();
+        d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
+        assert_eq!(parse(d, &config()).unwrap().client_auth().unwrap(), ClientAuth::Post);
+    }
+
+    #[test]
+    fn caches_for_the_configured_time() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let http = FakeHttp::new(|req| {
+            assert_eq!(req.uri(), "https://idp.example/realms/demo/.well-known/openid-configuration");
+            json_response(200, &doc())
+        });
+        let cfg = config();
+        load(&kv, &http, &clock, &cfg).unwrap();
+        load(&kv, &http, &clock, &cfg).unwrap();
+        assert_eq!(http.calls_to("openid-configuration"), 1);
+        clock.advance(cfg.discovery_ttl_secs);
+        load(&kv, &http, &clock, &cfg).unwrap();
+        assert_eq!(http.calls_to("openid-configuration"), 2);
+    }
+
+    #[test]
+    fn garbage_and_errors_are_bad_gateway_and_not_cached() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        for resp in [
+            Ok(http::Response::builder().status(200).body(b"<html>".to_vec()).unwrap()),
+            json_response(500, &json!({})),
+            json_response(200, &json!([1, 2])),
+        ] {
+            let http = FakeHttp::new(move |_| resp.clone());
+            assert!(matches!(load(&kv, &http, &clock, &config()), Err(OidcError::BadResponse(_))));
+        }
+        assert!(kv.snapshot().is_empty());
+    }
+
+    #[test]
+    fn corrupt_cache_is_refetched() {
+        let kv = MemoryStore::new();
+        kv.set(CACHE_KEY, b"garbage").unwrap();
+        let http = FakeHttp::new(|_| json_response(200, &doc()));
+        load(&kv, &http, &FixedClock::at(5), &config()).unwrap();
+        assert_eq!(http.calls_to("openid-configuration"), 1);
+    }
+}

@@ -1,0 +1,330 @@
+//! ID-token validation (OpenID Connect Core 1.0, section 3.1.3.7).
+//!
+//! Only asymmetric signatures are accepted, with keys from the IdP's JWKS:
+//! never `none`, never HS* (whose "key" an attacker could know). The caller
+//! refetches the JWKS once when the token names an unknown key.
+
+use crate::secret::constant_time_eq;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
+use serde_json::{Map, Value};
+
+/// Allowed clock difference with the IdP, in seconds.
+pub const CLOCK_SKEW: i64 = 60;
+const MAX_TOKEN_LEN: usize = 16 * 1024;
+
+const ACCEPTED: &[Algorithm] = &[
+    Algorithm::RS256,
+    Algorithm::RS384,
+    Algorithm::RS512,
+    Algorithm::PS256,
+    Algorithm::PS384,
+    Algorithm::PS512,
+    Algorithm::ES256,
+    Algorithm::ES384,
+    Algorithm::EdDSA,
+];
+
+/// What the token must say.
+pub struct Expectations<'a> {
+    pub issuer: &'a str,
+    pub client_id: &'a str,
+    /// The nonce sent with the authorization request; `None` for refreshed tokens.
+    pub nonce: Option<&'a str>,
+    pub now: i64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ValidIdToken {
+    pub sub: String,
+    pub iss: String,
+    pub sid: Option<String>,
+    pub claims: Map<String, Value>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IdTokenError {
+    /// No key in the JWKS matches (refetch once, then give up).
+    UnknownKey,
+    Invalid(String),
+}
+
+fn invalid(why: impl Into<String>) -> IdTokenError {
+    IdTokenError::Invalid(why.into())
+}
+
+/// Validates `token` against `keys` and `expect`; returns its claims.
+pub fn validate(token: &str, keys: &[Jwk], expect: &Expectations) -> Result<ValidIdToken, IdTokenError> {
+    let alg = signing_alg(token)?;
+    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed header"))?;
+    let candidates: Vec<&Jwk> = keys
+        .iter()
+        .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
+        .filter(|k| key_fits(k, alg))
+        .collect();
+    if candidates.is_empty() {
+        return Err(IdTokenError::UnknownKey);
+    }
+
+    let mut validation = Validation::new(alg);
+    // Time claims are checked in `check_claims` against the injected clock.
+    validation.validate_exp = false;
+    validation.validate_nbf = false;
+    validation.set_issuer(&[expect.issuer]);
+    validation.set_audience(&[expect.client_id]);
+    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+
+    for jwk in candidates {
+        let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+        match jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
+            Ok(data) => return check_claims(data.claims, expect),
+            Err(e) => match e.kind() {
+                ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey
+                | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat | ErrorKind::Provider(_) => continue,
+                kind => return Err(invalid(describe(kind))),
+            },
+        }
+    }
+    Err(invalid("signature does not verify with the IdP's keys"))
+}
+
+/// Reads `alg` from the header and refuses anything but the asymmetric algorithms.
+fn signing_alg(token: &str) -> Result<Algorithm, IdTokenError> {
+    use base64::Engine;
+    if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
+        return Err(invalid("not a signed JWT"));
+    }
+    let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(token.split('.').next().unwrap_or_default())
+        .map_err(|_| invalid("malformed header"))?;
+    let header: Value = serde_json::from_slice(&raw).map_err(|_| invalid("malformed header"))?;
+    let name = header.get("alg").and_then(Value::as_str).ok_or_else(|| invalid("no `alg` in header"))?;
+    if header.get("crit").is_some() {
+        return Err(invalid("unsupported critical header parameters"));
+    }
+    ACCEPTED
+        .iter()
+        .copied()
+        .find(|a| format!("{a:?}") == name)
+        .ok_or_else(|| invalid(format!("algorithm `{}` is not accepted", crate::request::truncate(name, 20))))
+}
+
+/// A key can verify `alg` only if its type (and curve) match, and its own `alg`, if any, is `alg`.
+fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
+    if let Some(key_alg) = jwk.common.key_algorithm {
+        if format!("{key_alg:?}") != format!("{alg:?}") {
+            return false;
+        }
+    }
+    match (&jwk.algorithm, alg) {
+        (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
+        | (AlgorithmParameters::RSA(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => true,
+        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
+        (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
+        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+        _ => false,
+    }
+}
+
+fn describe(kind: &ErrorKind) -> String {
+    match kind {
+        ErrorKind::ExpiredSignature => "the token has expired".into(),
+        ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
+        ErrorKind::InvalidIssuer => "wrong issuer (iss)".into(),
+        ErrorKind::InvalidAudience => "this client is not an audience (aud)".into(),
+        ErrorKind::MissingRequiredClaim(c) => format!("the `{}` claim is missing", crate::request::truncate(c, 20)),
+        ErrorKind::InvalidClaimFormat(c) => format!("the `{}` claim is malformed", crate::request::truncate(c, 20)),
+        _ => "malformed token".into(),
+    }
+}
+
+fn check_claims(claims: Map<String, Value>, expect: &Expectations) -> Result<ValidIdToken, IdTokenError> {
+    let sub = match claims.get("sub").and_then(Value::as_str) {
+        Some(s) if !s.is_empty() && s.len() <= 255 => s.to_owned(),
+        _ => return Err(invalid("the `sub` claim is missing or malformed")),
+    };
+    let time = |name: &str| claims.get(name).map(|v| v.as_i64().ok_or_else(|| invalid(format!("the `{name}` claim is malformed"))));
+    let exp = time("exp").unwrap_or_else(|| Err(invalid("the `exp` claim is missing")))?;
+    let iat = time("iat").unwrap_or_else(|| Err(invalid("the `iat` claim is missing")))?;
+    if exp + CLOCK_SKEW <= expect.now {
+        return Err(invalid("the token has expired"));
+    }
+    if iat > expect.now + CLOCK_SKEW {
+        return Err(invalid("the token was issued in the future (iat)"));
+    }
+    if let Some(nbf) = time("nbf").transpose()? {
+        if nbf > expect.now + CLOCK_SKEW {
+            return Err(invalid("the token is not valid yet (nbf)"));
+        }
+    }
+    let audiences = match claims.get("aud") {
+        Some(Value::Array(a)) => a.len(),
+        _ => 1,
+    };
+    match claims.get("azp") {
+        Some(Value::String(azp)) if azp == expect.client_id => {}
+        Some(_) => return Err(invalid("the token was issued to another party (azp)")),
+        None if audiences > 1 => return Err(invalid("several audiences but no `azp` claim")),
+        None => {}
+    }
+    if let Some(expected) = expect.nonce {
+        match claims.get("nonce").and_then(Value::as_str) {
+            Some(n) if constant_time_eq(n.as_bytes(), expected.as_bytes()) => {}
+            Some(_) => return Err(invalid("the nonce does not match this login")),
+            None => return Err(invalid("the `nonce` claim is missing")),
+        }
+    }
+    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_owned();
+    let sid = claims.get("sid").and_then(Value::as_str).filter(|s| s.len() <= 255).map(str::to_owned);
+    Ok(ValidIdToken { sub, iss, sid, claims })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::jwks::usable_keys;
+    use crate::oidc::test_keys::{self, TestKey};
+    use serde_json::json;
+
+    const NOW: i64 = 1_700_000_000;
+    const ISS: &str = "https://idp.example/realms/demo";
+
+    fn expect() -> Expectations<'static> {
+        Expectations { issuer: ISS, client_id: "client1", nonce: Some("n-123"), now: NOW }
+    }
+
+    fn claims() -> Value {
+        json!({"iss": ISS, "aud": "client1", "sub": "alice", "exp": NOW + 300, "iat": NOW, "nonce": "n-123", "sid": "s1"})
+    }
+
+    fn keys(list: &[(&TestKey, &str)]) -> Vec<Jwk> {
+        usable_keys(&json!({"keys": list.iter().map(|(k, kid)| k.public_jwk(kid)).collect::<Vec<_>>()})).unwrap()
+    }
+
+    fn check(token: &str, keys: &[Jwk]) -> Result<ValidIdToken, IdTokenError> {
+        validate(token, keys, &expect())
+    }
+
+    fn rejected_with(mutate: impl FnOnce(&mut Value)) -> String {
+        let mut c = claims();
+        mutate(&mut c);
+        let token = test_keys::rsa().sign(Some("k1"), &c);
+        match check(&token, &keys(&[(test_keys::rsa(), "k1")])) {
+            Err(IdTokenError::Invalid(why)) => why,
+            other => panic!("expected rejection, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn accepts_rs256_ps256_es256_eddsa() {
+        let ks = keys(&[(test_keys::rsa(), "r"), (test_keys::ec(), "e"), (test_keys::ed(), "d")]);
+        for token in [
+            test_keys::rsa().sign(Some("r"), &claims()),
+            test_keys::rsa().sign_as(Algorithm::PS256, Some("r"), &claims()),
+            test_keys::ec().sign(Some("e"), &claims()),
+            test_keys::ed().sign(Some("d"), &claims()),
+        ] {
+            let v = check(&token, &ks).unwrap();
+            assert_eq!(v.sub, "alice");
+            assert_eq!(v.sid.as_deref(), Some("s1"));
+            assert_eq!(v.claims["nonce"], "n-123");
+        }
+    }
+
+    #[test]
+    fn rejects_bad_signatures() {
+        let ks = keys(&[(test_keys::rsa(), "k1"), (test_keys::ec(), "k2")]);
+        let forged = test_keys::rsa_other().sign(Some("k1"), &claims());
+        assert!(matches!(check(&forged, &ks), Err(IdTokenError::Invalid(_))));
+        let forged = test_keys::ec_other().sign(Some("k2"), &claims());
+        assert!(matches!(check(&forged, &ks), Err(IdTokenError::Invalid(_))));
+        // A valid token with one payload byte changed.
+        let good = test_keys::rsa().sign(Some("k1"), &claims());
+        let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
+        parts[1] = test_keys::unsigned(&json!({}), &json!({"sub": "mallory"}), b"").split('.').nth(1).unwrap().to_owned();
+        assert!(check(&parts.join("."), &ks).is_err());
+    }
+
+    #[test]
+    fn rejects_none_and_hmac() {
+        let ks = keys(&[(test_keys::rsa(), "k1")]);
+        let none = test_keys::unsigned(&json!({"alg": "none"}), &claims(), b"");
+        assert!(matches!(check(&none, &ks), Err(IdTokenError::Invalid(w)) if w.contains("none")));
+        let hs = test_keys::hs256_forgery(&claims(), b"the-client-secret", Some("k1"));
+        assert!(matches!(check(&hs, &ks), Err(IdTokenError::Invalid(w)) if w.contains("HS256")));
+        let n = test_keys::rsa().public_jwk("k1")["n"].as_str().unwrap().to_owned();
+        let hs = test_keys::hs256_forgery(&claims(), n.as_bytes(), None);
+        assert!(check(&hs, &ks).is_err());
+    }
+
+    #[test]
+    fn unknown_kid_asks_for_refetch() {
+        let ks = keys(&[(test_keys::rsa(), "old")]);
+        let token = test_keys::rsa().sign(Some("new"), &claims());
+        assert_eq!(check(&token, &ks), Err(IdTokenError::UnknownKey));
+        let ec_token = test_keys::ec().sign(None, &claims());
+        assert_eq!(check(&ec_token, &ks), Err(IdTokenError::UnknownKey));
+    }
+
+    #[test]
+    fn kid_absent_single_and_multiple_keys() {
+        let single = keys(&[(test_keys::rsa(), "k1")]);
+        assert!(check(&test_keys::rsa().sign(None, &claims()), &single).is_ok());
+        let multiple = keys(&[(test_keys::rsa_other(), "a"), (test_keys::rsa(), "b")]);
+        assert!(check(&test_keys::rsa().sign(None, &claims()), &multiple).is_ok());
+        let stranger = test_keys::unsigned(&json!({"alg": "RS256"}), &claims(), &[7u8; 256]);
+        assert!(matches!(check(&stranger, &multiple), Err(IdTokenError::Invalid(_))));
+    }
+
+    #[test]
+    fn key_alg_and_type_must_fit() {
+        let mut jwk = test_keys::rsa().public_jwk("k1");
+        jwk["alg"] = json!("PS256");
+        let ks = usable_keys(&json!({"keys": [jwk]})).unwrap();
+        assert_eq!(check(&test_keys::rsa().sign(Some("k1"), &claims()), &ks), Err(IdTokenError::UnknownKey));
+    }
+
+    #[test]
+    fn rejects_claim_problems() {
+        assert!(rejected_with(|c| c["aud"] = json!("other")).contains("aud"));
+        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("aud"); }).contains("aud"));
+        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("iat"); }).contains("iat"));
+        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("sub"); }).contains("sub"));
+        assert!(rejected_with(|c| c["sub"] = json!("")).contains("sub"));
+        assert!(rejected_with(|c| c["iss"] = json!("https://evil.example")).contains("iss"));
+        assert!(rejected_with(|c| c["exp"] = json!(NOW - 120)).contains("expired"));
+        assert!(rejected_with(|c| c["nbf"] = json!(NOW + 600)).contains("nbf"));
+        assert!(rejected_with(|c| c["iat"] = json!(NOW + 600)).contains("iat"));
+        assert!(rejected_with(|c| c["nonce"] = json!("other")).contains("nonce"));
+        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("nonce"); }).contains("nonce"));
+        assert!(rejected_with(|c| c["aud"] = json!(["client1", "other"])).contains("azp"));
+        assert!(rejected_with(|c| { c["aud"] = json!(["client1", "other"]); c["azp"] = json!("other"); }).contains("azp"));
+    }
+
+    #[test]
+    fn accepts_within_skew_and_with_azp() {
+        let ks = keys(&[(test_keys::rsa(), "k1")]);
+        let mut c = claims();
+        c["exp"] = json!(NOW - 30);
+        c["aud"] = json!(["client1", "other"]);
+        c["azp"] = json!("client1");
+        assert!(check(&test_keys::rsa().sign(Some("k1"), &c), &ks).is_ok());
+    }
+
+    #[test]
+    fn refreshed_tokens_need_no_nonce() {
+        let ks = keys(&[(test_keys::rsa(), "k1")]);
+        let mut c = claims();
+        c.as_object_mut().unwrap().remove("nonce");
+        let e = Expectations { nonce: None, ..expect() };
+        assert!(validate(&test_keys::rsa().sign(Some("k1"), &c), &ks, &e).is_ok());
+    }
+
+    #[test]
+    fn garbage_never_panics() {
+        let ks = keys(&[(test_keys::rsa(), "k1"), (test_keys::ed(), "d")]);
+        for t in ["", ".", "..", "a.b.c", "eyJhbGciOiJSUzI1NiJ9..", &"A".repeat(20_000), "e30.e30.e30"] {
+            assert!(check(t, &ks).is_err(), "{t}");
+        }
+    }
+}

@@ -1,0 +1,174 @@
+//! The IdP's signing keys (JWKS), cached in the key-value store.
+//!
+//! When a token names a key we do not have, the keys are fetched again once;
+//! such forced refetches are rate-limited so that a flood of tokens with
+//! made-up `kid`s cannot make us hammer the IdP.
+
+use super::{OidcError, fetch_json};
+use crate::seams::{Clock, HttpClient};
+use crate::store::{KeyValue, Record, get_json, set_json};
+use base64::Engine;
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use serde::{Deserialize, Serialize};
+
+pub const CACHE_KEY: &str = "cache:jwks";
+/// At most one forced refetch per this many seconds.
+pub const MIN_REFETCH_INTERVAL: i64 = 60;
+const MAX_KEYS: usize = 50;
+
+#[derive(Serialize, Deserialize)]
+struct Cached {
+    fetched_at: i64,
+    /// When a refetch was last forced by an unknown key.
+    #[serde(default)]
+    forced_at: Option<i64>,
+    jwks_uri: String,
+    keys: Vec<serde_json::Value>,
+}
+
+/// Keeps the usable signature keys of a JWKS document; skips keys we cannot
+/// use (unknown types, encryption keys, malformed or weak parameters).
+pub fn usable_keys(doc: &serde_json::Value) -> Result<Vec<Jwk>, OidcError> {
+    let keys = doc
+        .get("keys")
+        .and_then(|k| k.as_array())
+        .ok_or_else(|| OidcError::BadResponse("JWKS has no `keys` array".into()))?;
+    Ok(keys
+        .iter()
+        .take(MAX_KEYS)
+        .filter_map(|k| serde_json::from_value::<Jwk>(k.clone()).ok())
+        .filter(well_formed)
+        .collect())
+}
+
+fn b64_len(s: &str) -> Option<usize> {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok().map(|b| b.len())
+}
+
+/// Rejects parameters the crypto backend would choke on (or panic on, for short Ed25519 keys).
+fn well_formed(jwk: &Jwk) -> bool {
+    use jsonwebtoken::jwk::PublicKeyUse;
+    if matches!(&jwk.common.public_key_use, Some(u) if *u != PublicKeyUse::Signature) {
+        return false;
+    }
+    match &jwk.algorithm {
+        AlgorithmParameters::RSA(p) => {
+            matches!(b64_len(&p.n), Some(n) if (256..=1024).contains(&n)) && matches!(b64_len(&p.e), Some(1..=8))
+        }
+        AlgorithmParameters::EllipticCurve(p) => {
+            let size = match p.curve {
+                EllipticCurve::P256 => 32,
+                EllipticCurve::P384 => 48,
+                _ => return false,
+            };
+            b64_len(&p.x) == Some(size) && b64_len(&p.y) == Some(size)
+        }
+        AlgorithmParameters::OctetKeyPair(p) => p.curve == EllipticCurve::Ed25519 && b64_len(&p.x) == Some(32),
+        // Symmetric keys never verify ID tokens here.
+        _ => false,
+    }
+}
+
+fn fetch(http: &dyn HttpClient, jwks_uri: &str) -> Result<Vec<serde_json::Value>, OidcError> {
+    let doc = fetch_json(http, jwks_uri, "JWKS")?;
+    usable_keys(&doc)?; // validates the shape before we cache it
+    Ok(doc["keys"].as_array().cloned().unwrap_or_default())
+}
+
+pub struct KeySet<'a> {
+    pub kv: &'a dyn KeyValue,
+    pub http: &'a dyn HttpClient,
+    pub clock: &'a dyn Clock,
+    pub ttl: i64,
+}
+
+impl KeySet<'_> {
+    /// The current keys, from the cache while fresh.
+    pub fn current(&self, jwks_uri: &str) -> Result<Vec<Jwk>, OidcError> {
+        let now = self.clock.now();
+        let cached = match get_json::<Cached>(self.kv, CACHE_KEY)? {
+            Record::Found(c) => Some(c),
+            _ => None,
+        };
+        if let Some(c) = &cached {
+            if c.jwks_uri == jwks_uri && (0..self.ttl).contains(&(now - c.fetched_at)) {
+                return usable_keys(&serde_json::json!({ "keys": c.keys }));
+            }
+        }
+        let keys = fetch(self.http, jwks_uri)?;
+        let forced_at = cached.and_then(|c| c.forced_at);
+        set_json(self.kv, CACHE_KEY, &Cached { fetched_at: now, forced_at, jwks_uri: jwks_uri.into(), keys: keys.clone() })?;
+        usable_keys(&serde_json::json!({ "keys": keys }))
+    }
+
+    /// Fetches the keys again because a token named an unknown key.
+    /// `Ok(None)` when a forced refetch happened too recently.
+    pub fn refetch(&self, jwks_uri: &str) -> Result<Option<Vec<Jwk>>, OidcError> {
+        let now = self.clock.now();
+        if let Record::Found(c) = get_json::<Cached>(self.kv, CACHE_KEY)? {
+            if matches!(c.forced_at, Some(t) if (0..MIN_REFETCH_INTERVAL).contains(&(now - t))) {
+                return Ok(None);
+            }
+        }
+        let keys = fetch(self.http, jwks_uri)?;
+        set_json(
+            self.kv,
+            CACHE_KEY,
+            &Cached { fetched_at: now, forced_at: Some(now), jwks_uri: jwks_uri.into(), keys: keys.clone() },
+        )?;
+        Ok(Some(usable_keys(&serde_json::json!({ "keys": keys }))?))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::oidc::test_keys;
+    use crate::seams::fakes::{FakeHttp, FixedClock, json_response};
+    use crate::store::MemoryStore;
+    use serde_json::json;
+
+    #[test]
+    fn keeps_only_usable_signature_keys() {
+        let doc = json!({"keys": [
+            test_keys::rsa().public_jwk("r1"),
+            test_keys::ec().public_jwk("e1"),
+            test_keys::ed().public_jwk("d1"),
+            {"kty": "oct", "k": "c2VjcmV0", "kid": "h"},
+            {"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": "short"},
+            {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "tiny"},
+            {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"},
+            {"kty": "RSA", "use": "enc", "n": test_keys::rsa().public_jwk("x")["n"], "e": "AQAB"},
+            {"kty": "weird"},
+            "not an object",
+        ]});
+        let keys = usable_keys(&doc).unwrap();
+        let kids: Vec<_> = keys.iter().map(|k| k.common.key_id.clone().unwrap()).collect();
+        assert_eq!(kids, ["r1", "e1", "d1"]);
+    }
+
+    #[test]
+    fn missing_keys_array_is_bad_response() {
+        assert!(usable_keys(&json!({"nokeys": []})).is_err());
+    }
+
+    #[test]
+    fn forced_refetch_is_rate_limited() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let http = FakeHttp::new(|_| json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]})));
+        let ks = KeySet { kv: &kv, http: &http, clock: &clock, ttl: 300 };
+        ks.current("https://idp.example/jwks").unwrap();
+        ks.current("https://idp.example/jwks").unwrap();
+        assert_eq!(http.calls_to("/jwks"), 1);
+        assert!(ks.refetch("https://idp.example/jwks").unwrap().is_some());
+        assert_eq!(http.calls_to("/jwks"), 2);
+        for _ in 0..100 {
+            assert!(ks.refetch("https://idp.example/jwks").unwrap().is_none());
+        }
+        assert_eq!(http.calls_to("/jwks"), 2);
+        clock.advance(MIN_REFETCH_INTERVAL);
+        assert!(ks.refetch("https://idp.example/jwks").unwrap().is_some());
+        assert_eq!(http.calls_to("/jwks"), 3);
+    }
+}

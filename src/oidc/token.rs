@@ -1,0 +1,138 @@
+//! The token endpoint (code exchange and refresh), through the `oauth2` crate
+//! over our own HTTP seam, authenticating as discovery allows.
+
+use super::OidcError;
+use super::discovery::{ClientAuth, ProviderMetadata};
+use super::transaction::{LoginTransaction, VerifiedCallback};
+use crate::config::Config;
+use crate::secret::Secret;
+use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use oauth2::{
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+};
+use serde::{Deserialize, Serialize};
+
+/// The OpenID Connect addition to the OAuth token response.
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct IdTokenField {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_token: Option<String>,
+}
+
+impl ExtraTokenFields for IdTokenField {}
+
+type OidcTokenResponse = StandardTokenResponse<IdTokenField, BasicTokenType>;
+type OidcClient<HasAuth> = oauth2::Client<
+    BasicErrorResponse,
+    OidcTokenResponse,
+    BasicTokenIntrospectionResponse,
+    StandardRevocableToken,
+    BasicRevocationErrorResponse,
+    HasAuth,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointNotSet,
+    EndpointSet,
+>;
+
+/// What the token endpoint returned, before the ID token is validated.
+pub struct TokenSet {
+    pub access_token: Secret,
+    pub refresh_token: Option<Secret>,
+    pub id_token: Option<String>,
+    pub expires_in: Option<i64>,
+    pub scope: Option<String>,
+}
+
+#[derive(Debug)]
+pub enum TokenError {
+    /// `invalid_grant`: the code or refresh token is no longer good.
+    InvalidGrant,
+    Failed(OidcError),
+}
+
+impl From<OidcError> for TokenError {
+    fn from(e: OidcError) -> Self {
+        TokenError::Failed(e)
+    }
+}
+
+fn client(cfg: &Config, meta: &ProviderMetadata) -> Result<OidcClient<EndpointNotSet>, OidcError> {
+    let auth_type = match meta.client_auth()? {
+        ClientAuth::Basic => AuthType::BasicAuth,
+        ClientAuth::Post => AuthType::RequestBody,
+    };
+    Ok(oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
+        .set_client_secret(ClientSecret::new(cfg.client_secret.expose().to_owned()))
+        .set_token_uri(TokenUrl::new(meta.token_endpoint.clone()).map_err(|_| OidcError::BadResponse("token_endpoint is not a URL".into()))?)
+        .set_redirect_uri(RedirectUrl::new(cfg.redirect_uri()).map_err(|_| OidcError::BadResponse("bad redirect URI".into()))?)
+        .set_auth_type(auth_type))
+}
+
+/// The URL that sends the browser to the IdP for this login transaction.
+pub fn authorization_url(cfg: &Config, meta: &ProviderMetadata, txn: &LoginTransaction) -> Result<String, OidcError> {
+    let auth = AuthUrl::new(meta.authorization_endpoint.clone())
+        .map_err(|_| OidcError::BadResponse("authorization_endpoint is not a URL".into()))?;
+    let client = client(cfg, meta)?.set_auth_uri(auth);
+    let state = txn.state.expose().to_owned();
+    let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(txn.pkce_verifier.expose().to_owned()));
+    debug_assert_eq!(challenge.as_str(), txn.pkce_challenge());
+    let mut request = client
+        .authorize_url(move || CsrfToken::new(state))
+        .add_scopes(txn.scope.split(' ').map(|s| Scope::new(s.to_owned())))
+        .add_extra_param("nonce", txn.nonce.expose().to_owned())
+        .set_pkce_challenge(challenge);
+    // Without a consent prompt most IdPs (oidc-provider, Keycloak) ignore offline_access.
+    if super::scope::contains(&txn.scope, "offline_access") {
+        request = request.add_extra_param("prompt", "consent");
+    }
+    Ok(request.url().0.to_string())
+}
+
+fn send_with<'a>(http: &'a dyn HttpClient) -> impl Fn(HttpRequest) -> Result<HttpResponse, HttpError> + 'a {
+    move |request| http.send(request)
+}
+
+fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenError {
+    match e {
+        RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant => TokenError::InvalidGrant,
+        RequestTokenError::ServerResponse(r) => {
+            TokenError::Failed(OidcError::BadResponse(format!("the token endpoint refused: {}", crate::request::truncate(r.error().as_ref(), 40))))
+        }
+        RequestTokenError::Request(e) => TokenError::Failed(OidcError::Transport(e)),
+        RequestTokenError::Parse(..) => TokenError::Failed(OidcError::BadResponse("the token response is malformed".into())),
+        RequestTokenError::Other(_) => TokenError::Failed(OidcError::BadResponse("unexpected token endpoint response".into())),
+    }
+}
+
+fn into_token_set(r: OidcTokenResponse) -> Result<TokenSet, TokenError> {
+    if *r.token_type() != BasicTokenType::Bearer {
+        return Err(TokenError::Failed(OidcError::BadResponse("the token type is not Bearer".into())));
+    }
+    Ok(TokenSet {
+        access_token: Secret::new(r.access_token().secret().clone()),
+        refresh_token: r.refresh_token().map(|t| Secret::new(t.secret().clone())),
+        id_token: r.extra_fields().id_token.clone(),
+        expires_in: r.expires_in().map(|d| d.as_secs().min(i64::MAX as u64) as i64),
+        scope: r.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+    })
+}
+
+/// Exchanges the authorization code; only a verified callback can do this.
+pub fn exchange_code(http: &dyn HttpClient, cfg: &Config, meta: &ProviderMetadata, callback: &VerifiedCallback) -> Result<TokenSet, TokenError> {
+    let response = client(cfg, meta)?
+        .exchange_code(AuthorizationCode::new(callback.code.expose().to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(callback.txn.pkce_verifier.expose().to_owned()))
+        .request(&send_with(http))
+        .map_err(map_error)?;
+    into_token_set(response)
+}
+
+pub fn refresh(http: &dyn HttpClient, cfg: &Config, meta: &ProviderMetadata, refresh_token: &Secret) -> Result<TokenSet, TokenError> {
+    let token = RefreshToken::new(refresh_token.expose().to_owned());
+    let response = client(cfg, meta)?.exchange_refresh_token(&token).request(&send_with(http)).map_err(map_error)?;
+    into_token_set(response)
+}

@@ -1,0 +1,41 @@
+//! The seams implemented on Spin: key-value, variables, outbound HTTP (WASI),
+//! the system clock and the system CSPRNG. Only `lib.rs` uses these.
+
+pub mod kv;
+pub mod outbound;
+
+use crate::config::Variables;
+use crate::seams::{Clock, Random};
+
+pub struct SpinVariables;
+
+impl Variables for SpinVariables {
+    fn get(&self, name: &str) -> Result<Option<String>, String> {
+        match spin_sdk::variables::get(name) {
+            Ok(v) => Ok(Some(v)),
+            Err(spin_sdk::variables::Error::Undefined(_)) => Ok(None),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}
+
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> i64 {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs() as i64)
+            .unwrap_or(0)
+    }
+}
+
+pub struct SystemRandom;
+
+impl Random for SystemRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        // The WASI random interface does not fail; if it ever did, continuing
+        // with predictable ids would be worse than stopping this request.
+        getrandom::fill(buf).expect("system random source failed");
+    }
+}

@@ -1,0 +1,109 @@
+//! Outgoing HTTP over `wasi:http/outgoing-handler`, with the timeouts and the
+//! response-size cap we want for every call to the IdP. (spin-sdk's `send`
+//! offers neither, so this drives the WASI interface directly.)
+
+use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse, MAX_IDP_RESPONSE};
+use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
+use spin_sdk::wit::wasi::http0_2_0::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+use std::time::Duration;
+
+pub struct WasiHttp {
+    pub timeout: Duration,
+}
+
+fn other(what: &str) -> HttpError {
+    HttpError::Other(what.to_owned())
+}
+
+fn map_code(code: ErrorCode) -> HttpError {
+    match code {
+        ErrorCode::ConnectionTimeout
+        | ErrorCode::ConnectionReadTimeout
+        | ErrorCode::ConnectionWriteTimeout
+        | ErrorCode::HttpResponseTimeout
+        | ErrorCode::DnsTimeout => HttpError::Timeout,
+        ErrorCode::HttpRequestDenied => HttpError::Denied,
+        ErrorCode::ConnectionRefused => HttpError::Unreachable("connection refused".into()),
+        ErrorCode::DnsError(_) => HttpError::Unreachable("DNS lookup failed".into()),
+        ErrorCode::TlsCertificateError | ErrorCode::TlsAlertReceived(_) | ErrorCode::TlsProtocolError => {
+            HttpError::Unreachable("TLS failed".into())
+        }
+        ErrorCode::HttpResponseBodySize(_) => HttpError::TooLarge,
+        other => HttpError::Unreachable(format!("{other:?}").chars().take(80).collect()),
+    }
+}
+
+impl HttpClient for WasiHttp {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let (parts, body) = request.into_parts();
+        let scheme = match parts.uri.scheme_str() {
+            Some("https") => Scheme::Https,
+            Some("http") => Scheme::Http,
+            _ => return Err(other("unsupported URL scheme")),
+        };
+        let method = match parts.method.as_str() {
+            "GET" => Method::Get,
+            "POST" => Method::Post,
+            _ => return Err(other("unsupported method")),
+        };
+        let headers = Fields::new();
+        for (name, value) in &parts.headers {
+            headers.append(&name.as_str().to_owned(), &value.as_bytes().to_vec()).map_err(|_| other("invalid header"))?;
+        }
+        let outgoing = OutgoingRequest::new(headers);
+        outgoing.set_method(&method).map_err(|_| other("invalid method"))?;
+        outgoing.set_scheme(Some(&scheme)).map_err(|_| other("invalid scheme"))?;
+        outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|_| other("invalid authority"))?;
+        outgoing
+            .set_path_with_query(Some(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")))
+            .map_err(|_| other("invalid path"))?;
+        let outgoing_body = outgoing.body().map_err(|_| other("body unavailable"))?;
+
+        let nanos = self.timeout.as_nanos().min(u64::MAX as u128) as u64;
+        let options = RequestOptions::new();
+        // A host may not support every option; the ones it does bound the call.
+        let _ = options.set_connect_timeout(Some(nanos));
+        let _ = options.set_first_byte_timeout(Some(nanos));
+        let _ = options.set_between_bytes_timeout(Some(nanos));
+
+        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(map_code)?;
+        {
+            let stream = outgoing_body.write().map_err(|_| other("body stream unavailable"))?;
+            for chunk in body.chunks(4096) {
+                stream.blocking_write_and_flush(chunk).map_err(|_| other("could not send the request body"))?;
+            }
+        }
+        OutgoingBody::finish(outgoing_body, None).map_err(map_code)?;
+
+        future.subscribe().block();
+        let response = match future.get() {
+            Some(Ok(Ok(r))) => r,
+            Some(Ok(Err(code))) => return Err(map_code(code)),
+            _ => return Err(other("no response")),
+        };
+
+        let mut builder = http::Response::builder().status(response.status());
+        for (name, value) in response.headers().entries() {
+            builder = builder.header(name, value);
+        }
+        let incoming = response.consume().map_err(|_| other("response body unavailable"))?;
+        let mut bytes = Vec::new();
+        {
+            let stream = incoming.stream().map_err(|_| other("response stream unavailable"))?;
+            loop {
+                match stream.blocking_read(64 * 1024) {
+                    Ok(chunk) => {
+                        if bytes.len() + chunk.len() > MAX_IDP_RESPONSE {
+                            return Err(HttpError::TooLarge);
+                        }
+                        bytes.extend_from_slice(&chunk);
+                    }
+                    Err(wasi::io::streams::StreamError::Closed) => break,
+                    Err(_) => return Err(HttpError::Unreachable("the response was cut off".into())),
+                }
+            }
+        }
+        drop(IncomingBody::finish(incoming));
+        builder.body(bytes).map_err(|_| other("invalid response"))
+    }
+}

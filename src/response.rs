@@ -1,0 +1,118 @@
+//! Responses, and the error type handlers return: status, a message fit for the
+//! page, and an optional detail for the log (never a secret).
+
+use crate::store::StoreError;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Response {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl Response {
+    pub fn html(status: u16, body: String) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "text/html; charset=utf-8".into())],
+            body: body.into_bytes(),
+        }
+    }
+
+    pub fn text(status: u16, body: &str) -> Self {
+        Self {
+            status,
+            headers: vec![("content-type".into(), "text/plain; charset=utf-8".into())],
+            body: body.as_bytes().to_vec(),
+        }
+    }
+
+    /// 303 See Other: after a POST the browser follows with a GET.
+    pub fn redirect(location: &str) -> Self {
+        Self { status: 303, headers: vec![("location".into(), location.to_owned())], body: Vec::new() }
+    }
+
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        self.headers.push((name.to_owned(), value.into()));
+        self
+    }
+
+    pub fn with_cookie(self, set_cookie: String) -> Self {
+        self.with_header("set-cookie", set_cookie)
+    }
+
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+    }
+
+    pub fn body_text(&self) -> String {
+        String::from_utf8_lossy(&self.body).into_owned()
+    }
+}
+
+/// A request that failed: rendered as an error page with `status` and `message`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AppError {
+    pub status: u16,
+    pub message: String,
+    /// Extra detail for the log line only.
+    pub log: Option<String>,
+    /// Cookies to clear or set alongside the error page.
+    pub cookies: Vec<String>,
+}
+
+impl AppError {
+    pub fn new(status: u16, message: impl Into<String>) -> Self {
+        Self { status, message: message.into(), log: None, cookies: Vec::new() }
+    }
+
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        Self::new(400, message)
+    }
+
+    pub fn logged(mut self, detail: impl Into<String>) -> Self {
+        self.log = Some(detail.into());
+        self
+    }
+
+    pub fn with_cookie(mut self, cookie: String) -> Self {
+        self.cookies.push(cookie);
+        self
+    }
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::new(503, "The session store is unavailable. Please try again shortly.").logged(e.to_string())
+    }
+}
+
+impl From<crate::request::BadInput> for AppError {
+    fn from(e: crate::request::BadInput) -> Self {
+        AppError::bad_request(format!("Malformed request: {}.", e.0))
+    }
+}
+
+pub type AppResult = Result<Response, AppError>;
+
+/// Human-readable reason phrase for the statuses we produce.
+pub fn reason(status: u16) -> &'static str {
+    match status {
+        200 => "OK",
+        303 => "See Other",
+        400 => "Bad Request",
+        401 => "Unauthorized",
+        403 => "Forbidden",
+        404 => "Not Found",
+        405 => "Method Not Allowed",
+        413 => "Payload Too Large",
+        414 => "URI Too Long",
+        415 => "Unsupported Media Type",
+        431 => "Request Header Fields Too Large",
+        500 => "Internal Server Error",
+        502 => "Bad Gateway",
+        503 => "Service Unavailable",
+        504 => "Gateway Timeout",
+        _ => "Error",
+    }
+}

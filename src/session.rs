@@ -1,0 +1,302 @@
+//! Server-side sessions in the key-value store.
+//!
+//! Key `sess:<id>`, where `<id>` is the opaque cookie value (256 bits from the
+//! CSPRNG), so `redis-cli keys '*'` shows one key per logged-in browser. The
+//! value is readable JSON. Spin key-value has no TTL: expiry is enforced on read
+//! and an expired record is deleted when found. Reading never writes otherwise,
+//! so `GET /user` costs exactly one store read.
+
+use crate::secret::Secret;
+use crate::seams::{Clock, Random, random_token};
+use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
+use serde::{Deserialize, Serialize};
+
+pub const KEY_PREFIX: &str = "sess:";
+
+/// The opaque session id; `Debug` hides it because it is a bearer credential.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SessionId(String);
+
+impl SessionId {
+    /// Accepts only well-formed ids, so garbage never reaches the store.
+    pub fn parse(raw: &str) -> Option<Self> {
+        crate::cookies::is_opaque_id(raw).then(|| Self(raw.to_owned()))
+    }
+
+    fn generate(rng: &dyn Random) -> Self {
+        Self(random_token(rng, 32))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn key(&self) -> String {
+        format!("{KEY_PREFIX}{}", self.0)
+    }
+}
+
+impl std::fmt::Debug for SessionId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SessionId([redacted])")
+    }
+}
+
+/// The tokens a login or refresh produced.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tokens {
+    pub id_token: Secret,
+    pub access_token: Secret,
+    #[serde(default)]
+    pub refresh_token: Option<Secret>,
+    pub token_type: String,
+    /// When the access token expires, if the IdP said.
+    #[serde(default)]
+    pub access_token_expires_at: Option<i64>,
+    #[serde(default)]
+    pub scope: Option<String>,
+}
+
+/// Who logged in, from the validated ID token (and userinfo).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Identity {
+    pub iss: String,
+    pub sub: String,
+    /// The IdP's session id (`sid`), for back-channel logout.
+    #[serde(default)]
+    pub sid: Option<String>,
+    pub username: String,
+    pub claims: serde_json::Map<String, serde_json::Value>,
+    #[serde(default)]
+    pub userinfo: Option<serde_json::Map<String, serde_json::Value>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Session {
+    pub identity: Identity,
+    pub tokens: Tokens,
+    /// Per-session token required by state-changing forms (CSRF defence).
+    pub csrf: Secret,
+    pub created_at: i64,
+    /// Last login or refresh: the idle lifetime counts from here.
+    pub last_seen: i64,
+    /// When the session ends at the latest (idle and absolute limits combined).
+    pub expires_at: i64,
+}
+
+/// Idle and absolute lifetimes, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub struct Lifetimes {
+    pub idle: i64,
+    pub absolute: i64,
+}
+
+pub struct Sessions<'a> {
+    pub kv: &'a dyn KeyValue,
+    pub clock: &'a dyn Clock,
+    pub lifetimes: Lifetimes,
+}
+
+impl Sessions<'_> {
+    /// Stores a new session under a fresh id, never one that existed before.
+    pub fn create(&self, rng: &dyn Random, identity: Identity, tokens: Tokens) -> Result<(SessionId, Session), StoreError> {
+        let now = self.clock.now();
+        let id = loop {
+            let id = SessionId::generate(rng);
+            if !self.kv.exists(&id.key())? {
+                break id;
+            }
+        };
+        let session = Session {
+            identity,
+            tokens,
+            csrf: Secret::new(random_token(rng, 32)),
+            created_at: now,
+            last_seen: now,
+            expires_at: now + self.lifetimes.idle.min(self.lifetimes.absolute),
+        };
+        set_json(self.kv, &id.key(), &session)?;
+        Ok((id, session))
+    }
+
+    /// One store read. Expired or unreadable records are deleted and reported absent.
+    pub fn load(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
+        match get_json::<Session>(self.kv, &id.key())? {
+            Record::Missing => Ok(None),
+            Record::Corrupt => {
+                eprintln!("session: unreadable session record deleted");
+                self.kv.delete(&id.key())?;
+                Ok(None)
+            }
+            Record::Found(s) if s.expires_at <= self.clock.now() => {
+                self.kv.delete(&id.key())?;
+                Ok(None)
+            }
+            Record::Found(s) => Ok(Some(s)),
+        }
+    }
+
+    /// Replaces the tokens after a refresh and extends the idle lifetime,
+    /// never past the absolute one.
+    pub fn update_tokens(&self, id: &SessionId, mut session: Session, identity: Identity, tokens: Tokens) -> Result<Session, StoreError> {
+        let now = self.clock.now();
+        session.identity = identity;
+        session.tokens = tokens;
+        session.last_seen = now;
+        session.expires_at = (now + self.lifetimes.idle).min(session.created_at + self.lifetimes.absolute);
+        set_json(self.kv, &id.key(), &session)?;
+        Ok(session)
+    }
+
+    pub fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
+        self.kv.delete(&id.key())
+    }
+
+    /// How long the cookie should live: until the absolute limit.
+    pub fn cookie_max_age(&self, session: &Session) -> i64 {
+        (session.created_at + self.lifetimes.absolute - self.clock.now()).max(0)
+    }
+}
+
+#[cfg(test)]
+pub mod tests {
+    use super::*;
+    use crate::seams::fakes::{CountingRandom, FixedClock};
+    use crate::store::MemoryStore;
+
+    pub fn identity() -> Identity {
+        Identity {
+            iss: "https://idp.example".into(),
+            sub: "alice".into(),
+            sid: Some("sid-1".into()),
+            username: "alice".into(),
+            claims: serde_json::json!({"sub": "alice"}).as_object().unwrap().clone(),
+            userinfo: None,
+        }
+    }
+
+    pub fn tokens(access: &str) -> Tokens {
+        Tokens {
+            id_token: Secret::new("id.token.sig"),
+            access_token: Secret::new(access),
+            refresh_token: Some(Secret::new("refresh-1")),
+            token_type: "Bearer".into(),
+            access_token_expires_at: None,
+            scope: Some("openid".into()),
+        }
+    }
+
+    pub fn session_with_claims(claims: serde_json::Value) -> Session {
+        let mut identity = identity();
+        identity.claims = claims.as_object().unwrap().clone();
+        Session {
+            identity,
+            tokens: tokens("at"),
+            csrf: Secret::new("csrf-token"),
+            created_at: 0,
+            last_seen: 0,
+            expires_at: 100,
+        }
+    }
+
+    const LIFE: Lifetimes = Lifetimes { idle: 100, absolute: 250 };
+
+    #[test]
+    fn create_then_load_reads_once_and_never_writes() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let rng = CountingRandom::default();
+        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let (id, created) = s.create(&rng, identity(), tokens("at-1")).unwrap();
+        assert_eq!(created.expires_at, 1100);
+        let (reads, writes) = (kv.reads.get(), kv.writes.get());
+        let loaded = s.load(&id).unwrap().unwrap();
+        assert_eq!(loaded, created);
+        assert_eq!(kv.reads.get(), reads + 1);
+        assert_eq!(kv.writes.get(), writes);
+        assert_eq!(kv.keys_with_prefix("sess:"), vec![id.key()]);
+    }
+
+    #[test]
+    fn stored_json_is_readable() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let (id, _) = s.create(&CountingRandom::default(), identity(), tokens("at-1")).unwrap();
+        let raw: serde_json::Value = serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
+        assert_eq!(raw["tokens"]["access_token"], "at-1");
+        assert_eq!(raw["identity"]["sub"], "alice");
+        assert_eq!(raw["created_at"], 1000);
+    }
+
+    #[test]
+    fn ids_are_fresh_and_well_formed() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let rng = CountingRandom::default();
+        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..200 {
+            let (id, _) = s.create(&rng, identity(), tokens("a")).unwrap();
+            assert!(SessionId::parse(id.as_str()).is_some());
+            assert!(seen.insert(id.as_str().to_owned()));
+        }
+    }
+
+    #[test]
+    fn idle_expiry_deletes_on_read() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let (id, _) = s.create(&CountingRandom::default(), identity(), tokens("a")).unwrap();
+        clock.advance(99);
+        assert!(s.load(&id).unwrap().is_some());
+        clock.advance(1);
+        assert!(s.load(&id).unwrap().is_none());
+        assert!(kv.keys_with_prefix("sess:").is_empty());
+    }
+
+    #[test]
+    fn refresh_extends_idle_but_not_absolute() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let (id, sess) = s.create(&CountingRandom::default(), identity(), tokens("a")).unwrap();
+        clock.advance(90);
+        let sess = s.update_tokens(&id, sess, identity(), tokens("b")).unwrap();
+        assert_eq!(sess.expires_at, 1190);
+        clock.advance(90);
+        let sess = s.update_tokens(&id, sess, identity(), tokens("c")).unwrap();
+        assert_eq!(sess.expires_at, 1250, "capped by the absolute lifetime");
+        clock.advance(70);
+        assert!(s.load(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn corrupt_record_is_absent_and_removed() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let id = SessionId::parse(&"a".repeat(43)).unwrap();
+        kv.set(&id.key(), b"{not json").unwrap();
+        assert!(s.load(&id).unwrap().is_none());
+        assert!(kv.get(&id.key()).unwrap().is_none());
+    }
+
+    #[test]
+    fn store_failure_is_an_error_not_absence() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let id = SessionId::parse(&"a".repeat(43)).unwrap();
+        kv.down.set(true);
+        assert!(s.load(&id).is_err());
+    }
+
+    #[test]
+    fn debug_hides_ids_and_tokens() {
+        let id = SessionId::parse(&"a".repeat(43)).unwrap();
+        assert!(!format!("{id:?}").contains("aaaa"));
+        assert!(!format!("{:?}", tokens("topsecret")).contains("topsecret"));
+    }
+}
