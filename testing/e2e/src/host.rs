@@ -1,0 +1,210 @@
+//! The test host (`spin-test-host`) running the built component, like `spin up`.
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::idp::Idp;
+use crate::paths::TempDir;
+use crate::process::ChildGuard;
+use crate::redis::Redis;
+
+/// How to start the test host.
+#[derive(Debug, Clone)]
+pub struct HostOptions {
+    /// The port on 127.0.0.1; None picks a free one.
+    pub port: Option<u16>,
+    /// Application variables by their spin.toml names (e.g. `client_id`); passed as
+    /// `SPIN_VARIABLE_<NAME>`.
+    pub variables: Vec<(String, String)>,
+    /// The runtime config file's content; None: a private in-memory key-value store.
+    pub runtime_config: Option<String>,
+    /// The manifest; None: the repository's spin.toml.
+    pub manifest: Option<PathBuf>,
+    /// More environment for the host process (e.g. `RUST_LOG`).
+    pub env: Vec<(String, String)>,
+    /// The base name of the log files (`host`, `host-a`, ...).
+    pub name: String,
+    /// How long to wait for `listening on ...` (the first start compiles the component).
+    pub startup_timeout: Duration,
+}
+
+impl Default for HostOptions {
+    fn default() -> Self {
+        HostOptions {
+            port: None,
+            variables: Vec::new(),
+            runtime_config: None,
+            manifest: None,
+            env: Vec::new(),
+            name: "host".to_string(),
+            startup_timeout: Duration::from_secs(180),
+        }
+    }
+}
+
+impl HostOptions {
+    /// The variables for client1 at `idp`, with the app reachable at `client_base_url`
+    /// (the redirect URI is `<client_base_url>/callback`). The port still has to be set
+    /// when `client_base_url` is the host itself.
+    pub fn for_idp(idp: &Idp, client_base_url: &str) -> HostOptions {
+        HostOptions::default()
+            .variable("client_id", idp.client_id())
+            .variable("client_secret", idp.client_secret())
+            .variable("oidc_issuer_url", idp.issuer())
+            .variable("oidc_idp_origin", &idp.origin())
+            .variable("client_base_url", client_base_url.trim_end_matches('/'))
+    }
+
+    /// Sets (or replaces) variable `name`.
+    pub fn variable(mut self, name: &str, value: &str) -> HostOptions {
+        self.variables.retain(|(n, _)| n != name);
+        self.variables.push((name.to_string(), value.to_string()));
+        self
+    }
+
+    /// Removes variable `name` (to test a missing required variable).
+    pub fn without_variable(mut self, name: &str) -> HostOptions {
+        self.variables.retain(|(n, _)| n != name);
+        self
+    }
+
+    pub fn port(mut self, port: u16) -> HostOptions {
+        self.port = Some(port);
+        self
+    }
+
+    pub fn name(mut self, name: &str) -> HostOptions {
+        self.name = name.to_string();
+        self
+    }
+
+    /// Puts the `default` key-value store in `redis`.
+    pub fn redis(mut self, redis: &Redis) -> HostOptions {
+        self.runtime_config = Some(redis.runtime_config_toml());
+        self
+    }
+
+    pub fn env(mut self, key: &str, value: &str) -> HostOptions {
+        self.env.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// A running test host.
+pub struct Host {
+    // Dropped first: the host stops before its config directory goes.
+    guard: Option<ChildGuard>,
+    opts: HostOptions,
+    port: u16,
+    base_url: String,
+    config_dir: TempDir,
+}
+
+impl Host {
+    /// Starts the host and waits for its `listening on http://IP:PORT` line. Panics
+    /// with a hint when the host binary or the component is not built.
+    pub fn start(opts: HostOptions) -> Host {
+        let port = opts.port.unwrap_or_else(crate::net::free_port);
+        let mut host = Host {
+            opts,
+            port,
+            base_url: String::new(),
+            config_dir: TempDir::new("e2e-host"),
+            guard: None,
+        };
+        host.spawn();
+        host
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.guard.is_none(), "the host is already running");
+        let binary = crate::paths::host_binary();
+        crate::paths::component_wasm();
+        let manifest = self
+            .opts
+            .manifest
+            .clone()
+            .unwrap_or_else(crate::paths::spin_manifest);
+        let mut command = Command::new(binary);
+        command
+            .arg("--manifest")
+            .arg(&manifest)
+            .arg("--listen")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .current_dir(crate::paths::repo_root());
+        if let Some(config) = &self.opts.runtime_config {
+            let path = self.config_dir.path().join("runtime-config.toml");
+            std::fs::write(&path, config).expect("write the runtime config");
+            command.arg("--runtime-config-file").arg(path);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SPIN_VARIABLE_") {
+                command.env_remove(key);
+            }
+        }
+        for (name, value) in &self.opts.variables {
+            command.env(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value,
+            );
+        }
+        for (k, v) in &self.opts.env {
+            command.env(k, v);
+        }
+        let mut guard = ChildGuard::spawn(&self.opts.name, command);
+        let base_url = guard.wait_for_line(
+            self.opts.startup_timeout,
+            "`listening on http://IP:PORT`",
+            |line| {
+                line.strip_prefix("listening on ")
+                    .map(|s| s.trim().trim_end_matches('/').to_string())
+            },
+        );
+        self.base_url = base_url;
+        self.guard = Some(guard);
+    }
+
+    /// `http://127.0.0.1:PORT`, as the host printed it.
+    pub fn base_url(&self) -> &str {
+        &self.base_url
+    }
+
+    /// `<base_url><path>`
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base_url)
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn options(&self) -> &HostOptions {
+        &self.opts
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.guard.as_mut().is_some_and(ChildGuard::is_running)
+    }
+
+    /// The host's stderr log so far.
+    pub fn log(&self) -> String {
+        self.guard
+            .as_ref()
+            .and_then(|g| std::fs::read_to_string(g.stderr_log()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Stops the host (its in-memory store, if any, is gone).
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            guard.stop();
+        }
+    }
+
+    /// Starts it again on the same port with the same options.
+    pub fn start_again(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+}

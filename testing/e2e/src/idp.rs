@@ -1,0 +1,410 @@
+//! The OpenID Provider for tests (`testing/idp`, oidc-provider 9), and drivers for its
+//! login, consent and logout pages.
+
+use std::process::Command;
+use std::time::Duration;
+
+use url::{Origin, Url};
+
+use crate::browser::{Browser, Response};
+use crate::process::ChildGuard;
+
+/// The client registered at the test IdP.
+pub const CLIENT_ID: &str = "client1";
+/// The client secret [`IdpOptions::default`] uses.
+pub const DEFAULT_CLIENT_SECRET: &str = "e2e-client-secret";
+
+/// How to start the IdP. The environment of the node process is made of these only
+/// (plus the test process's environment without any `IDP_*` variable).
+#[derive(Debug, Clone)]
+pub struct IdpOptions {
+    pub client_secret: String,
+    pub redirect_uris: Vec<String>,
+    pub post_logout_redirect_uris: Vec<String>,
+    /// `IDP_TOKEN_AUTH_METHOD`; None: the IdP's default, client_secret_basic.
+    pub token_auth_method: Option<String>,
+    /// `IDP_BACKCHANNEL_LOGOUT_URI`; enables back-channel logout for client1.
+    pub backchannel_logout_uri: Option<String>,
+    /// `IDP_ISSUER_PATH`; None: the IdP's default, `/realms/demo`.
+    pub issuer_path: Option<String>,
+    /// The port; None picks a free one.
+    pub port: Option<u16>,
+    /// More environment, e.g. `IDP_ACCESS_TOKEN_TTL`, `IDP_REFRESH_TOKEN_TTL`,
+    /// `IDP_ID_TOKEN_TTL`, `IDP_ID_TOKEN_SIGNING_ALG`.
+    pub env: Vec<(String, String)>,
+    pub startup_timeout: Duration,
+}
+
+impl Default for IdpOptions {
+    fn default() -> Self {
+        IdpOptions {
+            client_secret: DEFAULT_CLIENT_SECRET.to_string(),
+            redirect_uris: Vec::new(),
+            post_logout_redirect_uris: Vec::new(),
+            token_auth_method: None,
+            backchannel_logout_uri: None,
+            issuer_path: None,
+            port: None,
+            env: Vec::new(),
+            startup_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+impl IdpOptions {
+    /// Options for a relying party at `base_url` (no trailing slash): redirect URI
+    /// `<base>/callback`, post-logout redirect URI `<base>/`.
+    pub fn for_client(base_url: &str) -> IdpOptions {
+        let base = base_url.trim_end_matches('/');
+        IdpOptions {
+            redirect_uris: vec![format!("{base}/callback")],
+            post_logout_redirect_uris: vec![format!("{base}/")],
+            ..IdpOptions::default()
+        }
+    }
+}
+
+/// What the login driver does on the consent page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Consent {
+    /// Submit the consent form (grants every requested scope, offline_access included).
+    Approve,
+    /// Follow the page's Cancel link: the IdP redirects back with `error=access_denied`.
+    Deny,
+}
+
+/// How the login driver fills the IdP's pages.
+#[derive(Debug, Clone)]
+pub struct LoginOptions {
+    /// The login name: it becomes `sub` and `preferred_username`.
+    pub login: String,
+    /// Any password is accepted.
+    pub password: String,
+    pub consent: Consent,
+}
+
+impl LoginOptions {
+    pub fn new(login: &str) -> LoginOptions {
+        LoginOptions {
+            login: login.to_string(),
+            password: "any-password".to_string(),
+            consent: Consent::Approve,
+        }
+    }
+}
+
+/// What happened on the way through the IdP.
+#[derive(Debug, Clone, Default)]
+pub struct LoginTrace {
+    /// Whether the login form was shown (false: the IdP session was reused).
+    pub login_form: bool,
+    /// Whether the consent form was shown.
+    pub consent_form: bool,
+    /// The URLs requested at the IdP, in order.
+    pub urls: Vec<String>,
+}
+
+/// A running test IdP.
+pub struct Idp {
+    opts: IdpOptions,
+    port: u16,
+    issuer: String,
+    guard: Option<ChildGuard>,
+}
+
+const MAX_STEPS: usize = 30;
+
+impl Idp {
+    /// Starts `node testing/idp/server.js` and waits for its ready line.
+    pub fn start(opts: IdpOptions) -> Idp {
+        let port = opts.port.unwrap_or_else(crate::net::free_port);
+        let mut idp = Idp {
+            opts,
+            port,
+            issuer: String::new(),
+            guard: None,
+        };
+        idp.spawn();
+        idp
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.guard.is_none(), "the IdP is already running");
+        let dir = crate::paths::idp_dir();
+        let node = std::env::var_os("E2E_NODE").unwrap_or_else(|| "node".into());
+        let mut command = Command::new(node);
+        command.arg("server.js").current_dir(&dir);
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("IDP_") {
+                command.env_remove(key);
+            }
+        }
+        let o = &self.opts;
+        command
+            .env("IDP_PORT", self.port.to_string())
+            .env("IDP_CLIENT_SECRET", &o.client_secret)
+            .env("IDP_REDIRECT_URIS", o.redirect_uris.join(","))
+            .env(
+                "IDP_POST_LOGOUT_REDIRECT_URIS",
+                o.post_logout_redirect_uris.join(","),
+            )
+            .env("NO_COLOR", "1");
+        if let Some(method) = &o.token_auth_method {
+            command.env("IDP_TOKEN_AUTH_METHOD", method);
+        }
+        if let Some(uri) = &o.backchannel_logout_uri {
+            command.env("IDP_BACKCHANNEL_LOGOUT_URI", uri);
+        }
+        if let Some(path) = &o.issuer_path {
+            command.env("IDP_ISSUER_PATH", path);
+        }
+        for (k, v) in &o.env {
+            command.env(k, v);
+        }
+        let mut guard = ChildGuard::spawn("idp", command);
+        let issuer = guard.wait_for_line(
+            o.startup_timeout,
+            "`oidc-provider listening on <issuer>`",
+            |line| {
+                line.strip_prefix("oidc-provider listening on ")
+                    .map(|s| s.trim().to_string())
+            },
+        );
+        self.issuer = issuer;
+        self.guard = Some(guard);
+    }
+
+    /// The issuer, e.g. `http://127.0.0.1:PORT/realms/demo`.
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    fn url_origin(&self) -> Origin {
+        Url::parse(&self.origin()).unwrap().origin()
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn client_id(&self) -> &str {
+        CLIENT_ID
+    }
+
+    pub fn client_secret(&self) -> &str {
+        &self.opts.client_secret
+    }
+
+    pub fn options(&self) -> &IdpOptions {
+        &self.opts
+    }
+
+    /// Whether the IdP process is running.
+    pub fn is_running(&mut self) -> bool {
+        self.guard.as_mut().is_some_and(ChildGuard::is_running)
+    }
+
+    /// Stops the IdP (its sessions, grants and keys are gone: they live in memory).
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            guard.stop();
+        }
+    }
+
+    /// Starts it again on the same port and issuer, with fresh keys and no sessions.
+    pub fn start_again(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// The discovery document, fetched now.
+    pub fn discovery(&self) -> serde_json::Value {
+        let url = format!("{}/.well-known/openid-configuration", self.issuer);
+        let response = Browser::new().get(&url);
+        response.assert_status(200);
+        response.json()
+    }
+
+    /// An endpoint from the discovery document (e.g. "token_endpoint").
+    pub fn endpoint(&self, name: &str) -> String {
+        self.discovery()[name]
+            .as_str()
+            .unwrap_or_else(|| panic!("discovery has no {name}"))
+            .to_string()
+    }
+
+    /// POSTs `fields` to the token endpoint with client_secret_basic, as client1.
+    pub fn token_request(&self, fields: &[(&str, &str)]) -> Response {
+        let url = Url::parse(&self.endpoint("token_endpoint")).unwrap();
+        let auth = crate::oidc::basic_auth(CLIENT_ID, &self.opts.client_secret);
+        let body = crate::browser::form_urlencode(fields).into_bytes();
+        Browser::new().request(
+            "POST",
+            &url,
+            &[("authorization", &auth), ("accept", "application/json")],
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+    }
+
+    fn is_idp(&self, url: &Url) -> bool {
+        url.origin() == self.url_origin()
+    }
+
+    fn idp_error(&self, page: &Response, doing: &str) -> ! {
+        let details = crate::html::texts_by_class(&page.body, "container").join(" ");
+        let title = crate::html::title(&page.body).unwrap_or_default();
+        panic!(
+            "the IdP did not show what the driver expected while {doing}: {title} {}\n{}",
+            details.split_whitespace().collect::<Vec<_>>().join(" "),
+            page.describe()
+        );
+    }
+
+    /// Signs `login` in: `to_idp` must be a redirect to the IdP's authorization endpoint.
+    /// Fills the login form and approves the consent form as needed, and returns the
+    /// IdP's redirect back to the client (e.g. `.../callback?code=...&state=...&iss=...`),
+    /// not yet followed.
+    pub fn login(&self, browser: &mut Browser, to_idp: &Response, login: &str) -> Response {
+        self.login_with(browser, to_idp, &LoginOptions::new(login))
+            .0
+    }
+
+    /// [`Idp::login`] with options; also says which pages were shown.
+    pub fn login_with(
+        &self,
+        browser: &mut Browser,
+        to_idp: &Response,
+        opts: &LoginOptions,
+    ) -> (Response, LoginTrace) {
+        let target = to_idp.location().unwrap_or_else(|| {
+            panic!(
+                "the login driver needs a redirect to the IdP, got {}",
+                to_idp.describe()
+            )
+        });
+        assert!(
+            to_idp.is_redirect() && self.is_idp(&target),
+            "the login driver needs a redirect to the IdP at {}, got {}",
+            self.origin(),
+            to_idp.describe()
+        );
+        let mut trace = LoginTrace::default();
+        let mut current = browser.follow(to_idp);
+        for _ in 0..MAX_STEPS {
+            trace.urls.push(current.url.to_string());
+            if current.is_redirect() {
+                let next = current.expect_location();
+                if !self.is_idp(&next) {
+                    return (current, trace);
+                }
+                current = browser.follow(&current);
+                continue;
+            }
+            if current.status != 200 {
+                self.idp_error(&current, "signing in");
+            }
+            let forms = current.forms();
+            if let Some(form) = forms.iter().find(|f| f.get("prompt") == Some("login")) {
+                trace.login_form = true;
+                let mut form = form.clone();
+                form.set("login", &opts.login)
+                    .set("password", &opts.password);
+                current = browser.submit(&current, &form);
+            } else if let Some(form) = forms.iter().find(|f| f.get("prompt") == Some("consent")) {
+                trace.consent_form = true;
+                match opts.consent {
+                    Consent::Approve => current = browser.submit(&current, form),
+                    Consent::Deny => {
+                        let abort = abort_link(&current).unwrap_or_else(|| {
+                            self.idp_error(&current, "looking for the consent page's Cancel link")
+                        });
+                        current = browser.get(abort.as_str());
+                    }
+                }
+            } else if let Some(form) = forms.iter().find(|f| !self.is_idp(&f.action)) {
+                // response_mode=form_post: the page posts the result to the client.
+                let _ = form;
+                return (current, trace);
+            } else {
+                self.idp_error(&current, "signing in");
+            }
+        }
+        panic!(
+            "the IdP login took more than {MAX_STEPS} steps: {:?}",
+            trace.urls
+        );
+    }
+
+    /// Confirms RP-initiated logout: `to_end_session` must be a redirect to the IdP's
+    /// end-session endpoint. Answers "Yes, sign me out" on the confirmation page (or
+    /// posts the auto-submitting form the IdP shows when it has no session) and returns
+    /// the IdP's redirect to the post_logout_redirect_uri, not yet followed. Without a
+    /// post_logout_redirect_uri the IdP ends on its own "Sign-out Success" page, which
+    /// is returned then.
+    pub fn logout(&self, browser: &mut Browser, to_end_session: &Response) -> Response {
+        let target = to_end_session.location().unwrap_or_else(|| {
+            panic!(
+                "the logout driver needs a redirect to the IdP, got {}",
+                to_end_session.describe()
+            )
+        });
+        assert!(
+            to_end_session.is_redirect() && self.is_idp(&target),
+            "the logout driver needs a redirect to the IdP at {}, got {}",
+            self.origin(),
+            to_end_session.describe()
+        );
+        let mut current = browser.follow(to_end_session);
+        let mut confirmed = false;
+        let mut urls = Vec::new();
+        for _ in 0..MAX_STEPS {
+            urls.push(current.url.to_string());
+            if current.is_redirect() {
+                if !self.is_idp(&current.expect_location()) {
+                    return current;
+                }
+                current = browser.follow(&current);
+                continue;
+            }
+            if current.status != 200 {
+                self.idp_error(&current, "signing out");
+            }
+            let forms = current.forms();
+            if let Some(form) = forms
+                .iter()
+                .find(|f| f.id.as_deref() == Some("op.logoutForm"))
+            {
+                // The confirmation page: the form carries the xsrf field; the
+                // "Yes, sign me out" button (outside the form, form="op.logoutForm")
+                // adds logout=yes, which ends the whole IdP session.
+                confirmed = true;
+                current = browser.submit_clicking(&current, form, "logout");
+            } else if let Some(form) = forms
+                .iter()
+                .find(|f| f.has("xsrf") && self.is_idp(&f.action))
+            {
+                // No IdP session: an auto-submitting form with xsrf and logout=yes.
+                confirmed = true;
+                current = browser.submit(&current, form);
+            } else if confirmed {
+                // The IdP's own success page (no post_logout_redirect_uri).
+                return current;
+            } else {
+                self.idp_error(&current, "signing out");
+            }
+        }
+        panic!("the IdP logout took more than {MAX_STEPS} steps: {urls:?}");
+    }
+}
+
+/// The Cancel link of the IdP's interaction pages (`.../interaction/<uid>/abort`).
+fn abort_link(page: &Response) -> Option<Url> {
+    let re = regex::Regex::new(r#"href="([^"]*/abort)""#).unwrap();
+    let href = re.captures(&page.body)?.get(1)?.as_str();
+    page.url.join(&crate::html::decode_entities(href)).ok()
+}

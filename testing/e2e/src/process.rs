@@ -1,0 +1,283 @@
+//! Child processes owned by guards: each runs in its own process group, which is
+//! killed as a whole when the guard is dropped (also during a panic). Its stderr goes
+//! straight to a log file; its stdout is copied to another log file and handed to the
+//! test line by line, so readiness can be read from a line the process prints.
+
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::os::unix::process::CommandExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// How long a process gets to exit after SIGTERM before its group gets SIGKILL.
+const TERM_GRACE: Duration = Duration::from_secs(5);
+
+/// A running child process and its logs.
+pub struct ChildGuard {
+    name: String,
+    child: Child,
+    pgid: i32,
+    stderr_log: PathBuf,
+    stdout_log: PathBuf,
+    lines: Receiver<String>,
+    reader: Option<JoinHandle<()>>,
+    exited: Option<ExitStatus>,
+}
+
+/// A path `<dir>/<name>.<suffix>` that does not exist yet (`<name>-2.<suffix>`, ... when
+/// the same process is started again in one test).
+fn fresh_log_path(dir: &Path, name: &str, suffix: &str) -> PathBuf {
+    let first = dir.join(format!("{name}.{suffix}"));
+    if !first.exists() {
+        return first;
+    }
+    (2..)
+        .map(|n| dir.join(format!("{name}-{n}.{suffix}")))
+        .find(|p| !p.exists())
+        .expect("an unused log file name")
+}
+
+impl ChildGuard {
+    /// Spawns `command` as `name` (used for the log file names) in a new process group,
+    /// with stdin closed, stderr to `<logs>/<name>.stderr.log` and stdout to
+    /// `<logs>/<name>.stdout.log` (and to [`ChildGuard::wait_for_line`]).
+    pub fn spawn(name: &str, mut command: Command) -> ChildGuard {
+        let dir = crate::paths::logs_dir();
+        let stderr_log = fresh_log_path(&dir, name, "stderr.log");
+        let stdout_log = fresh_log_path(&dir, name, "stdout.log");
+        let stderr_file = File::create(&stderr_log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", stderr_log.display()));
+        let mut stdout_file = File::create(&stdout_log)
+            .unwrap_or_else(|e| panic!("cannot create {}: {e}", stdout_log.display()));
+
+        command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(stderr_file))
+            .process_group(0);
+        let description = format!("{command:?}");
+        let mut child = command
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name} ({description}): {e}"));
+        let pgid = child.id() as i32;
+
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        let reader = std::thread::Builder::new()
+            .name(format!("{name}-stdout"))
+            .spawn(move || {
+                for line in BufReader::new(stdout).lines() {
+                    let Ok(line) = line else { break };
+                    let _ = writeln!(stdout_file, "{line}");
+                    let _ = tx.send(line);
+                }
+            })
+            .expect("spawn the stdout reader thread");
+
+        ChildGuard {
+            name: name.to_string(),
+            child,
+            pgid,
+            stderr_log,
+            stdout_log,
+            lines,
+            reader: Some(reader),
+            exited: None,
+        }
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    pub fn stderr_log(&self) -> &Path {
+        &self.stderr_log
+    }
+
+    pub fn stdout_log(&self) -> &Path {
+        &self.stdout_log
+    }
+
+    /// Whether the process is still running (reaps it when it has exited).
+    pub fn is_running(&mut self) -> bool {
+        self.poll_exit().is_none()
+    }
+
+    fn poll_exit(&mut self) -> Option<ExitStatus> {
+        if self.exited.is_none()
+            && let Ok(Some(status)) = self.child.try_wait()
+        {
+            self.exited = Some(status);
+        }
+        self.exited
+    }
+
+    /// The last `lines` lines of the process's stderr log.
+    pub fn stderr_tail(&self, lines: usize) -> String {
+        tail_of_file(&self.stderr_log, lines)
+    }
+
+    /// The last `lines` lines of the stderr log and of the stdout log, each under a
+    /// heading naming the file (an empty log is left out).
+    pub fn log_tails(&self, lines: usize) -> String {
+        let mut out = String::new();
+        for path in [&self.stderr_log, &self.stdout_log] {
+            let tail = tail_of_file(path, lines);
+            if !tail.trim().is_empty() {
+                out.push_str(&format!(
+                    "--- last lines of {} ---\n{tail}\n",
+                    path.display()
+                ));
+            }
+        }
+        if out.is_empty() {
+            out.push_str("(its stdout and stderr logs are empty)\n");
+        }
+        out
+    }
+
+    /// Panics with `message`, the exit status if the process has ended, and the tails
+    /// of its logs.
+    pub fn fail(&mut self, message: &str) -> ! {
+        let status = match self.poll_exit() {
+            Some(status) => format!("it exited: {status}"),
+            None => "it is still running".to_string(),
+        };
+        panic!(
+            "{}: {message} ({status}).\n{}--- end of logs ---",
+            self.name,
+            self.log_tails(60)
+        );
+    }
+
+    /// Reads stdout lines until `matcher` returns `Some`, for at most `timeout`. Panics
+    /// (with the stderr tail) when the process exits first or the time runs out.
+    pub fn wait_for_line<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut matcher: impl FnMut(&str) -> Option<T>,
+    ) -> T {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                self.fail(&format!(
+                    "did not print {what} within {timeout:?}; stdout so far: {seen:?}"
+                ));
+            }
+            let slice = (deadline - now).min(Duration::from_millis(100));
+            match self.lines.recv_timeout(slice) {
+                Ok(line) => {
+                    if let Some(found) = matcher(&line) {
+                        return found;
+                    }
+                    seen.push(line);
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if self.poll_exit().is_some() {
+                        self.fail(&format!("exited before printing {what}; stdout: {seen:?}"));
+                    }
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    // stdout closed: the process is ending. Give it a moment to be reaped
+                    // so the failure names its exit status.
+                    let until = Instant::now() + Duration::from_secs(2);
+                    while self.poll_exit().is_none() && Instant::now() < until {
+                        std::thread::sleep(Duration::from_millis(10));
+                    }
+                    self.fail(&format!(
+                        "closed its stdout before printing {what}; stdout: {seen:?}"
+                    ));
+                }
+            }
+        }
+    }
+
+    /// Stdout lines printed since the last read, without waiting.
+    pub fn drain_lines(&mut self) -> Vec<String> {
+        self.lines.try_iter().collect()
+    }
+
+    /// Sends `signal` to the whole process group.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) with a negative pid signals the process group we created.
+        unsafe {
+            libc::kill(-self.pgid, signal);
+        }
+    }
+
+    /// Stops the process group: SIGTERM, then SIGKILL after a grace period. Returns the
+    /// exit status. Idempotent.
+    pub fn stop(&mut self) -> ExitStatus {
+        if let Some(status) = self.exited {
+            self.sweep();
+            return status;
+        }
+        self.signal(libc::SIGTERM);
+        let deadline = Instant::now() + TERM_GRACE;
+        let status = loop {
+            match self.child.try_wait() {
+                Ok(Some(status)) => break status,
+                Ok(None) if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10))
+                }
+                _ => {
+                    eprintln!(
+                        "e2e: {} did not exit {TERM_GRACE:?} after SIGTERM; killing it",
+                        self.name
+                    );
+                    self.signal(libc::SIGKILL);
+                    break self.child.wait().expect("wait for a killed child");
+                }
+            }
+        };
+        self.exited = Some(status);
+        self.sweep();
+        status
+    }
+
+    /// Kills whatever is left of the process group and joins the stdout reader.
+    fn sweep(&mut self) {
+        self.signal(libc::SIGKILL);
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+    }
+}
+
+impl Drop for ChildGuard {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "e2e: the test failed while {} was running:\n{}",
+                self.name,
+                self.log_tails(30)
+            );
+        }
+        self.stop();
+    }
+}
+
+/// The last `lines` lines of a file (reads at most its last 64 KiB).
+pub fn tail_of_file(path: &Path, lines: usize) -> String {
+    let Ok(mut file) = File::open(path) else {
+        return format!("(cannot open {})", path.display());
+    };
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let start = len.saturating_sub(64 * 1024);
+    let _ = file.seek(SeekFrom::Start(start));
+    let mut bytes = Vec::new();
+    let _ = file.read_to_end(&mut bytes);
+    let text = String::from_utf8_lossy(&bytes);
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}

@@ -1,0 +1,289 @@
+//! `redis-server` on a free loopback port, and a tiny RESP client to look inside it.
+
+use std::io::{BufRead, BufReader, Write};
+use std::net::{Ipv4Addr, TcpStream};
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use crate::paths::TempDir;
+use crate::process::ChildGuard;
+use crate::wait::wait_for;
+
+const STARTUP: Duration = Duration::from_secs(20);
+
+/// A redis-server without persistence (`--save '' --appendonly no`), listening on
+/// 127.0.0.1 only.
+pub struct Redis {
+    // Dropped first: the server stops before its directory goes.
+    guard: Option<ChildGuard>,
+    port: u16,
+    dir: TempDir,
+    starts: u32,
+}
+
+impl Redis {
+    /// Starts redis-server on a free port and waits until it answers PING.
+    pub fn start() -> Redis {
+        let mut redis = Redis {
+            port: crate::net::free_port(),
+            dir: TempDir::new("e2e-redis"),
+            starts: 0,
+            guard: None,
+        };
+        redis.spawn();
+        redis
+    }
+
+    fn spawn(&mut self) {
+        assert!(self.guard.is_none(), "redis-server is already running");
+        let binary = std::env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
+        let mut command = Command::new(&binary);
+        command
+            .args(["--port", &self.port.to_string()])
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", ""])
+            .args(["--appendonly", "no"])
+            .args(["--protected-mode", "yes"])
+            .args(["--daemonize", "no"])
+            .args(["--loglevel", "notice"])
+            .args(["--logfile", ""])
+            .arg("--dir")
+            .arg(self.dir.path())
+            .current_dir(self.dir.path());
+        self.starts += 1;
+        let name = if self.starts == 1 {
+            "redis".to_string()
+        } else {
+            format!("redis-start{}", self.starts)
+        };
+        let mut guard = ChildGuard::spawn(&name, command);
+        let port = self.port;
+        let answered = wait_for(STARTUP, "redis-server answers PING", || {
+            if !guard.is_running() {
+                return Ok(false);
+            }
+            RespClient::connect(port)
+                .and_then(|mut c| c.command(&["PING"]))
+                .map_err(|e| e.to_string())
+                .and_then(|reply| match reply {
+                    RespValue::Simple(s) if s == "PONG" => Ok(true),
+                    other => Err(format!("unexpected PING reply {other:?}")),
+                })
+        });
+        let problem = match answered {
+            Ok(true) => None,
+            Ok(false) => Some("exited before answering PING".to_string()),
+            Err(e) => Some(e),
+        };
+        if let Some(e) = problem {
+            guard.fail(&format!(
+                "{e} (is redis-server installed? `apt-get install -y redis-server`)"
+            ));
+        }
+        self.guard = Some(guard);
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// `redis://127.0.0.1:PORT`
+    pub fn url(&self) -> String {
+        format!("redis://127.0.0.1:{}", self.port)
+    }
+
+    /// A Spin runtime config that puts the `default` key-value store in this Redis.
+    pub fn runtime_config_toml(&self) -> String {
+        format!(
+            "[key_value_store.default]\ntype = \"redis\"\nurl = \"{}\"\n",
+            self.url()
+        )
+    }
+
+    /// Whether the server is running (it may have been stopped by the test).
+    pub fn is_running(&mut self) -> bool {
+        self.guard.as_mut().is_some_and(ChildGuard::is_running)
+    }
+
+    /// Stops the server (SIGTERM; the data is gone, nothing is saved).
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.guard.take() {
+            guard.stop();
+        }
+    }
+
+    /// Starts the server again on the same port (empty, since nothing was saved).
+    pub fn start_again_same_port(&mut self) {
+        self.stop();
+        self.spawn();
+    }
+
+    /// A new connection to the server.
+    pub fn client(&self) -> RespClient {
+        RespClient::connect(self.port)
+            .unwrap_or_else(|e| panic!("cannot connect to redis on port {}: {e}", self.port))
+    }
+
+    /// Runs one command and returns its reply (panics on I/O errors).
+    pub fn command(&self, args: &[&str]) -> RespValue {
+        self.client()
+            .command(args)
+            .unwrap_or_else(|e| panic!("redis command {args:?} failed: {e}"))
+    }
+
+    /// `KEYS pattern`, sorted.
+    pub fn keys(&self, pattern: &str) -> Vec<String> {
+        let mut keys = match self.command(&["KEYS", pattern]) {
+            RespValue::Array(items) => items
+                .into_iter()
+                .map(|item| match item {
+                    RespValue::Bulk(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    other => panic!("unexpected KEYS element {other:?}"),
+                })
+                .collect::<Vec<_>>(),
+            other => panic!("unexpected KEYS reply {other:?}"),
+        };
+        keys.sort();
+        keys
+    }
+
+    /// `GET key` as bytes (None when the key does not exist).
+    pub fn get_bytes(&self, key: &str) -> Option<Vec<u8>> {
+        match self.command(&["GET", key]) {
+            RespValue::Bulk(bytes) => Some(bytes),
+            RespValue::Nil => None,
+            other => panic!("unexpected GET reply {other:?}"),
+        }
+    }
+
+    /// `GET key` as UTF-8 text (lossy).
+    pub fn get(&self, key: &str) -> Option<String> {
+        self.get_bytes(key)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+    }
+
+    /// `SET key value`.
+    pub fn set(&self, key: &str, value: &str) {
+        match self.command(&["SET", key, value]) {
+            RespValue::Simple(s) if s == "OK" => {}
+            other => panic!("unexpected SET reply {other:?}"),
+        }
+    }
+
+    /// `DEL key...`; returns how many were deleted.
+    pub fn del(&self, keys: &[&str]) -> i64 {
+        let mut args = vec!["DEL"];
+        args.extend_from_slice(keys);
+        match self.command(&args) {
+            RespValue::Integer(n) => n,
+            other => panic!("unexpected DEL reply {other:?}"),
+        }
+    }
+
+    /// `FLUSHALL`.
+    pub fn flushall(&self) {
+        match self.command(&["FLUSHALL"]) {
+            RespValue::Simple(s) if s == "OK" => {}
+            other => panic!("unexpected FLUSHALL reply {other:?}"),
+        }
+    }
+
+    /// Where the server's log goes.
+    pub fn log_path(&self) -> Option<PathBuf> {
+        self.guard.as_ref().map(|g| g.stdout_log().to_path_buf())
+    }
+}
+
+/// A RESP reply.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RespValue {
+    Simple(String),
+    Error(String),
+    Integer(i64),
+    Bulk(Vec<u8>),
+    Nil,
+    Array(Vec<RespValue>),
+}
+
+/// A minimal RESP2 client over one TCP connection.
+pub struct RespClient {
+    reader: BufReader<TcpStream>,
+}
+
+impl RespClient {
+    pub fn connect(port: u16) -> std::io::Result<RespClient> {
+        let stream = TcpStream::connect_timeout(
+            &(Ipv4Addr::LOCALHOST, port).into(),
+            Duration::from_secs(2),
+        )?;
+        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
+        stream.set_nodelay(true)?;
+        Ok(RespClient {
+            reader: BufReader::new(stream),
+        })
+    }
+
+    /// Sends one command and reads its reply.
+    pub fn command(&mut self, args: &[&str]) -> std::io::Result<RespValue> {
+        let mut out = format!("*{}\r\n", args.len()).into_bytes();
+        for arg in args {
+            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
+            out.extend_from_slice(arg.as_bytes());
+            out.extend_from_slice(b"\r\n");
+        }
+        self.reader.get_mut().write_all(&out)?;
+        self.read_value()
+    }
+
+    fn read_line(&mut self) -> std::io::Result<String> {
+        let mut line = String::new();
+        if self.reader.read_line(&mut line)? == 0 {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::UnexpectedEof,
+                "redis closed the connection",
+            ));
+        }
+        Ok(line.trim_end_matches(['\r', '\n']).to_string())
+    }
+
+    fn read_value(&mut self) -> std::io::Result<RespValue> {
+        let bad = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
+        let line = self.read_line()?;
+        let (kind, rest) = line.split_at(1.min(line.len()));
+        match kind {
+            "+" => Ok(RespValue::Simple(rest.to_string())),
+            "-" => Ok(RespValue::Error(rest.to_string())),
+            ":" => rest
+                .parse()
+                .map(RespValue::Integer)
+                .map_err(|e| bad(format!("bad integer {rest:?}: {e}"))),
+            "$" => {
+                let len: i64 = rest
+                    .parse()
+                    .map_err(|e| bad(format!("bad bulk length {rest:?}: {e}")))?;
+                if len < 0 {
+                    return Ok(RespValue::Nil);
+                }
+                let mut buf = vec![0u8; len as usize + 2];
+                std::io::Read::read_exact(&mut self.reader, &mut buf)?;
+                buf.truncate(len as usize);
+                Ok(RespValue::Bulk(buf))
+            }
+            "*" => {
+                let len: i64 = rest
+                    .parse()
+                    .map_err(|e| bad(format!("bad array length {rest:?}: {e}")))?;
+                if len < 0 {
+                    return Ok(RespValue::Nil);
+                }
+                (0..len)
+                    .map(|_| self.read_value())
+                    .collect::<Result<_, _>>()
+                    .map(RespValue::Array)
+            }
+            _ => Err(bad(format!("unexpected RESP line {line:?}"))),
+        }
+    }
+}

@@ -1,0 +1,149 @@
+//! The harness's process guards, Redis and nginx helpers, without the component.
+
+use std::process::Command;
+use std::time::Duration;
+
+use e2e::net::port_accepts;
+use e2e::{Browser, ChildGuard, EchoServer, Nginx, Redis, wait_until};
+
+/// Whether `pid` is a live process (a zombie counts as gone).
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn guard_kills_the_whole_process_group() {
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("sleep 1000 & echo \"child $!\"; wait");
+    let mut guard = ChildGuard::spawn("sh", command);
+    let grandchild: i32 = guard.wait_for_line(Duration::from_secs(10), "the child's pid", |line| {
+        line.strip_prefix("child ")
+            .and_then(|p| p.trim().parse().ok())
+    });
+    let shell = guard.pid() as i32;
+    assert!(alive(shell) && alive(grandchild));
+    drop(guard);
+    assert!(!alive(shell), "the shell is gone");
+    wait_until(Duration::from_secs(5), "the grandchild is gone", || {
+        (!alive(grandchild)).then_some(())
+    })
+    .unwrap();
+}
+
+#[test]
+fn redis_start_inspect_stop_restart() {
+    let mut redis = Redis::start();
+    assert!(
+        redis
+            .runtime_config_toml()
+            .contains(&format!("url = \"redis://127.0.0.1:{}\"", redis.port()))
+    );
+    redis.set("sess:abc", r#"{"sub":"alice"}"#);
+    redis.set("login:xyz", "{}");
+    assert_eq!(redis.keys("sess:*"), vec!["sess:abc".to_string()]);
+    assert_eq!(redis.keys("*").len(), 2);
+    assert_eq!(redis.get("sess:abc").as_deref(), Some(r#"{"sub":"alice"}"#));
+    assert_eq!(redis.get("nope"), None);
+    assert_eq!(redis.del(&["login:xyz", "nope"]), 1);
+    redis.flushall();
+    assert!(redis.keys("*").is_empty());
+
+    redis.set("k", "v");
+    redis.stop();
+    assert!(!port_accepts(redis.port()), "stopped");
+    redis.start_again_same_port();
+    assert!(redis.is_running());
+    assert_eq!(redis.get("k"), None, "nothing was persisted");
+}
+
+#[test]
+fn nginx_strict_round_robin_with_forwarded_headers() {
+    let a = EchoServer::start("a");
+    let mut b = EchoServer::start("b");
+    let nginx = Nginx::start(&[a.addr(), b.addr()]);
+    // Readiness probes went through nginx too; count from here.
+    let (a0, b0) = (a.requests().len(), b.requests().len());
+    let (ac0, bc0) = (a.connections(), b.connections());
+
+    let mut browser = Browser::new();
+    let mut served = Vec::new();
+    for i in 0..6 {
+        let response = browser.get(&nginx.url(&format!("/page?i={i}")));
+        response.assert_status(200);
+        let json = response.json();
+        served.push(json["server"].as_str().unwrap().to_string());
+        let headers = &json["headers"];
+        let host = format!("127.0.0.1:{}", nginx.port());
+        assert_eq!(headers["host"], host.as_str());
+        assert_eq!(headers["x-forwarded-host"], host.as_str());
+        assert_eq!(headers["x-forwarded-proto"], "http");
+        assert_eq!(
+            headers["x-forwarded-port"],
+            nginx.port().to_string().as_str()
+        );
+        assert_eq!(headers["x-forwarded-for"], "127.0.0.1");
+        assert_eq!(json["target"], format!("/page?i={i}").as_str());
+    }
+    for pair in served.windows(2) {
+        assert_ne!(pair[0], pair[1], "strict alternation: {served:?}");
+    }
+    assert_eq!(a.requests().len() - a0, 3);
+    assert_eq!(b.requests().len() - b0, 3);
+    assert_eq!(
+        a.connections() - ac0,
+        3,
+        "a new upstream connection per request"
+    );
+    assert_eq!(
+        b.connections() - bc0,
+        3,
+        "a new upstream connection per request"
+    );
+
+    // A form POST carries Origin and its body through.
+    let posted = browser.post_form(&nginx.url("/logout"), &[("csrf", "t0k&n")]);
+    let json = posted.json();
+    assert_eq!(json["method"], "POST");
+    assert_eq!(json["headers"]["origin"], nginx.base_url().as_str());
+    assert_eq!(
+        json["headers"]["content-type"],
+        "application/x-www-form-urlencoded"
+    );
+    assert_eq!(json["body"], "csrf=t0k%26n");
+
+    // The access log names the upstream of every request.
+    let log = nginx.upstreams_served();
+    assert!(log.len() >= 7, "{log:?}");
+
+    // One upstream down: its turns fail with 502, nothing is retried on the other one,
+    // and it is never taken out of the rotation.
+    b.stop();
+    let a_before = a.requests().len();
+    let statuses: Vec<u16> = (0..6)
+        .map(|_| browser.get(&nginx.url("/")).status)
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 502).count(),
+        3,
+        "{statuses:?}"
+    );
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        3,
+        "{statuses:?}"
+    );
+    for pair in statuses.windows(2) {
+        assert_ne!(pair[0], pair[1], "alternating: {statuses:?}");
+    }
+    assert_eq!(a.requests().len() - a_before, 3, "no retries on a");
+}

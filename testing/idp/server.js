@@ -1,0 +1,204 @@
+// OpenID Provider for the end-to-end tests: oidc-provider 9 with its development
+// interactions (any login name and password are accepted), one confidential client
+// `client1`, and an issuer path that looks like Keycloak's (`/realms/demo`).
+//
+// Configuration comes from the environment; see README.md beside this file.
+// stdout carries exactly one line, `oidc-provider listening on <issuer>`, once the
+// server accepts connections. Everything else goes to stderr.
+
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+
+import Provider from 'oidc-provider';
+
+// oidc-provider prints its notices with console.info (stdout). Keep stdout for the
+// ready line only.
+console.log = console.error;
+console.info = console.error;
+
+function fail(message) {
+  console.error(`idp: ${message}`);
+  process.exit(2);
+}
+
+function list(name) {
+  const raw = process.env[name];
+  if (raw === undefined || raw.trim() === '') return [];
+  return raw.split(',').map((s) => s.trim()).filter(Boolean);
+}
+
+function seconds(name, fallback) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return fallback;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n <= 0) fail(`${name} must be a positive integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+const port = Number(process.env.IDP_PORT);
+if (!Number.isInteger(port) || port <= 0 || port > 65535) fail('IDP_PORT must be set to a TCP port');
+
+let issuerPath = process.env.IDP_ISSUER_PATH ?? '/realms/demo';
+issuerPath = issuerPath.replace(/\/+$/, '');
+if (issuerPath !== '' && !issuerPath.startsWith('/')) issuerPath = `/${issuerPath}`;
+const origin = `http://127.0.0.1:${port}`;
+const issuer = `${origin}${issuerPath}`;
+
+const clientSecret = process.env.IDP_CLIENT_SECRET;
+if (!clientSecret) fail('IDP_CLIENT_SECRET must be set');
+const redirectUris = list('IDP_REDIRECT_URIS');
+if (redirectUris.length === 0) fail('IDP_REDIRECT_URIS must list at least one redirect URI');
+const postLogoutRedirectUris = list('IDP_POST_LOGOUT_REDIRECT_URIS');
+const tokenAuthMethod = process.env.IDP_TOKEN_AUTH_METHOD || 'client_secret_basic';
+const backchannelLogoutUri = process.env.IDP_BACKCHANNEL_LOGOUT_URI || undefined;
+const idTokenAlg = process.env.IDP_ID_TOKEN_SIGNING_ALG || 'RS256';
+
+// Fresh signing keys for every run: an RS256 key (the default for ID tokens) and an
+// ES256 key, both published in the JWKS.
+function signingKey(type, options, alg) {
+  const { privateKey } = generateKeyPairSync(type, options);
+  return { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg };
+}
+const jwks = {
+  keys: [
+    signingKey('rsa', { modulusLength: 2048 }, 'RS256'),
+    signingKey('ec', { namedCurve: 'P-256' }, 'ES256'),
+  ],
+};
+
+function capitalise(login) {
+  return login
+    .split(/[\s._-]+/)
+    .filter(Boolean)
+    .map((part) => part[0].toUpperCase() + part.slice(1))
+    .join(' ') || login;
+}
+
+const client = {
+  client_id: 'client1',
+  client_secret: clientSecret,
+  client_name: 'Spin OIDC client (e2e)',
+  redirect_uris: redirectUris,
+  post_logout_redirect_uris: postLogoutRedirectUris,
+  response_types: ['code'],
+  grant_types: ['authorization_code', 'refresh_token'],
+  token_endpoint_auth_method: tokenAuthMethod,
+  id_token_signed_response_alg: idTokenAlg,
+};
+if (backchannelLogoutUri) {
+  client.backchannel_logout_uri = backchannelLogoutUri;
+  client.backchannel_logout_session_required = true;
+}
+
+const configuration = {
+  clients: [client],
+  jwks,
+  cookies: { keys: [randomBytes(32).toString('base64url')] },
+  findAccount(ctx, sub) {
+    return {
+      accountId: sub,
+      async claims() {
+        return {
+          sub,
+          preferred_username: sub,
+          name: capitalise(sub),
+          email: `${sub}@example.test`,
+        };
+      },
+    };
+  },
+  claims: {
+    openid: ['sub'],
+    profile: ['name', 'preferred_username'],
+    email: ['email'],
+  },
+  scopes: ['openid', 'offline_access', 'profile', 'email'],
+  responseTypes: ['code'],
+  // Keycloak's endpoint layout under the issuer, so nothing but discovery tells a
+  // client where the endpoints are.
+  routes: {
+    authorization: '/protocol/openid-connect/auth',
+    token: '/protocol/openid-connect/token',
+    userinfo: '/protocol/openid-connect/userinfo',
+    jwks: '/protocol/openid-connect/certs',
+    end_session: '/protocol/openid-connect/logout',
+    revocation: '/protocol/openid-connect/revoke',
+    pushed_authorization_request: '/protocol/openid-connect/ext/par/request',
+  },
+  // Like Keycloak: the claims of the granted scopes are in the ID token too, not only
+  // at the userinfo endpoint.
+  conformIdTokenClaims: false,
+  pkce: { required: () => true },
+  // Refresh tokens only when offline_access was requested and granted (the default
+  // rule, spelled out): oidc-provider drops offline_access from a request that does not
+  // carry prompt=consent.
+  issueRefreshToken: async (ctx, c, code) => c.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+  features: {
+    devInteractions: { enabled: true },
+    rpInitiatedLogout: { enabled: true },
+    backchannelLogout: { enabled: Boolean(backchannelLogoutUri) },
+    revocation: { enabled: true },
+    userinfo: { enabled: true },
+  },
+  ttl: {
+    AccessToken: seconds('IDP_ACCESS_TOKEN_TTL', 300),
+    AuthorizationCode: 60,
+    IdToken: seconds('IDP_ID_TOKEN_TTL', 300),
+    RefreshToken: seconds('IDP_REFRESH_TOKEN_TTL', 3600),
+    Interaction: 600,
+    Session: 3600,
+    Grant: 3600,
+  },
+  // oidc-provider refuses outgoing requests (back-channel logout) to special-use
+  // addresses such as loopback; the tests' relying party lives on 127.0.0.1.
+  fetch: (url, options) => {
+    const { dispatcher, ...rest } = options;
+    return globalThis.fetch(url, rest);
+  },
+};
+
+const provider = new Provider(issuer, configuration);
+provider.on('server_error', (ctx, err) => console.error('idp: server_error', err));
+provider.on('grant.error', (ctx, err) => console.error('idp: grant.error', err.message, err.error_description ?? ''));
+provider.on('authorization.error', (ctx, err) => console.error('idp: authorization.error', err.message, err.error_description ?? ''));
+provider.on('end_session.error', (ctx, err) => console.error('idp: end_session.error', err.message, err.error_description ?? ''));
+provider.on('backchannel.error', (ctx, err, c) => console.error('idp: backchannel.error', c.clientId, err.message));
+provider.on('backchannel.success', (ctx, c, accountId, sid) => console.error('idp: backchannel.success', c.clientId, accountId, sid));
+
+const callback = provider.callback();
+
+const server = createServer((req, res) => {
+  const start = Date.now();
+  res.on('finish', () => console.error(`idp: ${req.method} ${req.originalUrl ?? req.url} -> ${res.statusCode} (${Date.now() - start} ms)`));
+  const url = req.url ?? '/';
+  const inside = issuerPath === ''
+    || url === issuerPath
+    || url.startsWith(`${issuerPath}/`)
+    || url.startsWith(`${issuerPath}?`);
+  if (!inside) {
+    res.writeHead(404, { 'content-type': 'text/plain' });
+    res.end('not found\n');
+    return;
+  }
+  // Mount the provider under the issuer path the way express does: oidc-provider finds
+  // its mount path from req.originalUrl minus req.url.
+  req.originalUrl = url;
+  req.url = url.slice(issuerPath.length) || '/';
+  if (req.url.startsWith('?')) req.url = `/${req.url}`;
+  callback(req, res);
+});
+
+server.on('error', (err) => fail(`cannot listen on 127.0.0.1:${port}: ${err.message}`));
+server.listen(port, '127.0.0.1', () => {
+  process.stdout.write(`oidc-provider listening on ${issuer}\n`);
+});
+
+function shutdown(signal) {
+  console.error(`idp: ${signal}, exiting`);
+  server.close();
+  server.closeAllConnections?.();
+  process.exit(0);
+}
+process.on('SIGTERM', () => shutdown('SIGTERM'));
+process.on('SIGINT', () => shutdown('SIGINT'));
