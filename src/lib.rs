@@ -19,5 +19,8 @@ pub mod session;
 pub mod store;
 pub mod timefmt;
 
+#[cfg(test)]
+mod flow_tests;
+
 #[cfg(target_arch = "wasm32")]
 mod entry;

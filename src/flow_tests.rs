@@ -1,0 +1,479 @@
+//! Whole flows through `app::handle` against an in-process fake IdP: the routes,
+//! their statuses, cookies and what they leave in the store, including every
+//! bad-input case. (The built .wasm is tested against real parts in testing/e2e.)
+
+use crate::app::{Platform, handle};
+use crate::config::tests::vars;
+use crate::oidc::test_keys;
+use crate::request::Request;
+use crate::response::Response;
+use crate::seams::fakes::{CountingRandom, FakeHttp, FixedClock, json_response};
+use crate::seams::{HttpError, HttpRequest};
+use crate::store::MemoryStore;
+use serde_json::{Value, json};
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+
+const NOW: i64 = 1_800_000_000;
+const ISS: &str = "https://idp.example/realms/demo";
+const BASE: &str = "https://app.example";
+
+/// How the fake IdP behaves; tests change it between steps.
+#[derive(Clone)]
+struct IdpState {
+    nonce: String,
+    sub: String,
+    userinfo_sub: Option<String>,
+    refresh_error: Option<&'static str>,
+    down: Option<HttpError>,
+    access_counter: u32,
+}
+
+struct World {
+    kv: MemoryStore,
+    clock: FixedClock,
+    rng: CountingRandom,
+    http: FakeHttp,
+    idp: Rc<RefCell<IdpState>>,
+    vars: crate::config::tests::MapVars,
+    cookies: HashMap<String, String>,
+}
+
+fn discovery() -> Value {
+    json!({
+        "issuer": ISS,
+        "authorization_endpoint": format!("{ISS}/auth"),
+        "token_endpoint": format!("{ISS}/token"),
+        "jwks_uri": format!("{ISS}/jwks"),
+        "userinfo_endpoint": format!("{ISS}/userinfo"),
+        "end_session_endpoint": format!("{ISS}/logout"),
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
+fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
+    FakeHttp::new(move |req: &HttpRequest| {
+        let mut s = state.borrow_mut();
+        if let Some(e) = &s.down {
+            return Err(e.clone());
+        }
+        let path = req.uri().path().to_owned();
+        match path.as_str() {
+            "/realms/demo/.well-known/openid-configuration" => json_response(200, &discovery()),
+            "/realms/demo/jwks" => json_response(200, &json!({"keys": [test_keys::rsa().public_jwk("k1")]})),
+            "/realms/demo/token" => {
+                let body = String::from_utf8(req.body().clone()).unwrap();
+                assert!(req.headers()["authorization"].to_str().unwrap().starts_with("Basic "));
+                if body.contains("grant_type=refresh_token") {
+                    if let Some(err) = s.refresh_error {
+                        return json_response(400, &json!({"error": err}));
+                    }
+                } else {
+                    assert!(body.contains("code_verifier="), "PKCE verifier must be sent");
+                }
+                s.access_counter += 1;
+                let id_token = test_keys::rsa().sign(
+                    Some("k1"),
+                    &json!({"iss": ISS, "aud": "client1", "sub": s.sub, "exp": NOW + 300, "iat": NOW,
+                            "nonce": s.nonce, "sid": "sid-1", "preferred_username": "alice<b>"}),
+                );
+                json_response(200, &json!({"access_token": format!("at-{}", s.access_counter), "token_type": "Bearer",
+                    "expires_in": 300, "refresh_token": "rt-1", "id_token": id_token}))
+            }
+            "/realms/demo/userinfo" => {
+                json_response(200, &json!({"sub": s.userinfo_sub.clone().unwrap_or(s.sub.clone()), "email": "a@example.test"}))
+            }
+            _ => json_response(404, &json!({})),
+        }
+    })
+}
+
+impl World {
+    fn new() -> Self {
+        let state = Rc::new(RefCell::new(IdpState {
+            nonce: String::new(),
+            sub: "alice".into(),
+            userinfo_sub: None,
+            refresh_error: None,
+            down: None,
+            access_counter: 0,
+        }));
+        World {
+            kv: MemoryStore::new(),
+            clock: FixedClock::at(NOW),
+            rng: CountingRandom::default(),
+            http: idp(state.clone()),
+            idp: state,
+            vars: vars(),
+            cookies: HashMap::new(),
+        }
+    }
+
+    fn send(&mut self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Response {
+        let (path, query) = match target.split_once('?') {
+            Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
+            None => (target.to_owned(), None),
+        };
+        let mut all: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        if !self.cookies.is_empty() && !headers.iter().any(|(k, _)| *k == "cookie") {
+            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            all.push(("cookie".into(), jar.join("; ")));
+        }
+        if method == "POST" {
+            all.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+        }
+        let req = Request { method: method.into(), path, query, headers: all, body: body.as_bytes().to_vec() };
+        let p = Platform { vars: &self.vars, kv: &self.kv, http: &self.http, clock: &self.clock, rng: &self.rng };
+        let resp = handle(&req, &p);
+        for (k, v) in &resp.headers {
+            if k == "set-cookie" {
+                let (name, rest) = v.split_once('=').unwrap();
+                let value = rest.split(';').next().unwrap();
+                if v.contains("Max-Age=0") {
+                    self.cookies.remove(name);
+                } else {
+                    self.cookies.insert(name.to_owned(), value.to_owned());
+                }
+            }
+        }
+        resp
+    }
+
+    fn get(&mut self, target: &str) -> Response {
+        self.send("GET", target, &[], "")
+    }
+
+    fn post(&mut self, target: &str, body: &str) -> Response {
+        self.send("POST", target, &[("origin", BASE)], body)
+    }
+
+    /// POST /login; returns the authorization URL's parameters.
+    fn start_login(&mut self, scope: &str) -> HashMap<String, String> {
+        let r = self.post("/login", &format!("scope={}", scope.replace(' ', "+")));
+        assert_eq!(r.status, 303, "{}", r.body_text());
+        let url = url::Url::parse(r.header("location").unwrap()).unwrap();
+        assert!(url.as_str().starts_with(&format!("{ISS}/auth?")));
+        let params: HashMap<String, String> = url.query_pairs().into_owned().collect();
+        self.idp.borrow_mut().nonce = params["nonce"].clone();
+        params
+    }
+
+    fn callback_url(params: &HashMap<String, String>) -> String {
+        format!("/callback?code=c1&state={}&iss={}", params["state"], urlencode(ISS))
+    }
+
+    fn login(&mut self) -> String {
+        let params = self.start_login("openid profile offline_access");
+        let r = self.get(&Self::callback_url(&params));
+        assert_eq!(r.status, 303, "{}", r.body_text());
+        assert_eq!(r.header("location"), Some("/user"));
+        self.cookies["__Host-oidc_session"].clone()
+    }
+
+    fn csrf(&mut self) -> String {
+        let page = self.get("/user").body_text();
+        let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
+        page[at..at + 43].to_owned()
+    }
+}
+
+fn urlencode(s: &str) -> String {
+    url::form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+#[test]
+fn happy_path_login_user_refresh_logout() {
+    let mut w = World::new();
+    let home = w.get("/");
+    assert_eq!(home.status, 200);
+    assert!(home.body_text().contains("Confidential Client (local @ "));
+    assert!(home.body_text().contains("value=\"openid profile\""));
+
+    let params = w.start_login("openid profile offline_access");
+    for p in ["state", "nonce", "code_challenge", "redirect_uri", "client_id"] {
+        assert!(params.contains_key(p), "{p}");
+    }
+    assert_eq!(params["code_challenge_method"], "S256");
+    assert_eq!(params["response_type"], "code");
+    assert_eq!(params["prompt"], "consent");
+    assert_eq!(params["redirect_uri"], format!("{BASE}/callback"));
+    assert!(w.cookies.contains_key("__Host-oidc_login"));
+    assert_eq!(w.kv.keys_with_prefix("login:").len(), 1);
+
+    let r = w.get(&World::callback_url(&params));
+    assert_eq!(r.status, 303);
+    let set_cookies: Vec<&str> = r.headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| v.as_str()).collect();
+    assert!(set_cookies.iter().any(|c| c.starts_with("__Host-oidc_session=") && c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Lax") && c.contains("Path=/")));
+    assert!(w.kv.keys_with_prefix("login:").is_empty(), "the login transaction is consumed");
+    let sid = w.cookies["__Host-oidc_session"].clone();
+    assert_eq!(w.kv.keys_with_prefix("sess:"), vec![format!("sess:{sid}")]);
+
+    let (reads, writes) = (w.kv.reads.get(), w.kv.writes.get());
+    let user = w.get("/user");
+    assert_eq!(user.status, 200);
+    assert_eq!((w.kv.reads.get() - reads, w.kv.writes.get() - writes), (1, 0), "GET /user: one read, no write");
+    let page = user.body_text();
+    assert!(page.contains("<span id=\"username\">alice&lt;b&gt;</span>"));
+    assert!(page.contains("at-1") && page.contains("rt-1"));
+    assert_eq!(user.header("cache-control"), Some("no-store"));
+    assert!(w.get("/").body_text().contains("href=\"/user\""));
+
+    let csrf = w.csrf();
+    let r = w.post("/refresh", &format!("csrf={csrf}"));
+    assert_eq!(r.status, 303);
+    assert_eq!(r.header("location"), Some("/user"));
+    assert!(w.get("/user").body_text().contains("at-2"));
+
+    let r = w.post("/logout", &format!("csrf={csrf}"));
+    assert_eq!(r.status, 303);
+    let to = url::Url::parse(r.header("location").unwrap()).unwrap();
+    assert_eq!(to.path(), "/realms/demo/logout");
+    let q: HashMap<String, String> = to.query_pairs().into_owned().collect();
+    assert_eq!(q["post_logout_redirect_uri"], format!("{BASE}/"));
+    assert!(q.contains_key("id_token_hint"));
+    assert!(w.kv.keys_with_prefix("sess:").is_empty());
+    assert_eq!(w.get("/user").status, 303);
+}
+
+#[test]
+fn tampered_state_missing_code_and_bad_iss_leave_the_store_unchanged() {
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    let before = w.kv.snapshot();
+    let cases = [
+        (format!("/callback?code=c1&state=tampered&iss={}", urlencode(ISS)), 400),
+        (format!("/callback?state={}&iss={}", params["state"], urlencode(ISS)), 400),
+        (format!("/callback?code=c1&state={}&iss=https%3A%2F%2Fevil.example", params["state"]), 400),
+        (format!("/callback?code=c1&state={}", params["state"]), 400),
+        (format!("/callback?code=c1&code=c2&state={}", params["state"]), 400),
+        ("/callback?code=c1&state=%FF".to_string(), 400),
+    ];
+    for (url, status) in cases {
+        let r = w.get(&url);
+        assert_eq!(r.status, status, "{url}: {}", r.body_text());
+        assert_eq!(w.kv.snapshot(), before, "{url}");
+    }
+    // The real callback still works afterwards.
+    assert_eq!(w.get(&World::callback_url(&params)).status, 303);
+}
+
+#[test]
+fn replayed_callback_is_refused() {
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    let url = World::callback_url(&params);
+    let login_cookie = w.cookies["__Host-oidc_login"].clone();
+    assert_eq!(w.get(&url).status, 303);
+    let snapshot = w.kv.snapshot();
+    let r = w.send("GET", &url, &[("cookie", &format!("__Host-oidc_login={login_cookie}"))], "");
+    assert_eq!(r.status, 400);
+    assert!(r.body_text().contains("Unknown login state"));
+    assert_eq!(w.kv.snapshot(), snapshot);
+}
+
+#[test]
+fn callback_on_another_replica_names_the_cause() {
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    let mut other = World::new(); // a replica with its own store
+    other.cookies = w.cookies.clone();
+    let r = other.get(&World::callback_url(&params));
+    assert_eq!(r.status, 400);
+    assert!(r.body_text().contains("Unknown login state"));
+    assert!(other.kv.snapshot().is_empty());
+}
+
+#[test]
+fn idp_error_is_shown_escaped() {
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    let r = w.get(&format!(
+        "/callback?error=access_denied&error_description=%3Cscript%3Ealert(1)%3C%2Fscript%3E&state={}&iss={}",
+        params["state"],
+        urlencode(ISS)
+    ));
+    assert_eq!(r.status, 403);
+    let body = r.body_text();
+    assert!(body.contains("access_denied"));
+    assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains("<script>"));
+    assert!(w.kv.snapshot().keys().all(|k| k.starts_with("cache:")), "no session, no transaction left");
+}
+
+#[test]
+fn id_token_and_userinfo_rejections_create_no_session() {
+    for break_it in [
+        (|s: &mut IdpState| s.nonce = "other".into()) as fn(&mut IdpState),
+        |s: &mut IdpState| s.userinfo_sub = Some("mallory".into()),
+    ] {
+        let mut w = World::new();
+        let params = w.start_login("openid");
+        break_it(&mut w.idp.borrow_mut());
+        let r = w.get(&World::callback_url(&params));
+        assert_eq!(r.status, 401, "{}", r.body_text());
+        assert!(w.kv.keys_with_prefix("sess:").is_empty());
+        assert!(w.kv.keys_with_prefix("login:").is_empty());
+        assert!(!w.cookies.contains_key("__Host-oidc_session"));
+    }
+}
+
+#[test]
+fn session_fixation_old_cookie_is_not_reused() {
+    let mut w = World::new();
+    let first = w.login();
+    let second = w.login();
+    assert_ne!(first, second);
+    assert_eq!(w.kv.keys_with_prefix("sess:"), vec![format!("sess:{second}")], "the pre-login session is gone");
+}
+
+#[test]
+fn garbage_and_unknown_session_cookies_mean_not_logged_in() {
+    let mut w = World::new();
+    for cookie in ["__Host-oidc_session=garbage", "__Host-oidc_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x"] {
+        let r = w.send("GET", "/user", &[("cookie", cookie)], "");
+        assert_eq!(r.status, 303);
+        assert_eq!(r.header("location"), Some("/"));
+    }
+    assert!(w.kv.snapshot().is_empty());
+}
+
+#[test]
+fn cross_site_and_tokenless_posts_are_refused() {
+    let mut w = World::new();
+    w.login();
+    let csrf = w.csrf();
+    let before = w.kv.snapshot();
+    for (origin, body) in [("https://evil.example", format!("csrf={csrf}")), (BASE, String::new()), (BASE, "csrf=wrong".into()), ("null", format!("csrf={csrf}"))] {
+        for path in ["/logout", "/refresh"] {
+            let r = w.send("POST", path, &[("origin", origin)], &body);
+            assert_eq!(r.status, 403, "{path} from {origin}");
+        }
+    }
+    let r = w.send("POST", "/login", &[("origin", "https://evil.example")], "scope=openid");
+    assert_eq!(r.status, 403);
+    assert_eq!(w.kv.snapshot(), before);
+}
+
+#[test]
+fn refresh_with_another_sub_or_invalid_grant_ends_the_session() {
+    for (change, status) in [
+        ((|s: &mut IdpState| s.sub = "mallory".into()) as fn(&mut IdpState), 401),
+        (|s: &mut IdpState| s.refresh_error = Some("invalid_grant"), 401),
+    ] {
+        let mut w = World::new();
+        w.login();
+        let csrf = w.csrf();
+        change(&mut w.idp.borrow_mut());
+        let r = w.post("/refresh", &format!("csrf={csrf}"));
+        assert_eq!(r.status, status, "{}", r.body_text());
+        assert!(w.kv.keys_with_prefix("sess:").is_empty());
+        assert_eq!(w.get("/user").status, 303);
+    }
+}
+
+#[test]
+fn other_refresh_failures_keep_the_session() {
+    let mut w = World::new();
+    w.login();
+    let csrf = w.csrf();
+    w.idp.borrow_mut().refresh_error = Some("server_error");
+    let before = w.kv.snapshot();
+    assert_eq!(w.post("/refresh", &format!("csrf={csrf}")).status, 502);
+    assert_eq!(w.kv.snapshot(), before);
+    assert_eq!(w.get("/user").status, 200);
+}
+
+#[test]
+fn idp_unreachable_slow_or_garbage_stores_nothing() {
+    for (fault, status) in [(HttpError::Unreachable("refused".into()), 502), (HttpError::Timeout, 504)] {
+        let mut w = World::new();
+        w.idp.borrow_mut().down = Some(fault);
+        let r = w.post("/login", "scope=openid");
+        assert_eq!(r.status, status);
+        assert!(w.kv.snapshot().is_empty());
+        assert!(!w.cookies.contains_key("__Host-oidc_login"));
+    }
+}
+
+#[test]
+fn store_down_gives_503_but_healthz_stays_up() {
+    let mut w = World::new();
+    w.login();
+    w.kv.down.set(true);
+    let r = w.get("/user");
+    assert_eq!(r.status, 503);
+    assert!(r.body_text().contains("session store is unavailable"));
+    assert_eq!(w.get("/readyz").status, 503);
+    assert_eq!(w.get("/healthz").status, 200);
+    w.kv.down.set(false);
+    assert_eq!(w.get("/user").status, 200);
+    assert_eq!(w.get("/readyz").status, 200);
+}
+
+#[test]
+fn missing_configuration_names_the_variable() {
+    let mut w = World::new();
+    w.vars.0.remove("oidc_issuer_url");
+    let r = w.get("/");
+    assert_eq!(r.status, 503);
+    assert!(r.body_text().contains("oidc_issuer_url"));
+    assert_eq!(w.get("/healthz").status, 200);
+    assert_eq!(w.get("/readyz").status, 503);
+}
+
+#[test]
+fn unknown_paths_and_wrong_methods() {
+    let mut w = World::new();
+    assert_eq!(w.get("/nope").status, 404);
+    let r = w.send("DELETE", "/user", &[], "");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("GET, HEAD"));
+    let r = w.get("/login");
+    assert_eq!(r.status, 405);
+    assert_eq!(r.header("allow"), Some("POST"));
+    assert_eq!(w.send("POST", "/healthz", &[], "").status, 405);
+    let head = w.send("HEAD", "/", &[], "");
+    assert_eq!(head.status, 200);
+    assert!(head.body.is_empty());
+    let css = w.get("/style.css");
+    assert_eq!(css.header("content-type"), Some("text/css; charset=utf-8"));
+}
+
+#[test]
+fn bad_scopes_and_forms_are_400() {
+    let mut w = World::new();
+    for body in ["scope=profile", "scope=openid%22%3E", "scope=a&scope=b"] {
+        assert_eq!(w.post("/login", body).status, 400, "{body}");
+    }
+    let r = w.send("POST", "/login", &[("origin", BASE), ("content-type", "application/json")], "{}");
+    assert_eq!(r.status, 400);
+    assert!(w.kv.keys_with_prefix("login:").is_empty());
+}
+
+#[test]
+fn every_response_carries_security_headers() {
+    let mut w = World::new();
+    for r in [w.get("/"), w.get("/nope"), w.post("/login", "scope=openid")] {
+        assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
+        assert_eq!(r.header("x-frame-options"), Some("DENY"));
+        assert!(r.header("content-security-policy").unwrap().contains("form-action 'self' https://idp.example"));
+    }
+}
+
+#[test]
+fn expired_session_is_deleted_and_redirects() {
+    let mut w = World::new();
+    w.login();
+    w.clock.advance(3600);
+    assert_eq!(w.get("/user").status, 303);
+    assert!(w.kv.keys_with_prefix("sess:").is_empty());
+}
+
+#[test]
+fn secrets_never_appear_on_error_pages() {
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    let r = w.get(&format!("/callback?code=SECRETCODE&state=wrong&iss={}", urlencode(ISS)));
+    let body = r.body_text();
+    assert!(!body.contains("SECRETCODE") && !body.contains("s3cret") && !body.contains(&params["state"]));
+}
