@@ -84,6 +84,7 @@ const ROUTES: &[(&str, &[(&str, Handler)])] = &[
     ("/user", &[("GET", handlers::user::show)]),
     ("/refresh", &[("POST", handlers::refresh::refresh)]),
     ("/logout", &[("POST", handlers::logout::logout)]),
+    ("/backchannel-logout", &[("POST", handlers::backchannel::receive)]),
 ];
 
 /// Handles one request. Never panics on input; every failure becomes a page.

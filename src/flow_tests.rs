@@ -477,3 +477,70 @@ fn secrets_never_appear_on_error_pages() {
     let body = r.body_text();
     assert!(!body.contains("SECRETCODE") && !body.contains("s3cret") && !body.contains(&params["state"]));
 }
+
+fn logout_token(claims: Value) -> String {
+    test_keys::rsa().sign(Some("k1"), &claims)
+}
+
+fn logout_claims(jti: &str) -> Value {
+    json!({"iss": ISS, "aud": "client1", "iat": NOW, "exp": NOW + 120, "jti": jti, "sid": "sid-1",
+           "events": {crate::oidc::logout_token::EVENT: {}}})
+}
+
+#[test]
+fn backchannel_logout_ends_the_named_session_once() {
+    let mut w = World::new();
+    w.login();
+    assert_eq!(w.get("/user").status, 200);
+    let token = logout_token(logout_claims("j-1"));
+    // Server to server: no cookies, no Origin.
+    let r = w.send("POST", "/backchannel-logout", &[("cookie", "")], &format!("logout_token={token}"));
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(r.header("cache-control"), Some("no-store"));
+    assert!(w.kv.keys_with_prefix("sess:").is_empty());
+    assert_eq!(w.get("/user").status, 303);
+    let replay = w.send("POST", "/backchannel-logout", &[("cookie", "")], &format!("logout_token={token}"));
+    assert_eq!(replay.status, 400);
+    assert!(replay.body_text().contains("already used"));
+}
+
+#[test]
+fn backchannel_logout_by_sub_ends_all_of_the_users_sessions() {
+    let mut w = World::new();
+    w.login();
+    let mut second_browser = World::new();
+    std::mem::swap(&mut second_browser.cookies, &mut w.cookies);
+    w.login();
+    assert_eq!(w.kv.keys_with_prefix("sess:").len(), 2);
+    let mut claims = logout_claims("j-2");
+    claims.as_object_mut().unwrap().remove("sid");
+    claims["sub"] = json!("alice");
+    let r = w.send("POST", "/backchannel-logout", &[], &format!("logout_token={}", logout_token(claims)));
+    assert_eq!(r.status, 200);
+    assert!(w.kv.keys_with_prefix("sess:").is_empty());
+}
+
+#[test]
+fn backchannel_logout_rejects_bad_tokens_and_keeps_sessions() {
+    let mut w = World::new();
+    w.login();
+    let mut with_nonce = logout_claims("j-3");
+    with_nonce["nonce"] = json!("n");
+    let mut other_aud = logout_claims("j-4");
+    other_aud["aud"] = json!("other");
+    let bodies = [
+        String::new(),
+        "logout_token=garbage".into(),
+        format!("logout_token={}", logout_token(with_nonce)),
+        format!("logout_token={}", logout_token(other_aud)),
+        format!("logout_token={}", test_keys::hs256_forgery(&logout_claims("j-5"), b"s3cret", Some("k1"))),
+        format!("logout_token={}", test_keys::rsa_other().sign(Some("k1"), &logout_claims("j-6"))),
+    ];
+    for body in bodies {
+        let r = w.send("POST", "/backchannel-logout", &[], &body);
+        assert_eq!(r.status, 400, "{body}");
+        assert_eq!(r.header("content-type"), Some("application/json"));
+    }
+    assert_eq!(w.kv.keys_with_prefix("sess:").len(), 1);
+    assert_eq!(w.get("/user").status, 200);
+}

@@ -16,6 +16,7 @@ pub mod response;
 pub mod seams;
 pub mod secret;
 pub mod session;
+pub mod session_index;
 pub mod store;
 pub mod timefmt;
 

@@ -6,7 +6,7 @@
 
 use crate::app::Ctx;
 use crate::cookies;
-use crate::oidc::id_token::{self, Expectations, IdTokenError, ValidIdToken};
+use crate::oidc::id_token::{self, Expectations, ValidIdToken};
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::transaction::{PendingLogin, StateError};
 use crate::oidc::{OidcError, token, userinfo};
@@ -100,26 +100,20 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     }
     let sessions = ctx.sessions();
     let (id, session) = sessions.create(ctx.rng, identity, tokens).map_err(|e| fail(e.into()))?;
+    // Without its index entries a back-channel logout could not find the session:
+    // better no session than one that cannot be ended.
+    if let Err(e) = crate::session_index::add(ctx.kv, &session.identity, &id) {
+        let _ = sessions.delete(&id);
+        return Err(fail(e.into()));
+    }
     let session_cookie = cookies::set(&ctx.cookie_name(cookies::SESSION), id.as_str(), sessions.cookie_max_age(&session), ctx.cfg.https());
     Ok(Response::redirect("/user").with_cookie(session_cookie).with_cookie(login_cookie))
 }
 
-/// Validates an ID token against the JWKS, fetching the keys again once
-/// (rate-limited) when the token names a key we do not know.
+/// Validates an ID token against the IdP's keys (refetched once on an unknown key).
 pub fn validate_id_token(ctx: &Ctx, meta: &ProviderMetadata, raw: &str, nonce: Option<&str>) -> Result<ValidIdToken, OidcError> {
     let expect = Expectations { issuer: &ctx.cfg.issuer, client_id: &ctx.cfg.client_id, nonce, now: ctx.clock.now() };
-    let keys = ctx.keys();
-    match id_token::validate(raw, &keys.current(&meta.jwks_uri)?, &expect) {
-        Ok(v) => Ok(v),
-        Err(IdTokenError::Invalid(why)) => Err(OidcError::InvalidToken(why)),
-        Err(IdTokenError::UnknownKey) => match keys.refetch(&meta.jwks_uri)? {
-            None => Err(OidcError::InvalidToken("signed with an unknown key".into())),
-            Some(fresh) => id_token::validate(raw, &fresh, &expect).map_err(|e| match e {
-                IdTokenError::UnknownKey => OidcError::InvalidToken("signed with an unknown key".into()),
-                IdTokenError::Invalid(why) => OidcError::InvalidToken(why),
-            }),
-        },
-    }
+    ctx.keys().verify_with(&meta.jwks_uri, |keys| id_token::validate(raw, keys, &expect))
 }
 
 pub fn token_error(e: token::TokenError) -> AppError {

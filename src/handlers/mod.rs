@@ -1,5 +1,6 @@
 //! One module per route. Handlers are plain functions of the request and `Ctx`.
 
+pub mod backchannel;
 pub mod callback;
 pub mod health;
 pub mod home;

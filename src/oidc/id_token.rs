@@ -55,6 +55,14 @@ fn invalid(why: impl Into<String>) -> IdTokenError {
 
 /// Validates `token` against `keys` and `expect`; returns its claims.
 pub fn validate(token: &str, keys: &[Jwk], expect: &Expectations) -> Result<ValidIdToken, IdTokenError> {
+    let claims = verify(token, keys, expect.issuer, expect.client_id)?;
+    check_times(&claims, expect.now)?;
+    check_claims(claims, expect)
+}
+
+/// Checks the signature with the IdP's keys, and `iss` and `aud`: what every
+/// JWT from the IdP (ID token, logout token) must pass. Returns the claims.
+pub fn verify(token: &str, keys: &[Jwk], issuer: &str, client_id: &str) -> Result<Map<String, Value>, IdTokenError> {
     let alg = signing_alg(token)?;
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed header"))?;
     let candidates: Vec<&Jwk> = keys
@@ -67,17 +75,17 @@ pub fn validate(token: &str, keys: &[Jwk], expect: &Expectations) -> Result<Vali
     }
 
     let mut validation = Validation::new(alg);
-    // Time claims are checked in `check_claims` against the injected clock.
+    // Time claims are checked in `check_times` against the injected clock.
     validation.validate_exp = false;
     validation.validate_nbf = false;
-    validation.set_issuer(&[expect.issuer]);
-    validation.set_audience(&[expect.client_id]);
-    validation.set_required_spec_claims(&["exp", "iat", "iss", "aud", "sub"]);
+    validation.set_issuer(&[issuer]);
+    validation.set_audience(&[client_id]);
+    validation.set_required_spec_claims(&["iss", "aud"]);
 
     for jwk in candidates {
         let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
         match jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
-            Ok(data) => return check_claims(data.claims, expect),
+            Ok(data) => return Ok(data.claims),
             Err(e) => match e.kind() {
                 ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey
                 | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat | ErrorKind::Provider(_) => continue,
@@ -86,6 +94,39 @@ pub fn validate(token: &str, keys: &[Jwk], expect: &Expectations) -> Result<Vali
         }
     }
     Err(invalid("signature does not verify with the IdP's keys"))
+}
+
+/// `exp` and `iat` are required, `nbf` optional; all within `CLOCK_SKEW` of `now`.
+pub fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), IdTokenError> {
+    let time = |name: &str| claims.get(name).map(|v| v.as_i64().ok_or_else(|| invalid(format!("the `{name}` claim is malformed"))));
+    let exp = time("exp").unwrap_or_else(|| Err(invalid("the `exp` claim is missing")))?;
+    let iat = time("iat").unwrap_or_else(|| Err(invalid("the `iat` claim is missing")))?;
+    if exp + CLOCK_SKEW <= now {
+        return Err(invalid("the token has expired"));
+    }
+    if iat > now + CLOCK_SKEW {
+        return Err(invalid("the token was issued in the future (iat)"));
+    }
+    if let Some(nbf) = time("nbf").transpose()? {
+        if nbf > now + CLOCK_SKEW {
+            return Err(invalid("the token is not valid yet (nbf)"));
+        }
+    }
+    Ok(())
+}
+
+/// `azp`, when present, must be us; with several audiences it must be present.
+pub fn check_azp(claims: &Map<String, Value>, client_id: &str) -> Result<(), IdTokenError> {
+    let audiences = match claims.get("aud") {
+        Some(Value::Array(a)) => a.len(),
+        _ => 1,
+    };
+    match claims.get("azp") {
+        Some(Value::String(azp)) if azp == client_id => Ok(()),
+        Some(_) => Err(invalid("the token was issued to another party (azp)")),
+        None if audiences > 1 => Err(invalid("several audiences but no `azp` claim")),
+        None => Ok(()),
+    }
 }
 
 /// Reads `alg` from the header and refuses anything but the asymmetric algorithms.
@@ -143,30 +184,7 @@ fn check_claims(claims: Map<String, Value>, expect: &Expectations) -> Result<Val
         Some(s) if !s.is_empty() && s.len() <= 255 => s.to_owned(),
         _ => return Err(invalid("the `sub` claim is missing or malformed")),
     };
-    let time = |name: &str| claims.get(name).map(|v| v.as_i64().ok_or_else(|| invalid(format!("the `{name}` claim is malformed"))));
-    let exp = time("exp").unwrap_or_else(|| Err(invalid("the `exp` claim is missing")))?;
-    let iat = time("iat").unwrap_or_else(|| Err(invalid("the `iat` claim is missing")))?;
-    if exp + CLOCK_SKEW <= expect.now {
-        return Err(invalid("the token has expired"));
-    }
-    if iat > expect.now + CLOCK_SKEW {
-        return Err(invalid("the token was issued in the future (iat)"));
-    }
-    if let Some(nbf) = time("nbf").transpose()? {
-        if nbf > expect.now + CLOCK_SKEW {
-            return Err(invalid("the token is not valid yet (nbf)"));
-        }
-    }
-    let audiences = match claims.get("aud") {
-        Some(Value::Array(a)) => a.len(),
-        _ => 1,
-    };
-    match claims.get("azp") {
-        Some(Value::String(azp)) if azp == expect.client_id => {}
-        Some(_) => return Err(invalid("the token was issued to another party (azp)")),
-        None if audiences > 1 => return Err(invalid("several audiences but no `azp` claim")),
-        None => {}
-    }
+    check_azp(&claims, expect.client_id)?;
     if let Some(expected) = expect.nonce {
         match claims.get("nonce").and_then(Value::as_str) {
             Some(n) if constant_time_eq(n.as_bytes(), expected.as_bytes()) => {}

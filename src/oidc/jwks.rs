@@ -4,6 +4,7 @@
 //! such forced refetches are rate-limited so that a flood of tokens with
 //! made-up `kid`s cannot make us hammer the IdP.
 
+use super::id_token::IdTokenError;
 use super::{OidcError, fetch_json};
 use crate::seams::{Clock, HttpClient};
 use crate::store::{KeyValue, Record, get_json, set_json};
@@ -117,6 +118,25 @@ impl KeySet<'_> {
             &Cached { fetched_at: now, forced_at: Some(now), jwks_uri: jwks_uri.into(), keys: keys.clone() },
         )?;
         Ok(Some(usable_keys(&serde_json::json!({ "keys": keys }))?))
+    }
+}
+
+impl KeySet<'_> {
+    /// Runs `check` with the current keys; when the token names a key we do not
+    /// have, fetches the keys again once (rate-limited) and retries.
+    pub fn verify_with<T>(&self, jwks_uri: &str, check: impl Fn(&[Jwk]) -> Result<T, IdTokenError>) -> Result<T, OidcError> {
+        let unknown = || OidcError::InvalidToken("signed with an unknown key".into());
+        match check(&self.current(jwks_uri)?) {
+            Ok(v) => Ok(v),
+            Err(IdTokenError::Invalid(why)) => Err(OidcError::InvalidToken(why)),
+            Err(IdTokenError::UnknownKey) => match self.refetch(jwks_uri)? {
+                None => Err(unknown()),
+                Some(fresh) => check(&fresh).map_err(|e| match e {
+                    IdTokenError::UnknownKey => unknown(),
+                    IdTokenError::Invalid(why) => OidcError::InvalidToken(why),
+                }),
+            },
+        }
     }
 }
 

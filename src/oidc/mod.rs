@@ -4,6 +4,7 @@
 pub mod discovery;
 pub mod id_token;
 pub mod jwks;
+pub mod logout_token;
 pub mod scope;
 pub mod token;
 pub mod transaction;
