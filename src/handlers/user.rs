@@ -1,7 +1,10 @@
 //! `GET /user`: the hot path. One store read, no writes.
+//!
+//! A cookie whose session is not in this store (expired, store restarted, or
+//! another replica's local store in the v2 setup) just means "not logged in".
+//! The cookie is left alone: on a replica that does hold the session it is still good.
 
 use crate::app::Ctx;
-use crate::cookies;
 use crate::pages;
 use crate::request::Request;
 use crate::response::{AppResult, Response};
@@ -9,7 +12,6 @@ use crate::response::{AppResult, Response};
 pub fn show(req: &Request, ctx: &Ctx) -> AppResult {
     match ctx.current_session(req)? {
         Some((_, session)) => Ok(Response::html(200, pages::user(&ctx.header(), &session))),
-        None if ctx.session_id(req).is_some() => Ok(Response::redirect("/").with_cookie(ctx.clear_cookie(cookies::SESSION))),
         None => Ok(Response::redirect("/")),
     }
 }
