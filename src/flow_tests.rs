@@ -48,6 +48,7 @@ fn discovery() -> Value {
         "jwks_uri": format!("{ISS}/jwks"),
         "userinfo_endpoint": format!("{ISS}/userinfo"),
         "end_session_endpoint": format!("{ISS}/logout"),
+        "revocation_endpoint": format!("{ISS}/revoke"),
         "authorization_response_iss_parameter_supported": true,
     })
 }
@@ -80,6 +81,11 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                 );
                 json_response(200, &json!({"access_token": format!("at-{}", s.access_counter), "token_type": "Bearer",
                     "expires_in": 300, "refresh_token": "rt-1", "id_token": id_token}))
+            }
+            "/realms/demo/revoke" => {
+                let body = String::from_utf8(req.body().clone()).unwrap();
+                assert!(body.contains("token=rt-1") && body.contains("token_type_hint=refresh_token"), "{body}");
+                json_response(200, &json!({}))
             }
             "/realms/demo/userinfo" => {
                 json_response(200, &json!({"sub": s.userinfo_sub.clone().unwrap_or(s.sub.clone()), "email": "a@example.test"}))
@@ -232,6 +238,7 @@ fn happy_path_login_user_refresh_logout() {
     let q: HashMap<String, String> = to.query_pairs().into_owned().collect();
     assert_eq!(q["post_logout_redirect_uri"], format!("{BASE}/"));
     assert!(q.contains_key("id_token_hint"));
+    assert_eq!(w.http.calls_to("/revoke"), 1, "the refresh token is revoked at logout");
     assert!(w.kv.keys_with_prefix("sess:").is_empty());
     assert_eq!(w.get("/user").status, 303);
 }

@@ -5,7 +5,10 @@ use super::check_csrf;
 use crate::app::Ctx;
 use crate::cookies;
 use crate::request::Request;
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::token;
 use crate::response::{AppResult, Response};
+use crate::session::Session;
 
 pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
     let clear = ctx.clear_cookie(cookies::SESSION);
@@ -16,7 +19,10 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
     ctx.sessions().delete(&id)?;
     // The local logout is done; an IdP that cannot be reached only skips the remote step.
     let end_session = match ctx.discovery() {
-        Ok(meta) => meta.end_session_endpoint,
+        Ok(meta) => {
+            revoke_refresh_token(ctx, &meta, &session);
+            meta.end_session_endpoint
+        }
         Err(e) => {
             eprintln!("logout: discovery failed, skipping end-session: {e:?}");
             None
@@ -33,4 +39,13 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
         None => "/".to_owned(),
     };
     Ok(Response::redirect(&location).with_cookie(clear))
+}
+
+/// Best effort: an offline grant would otherwise outlive the logout at the IdP.
+fn revoke_refresh_token(ctx: &Ctx, meta: &ProviderMetadata, session: &Session) {
+    if let (Some(endpoint), Some(rt)) = (&meta.revocation_endpoint, &session.tokens.refresh_token) {
+        if let Err(e) = token::revoke(ctx.http, ctx.cfg, meta, endpoint, rt) {
+            eprintln!("logout: could not revoke the refresh token: {e:?}");
+        }
+    }
 }

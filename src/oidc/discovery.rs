@@ -23,6 +23,9 @@ pub struct ProviderMetadata {
     pub userinfo_endpoint: Option<String>,
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
+    /// RFC 7009: where refresh tokens are revoked at logout.
+    #[serde(default)]
+    pub revocation_endpoint: Option<String>,
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
     #[serde(default)]
@@ -81,6 +84,7 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
         ("token_endpoint", Some(&meta.token_endpoint)),
         ("jwks_uri", Some(&meta.jwks_uri)),
         ("userinfo_endpoint", meta.userinfo_endpoint.as_ref()),
+        ("revocation_endpoint", meta.revocation_endpoint.as_ref()),
     ] {
         if let Some(v) = value {
             let url = Url::parse(v).map_err(|_| OidcError::BadResponse(format!("{name} is not a URL")))?;

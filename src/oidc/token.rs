@@ -10,7 +10,7 @@ use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, Scope,
+    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, RevocationUrl, Scope,
     StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
@@ -135,4 +135,19 @@ pub fn refresh(http: &dyn HttpClient, cfg: &Config, meta: &ProviderMetadata, ref
     let token = RefreshToken::new(refresh_token.expose().to_owned());
     let response = client(cfg, meta)?.exchange_refresh_token(&token).request(&send_with(http)).map_err(map_error)?;
     into_token_set(response)
+}
+
+/// Revokes a refresh token (RFC 7009), so an offline grant does not outlive logout.
+pub fn revoke(http: &dyn HttpClient, cfg: &Config, meta: &ProviderMetadata, endpoint: &str, refresh_token: &Secret) -> Result<(), OidcError> {
+    let url = RevocationUrl::new(endpoint.to_owned()).map_err(|_| OidcError::BadResponse("revocation_endpoint is not a URL".into()))?;
+    let token = StandardRevocableToken::RefreshToken(RefreshToken::new(refresh_token.expose().to_owned()));
+    client(cfg, meta)?
+        .set_revocation_url(url)
+        .revoke_token(token)
+        .map_err(|_| OidcError::BadResponse("cannot revoke this token".into()))?
+        .request(&send_with(http))
+        .map_err(|e| match e {
+            RequestTokenError::Request(e) => OidcError::Transport(e),
+            _ => OidcError::BadResponse("the revocation endpoint refused".into()),
+        })
 }
