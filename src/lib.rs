@@ -18,6 +18,7 @@ pub mod secret;
 pub mod session;
 pub mod session_index;
 pub mod store;
+pub mod sweep;
 pub mod timefmt;
 
 #[cfg(test)]

@@ -16,6 +16,7 @@ pub fn start(req: &Request, ctx: &Ctx) -> AppResult {
     let (id, txn) = transaction::new(ctx.rng, ctx.clock, scope);
     let url = token::authorization_url(ctx.cfg, &meta, &txn)?;
     transaction::save(ctx.kv, &id, &txn)?;
+    crate::sweep::maybe_sweep(ctx.kv, ctx.clock, ctx.rng);
     let cookie = cookies::set(&ctx.cookie_name(cookies::LOGIN), &id, transaction::LIFETIME, ctx.cfg.https());
     Ok(Response::redirect(&url).with_cookie(cookie))
 }
