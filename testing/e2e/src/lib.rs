@@ -14,6 +14,7 @@
 //! the component's own pages per its contract.
 
 pub mod app;
+pub mod app_stack;
 pub mod browser;
 pub mod cookies;
 pub mod echo;
@@ -25,7 +26,10 @@ pub mod nginx;
 pub mod oidc;
 pub mod paths;
 pub mod process;
+pub mod raw_http;
 pub mod redis;
+pub mod replicas;
+pub mod runtime_config;
 pub mod wait;
 
 pub use browser::{Browser, Response};
