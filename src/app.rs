@@ -70,7 +70,12 @@ impl Ctx<'_> {
     }
 
     pub fn keys(&self) -> crate::oidc::jwks::KeySet<'_> {
-        crate::oidc::jwks::KeySet { kv: self.kv, http: self.http, clock: self.clock, ttl: self.cfg.discovery_ttl_secs }
+        crate::oidc::jwks::KeySet { kv: self.kv, http: self.http, clock: self.clock, ttl: self.cfg.discovery_ttl_secs, backchannel: false }
+    }
+
+    /// The keys for back-channel logout, with its own refetch budget.
+    pub fn backchannel_keys(&self) -> crate::oidc::jwks::KeySet<'_> {
+        crate::oidc::jwks::KeySet { backchannel: true, ..self.keys() }
     }
 }
 

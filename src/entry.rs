@@ -4,12 +4,14 @@ use crate::platform::{SpinVariables, SystemClock, SystemRandom, kv::SpinKeyValue
 use crate::request::{MAX_BODY, MAX_COOKIE_HEADER, MAX_URI, Request};
 use crate::response::AppError;
 use crate::{app, config};
-use futures::StreamExt;
-use spin_sdk::http::{IncomingRequest, Response};
+use futures::{SinkExt, StreamExt};
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 
+/// Takes the raw response handle: spin-sdk's `Response` keeps headers in a map,
+/// which would drop all but one `Set-Cookie` (a login sets one and clears another).
 #[http_component]
-async fn handle(incoming: IncomingRequest) -> Response {
+async fn handle(incoming: IncomingRequest, response_out: ResponseOutparam) {
     let vars = SpinVariables;
     let kv = SpinKeyValue::default();
     let http = WasiHttp { timeout: std::time::Duration::from_secs(idp_timeout(&vars)) };
@@ -18,12 +20,15 @@ async fn handle(incoming: IncomingRequest) -> Response {
         Ok(request) => app::handle(&request, &p),
         Err(e) => app::reject(&p, e),
     };
-    let mut out = Response::builder();
-    out.status(response.status);
-    for (name, value) in response.headers {
-        out.header(name, value);
+    let headers: Vec<(String, Vec<u8>)> = response.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
+    let out = OutgoingResponse::new(fields);
+    let _ = out.set_status_code(response.status);
+    let mut body = out.take_body();
+    response_out.set(out);
+    if let Err(e) = body.send(response.body).await {
+        eprintln!("could not send the response body: {e}");
     }
-    out.body(response.body).build()
 }
 
 fn idp_timeout(vars: &dyn config::Variables) -> u64 {

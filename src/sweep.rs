@@ -1,5 +1,6 @@
 //! Removes expired records that nobody will read again (abandoned logins,
-//! sessions of browsers that never came back, used logout-token ids).
+//! sessions of browsers that never came back, used logout-token ids, index
+//! entries whose sessions are all gone).
 //!
 //! Spin key-value has no TTL, so without this the store would only grow. It
 //! runs on a small fraction of logins (never on the hot path), looks at a
@@ -46,6 +47,18 @@ pub fn sweep(kv: &dyn KeyValue, now: i64) -> Result<usize, crate::store::StoreEr
     let mut removed = 0;
     let candidates = kv.keys()?.into_iter().filter(|k| is_swept_kind(k));
     for key in candidates.take(MAX_EXAMINED) {
+        if key.starts_with("bcl:sid:") || key.starts_with("bcl:sub:") {
+            // An index entry is dead once none of its sessions is left.
+            let mut alive = false;
+            for id in crate::session_index::sessions(kv, &key)? {
+                alive |= kv.exists(&id.key())?;
+            }
+            if !alive {
+                kv.delete(&key)?;
+                removed += 1;
+            }
+            continue;
+        }
         let Some(bytes) = kv.get(&key)? else { continue };
         let record: Value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
         // Unreadable records of our kinds are as good as expired.
@@ -58,7 +71,7 @@ pub fn sweep(kv: &dyn KeyValue, now: i64) -> Result<usize, crate::store::StoreEr
 }
 
 fn is_swept_kind(key: &str) -> bool {
-    key.starts_with(crate::session::KEY_PREFIX) || key.starts_with(transaction::KEY_PREFIX) || key.starts_with("bcl:jti:")
+    [crate::session::KEY_PREFIX, transaction::KEY_PREFIX, crate::session_index::PREFIX].iter().any(|p| key.starts_with(p))
 }
 
 #[cfg(test)]
@@ -77,9 +90,14 @@ mod tests {
         kv.set("sess:garbage", b"not json").unwrap();
         kv.set("cache:discovery", br#"{"fetched_at": 0}"#).unwrap();
         kv.set("unrelated", b"keep").unwrap();
-        assert_eq!(sweep(&kv, 1000).unwrap(), 4);
+        let dead = "A".repeat(43);
+        let live = format!("live{}", "B".repeat(39));
+        kv.set(&format!("sess:{live}"), br#"{"expires_at": 2000}"#).unwrap();
+        kv.set("bcl:sub:dead", format!(r#"{{"sessions": ["{dead}"]}}"#).as_bytes()).unwrap();
+        kv.set("bcl:sid:live", format!(r#"{{"sessions": ["{dead}", "{live}"]}}"#).as_bytes()).unwrap();
+        assert_eq!(sweep(&kv, 1000).unwrap(), 5);
         let mut left = kv.keys().unwrap();
         left.sort();
-        assert_eq!(left, ["cache:discovery", "login:live", "sess:live", "unrelated"]);
+        assert_eq!(left, ["bcl:sid:live", "cache:discovery", "login:live", "sess:live", &format!("sess:{live}"), "unrelated"]);
     }
 }

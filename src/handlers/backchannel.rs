@@ -19,7 +19,7 @@ pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
     let Some(raw) = form.get("logout_token") else { return Ok(refuse("missing logout_token")) };
     let meta = ctx.discovery()?;
     let now = ctx.clock.now();
-    let token = match ctx.keys().verify_with(&meta.jwks_uri, |keys| logout_token::validate(raw, keys, &ctx.cfg.issuer, &ctx.cfg.client_id, now)) {
+    let token = match ctx.backchannel_keys().verify_with(&meta.jwks_uri, |keys| logout_token::validate(raw, keys, &ctx.cfg.issuer, &ctx.cfg.client_id, now)) {
         Ok(t) => t,
         Err(OidcError::InvalidToken(why)) => {
             eprintln!("backchannel-logout: rejected: {why}");

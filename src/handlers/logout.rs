@@ -17,6 +17,10 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
     };
     check_csrf(req, ctx.cfg, &req.form()?, &session)?;
     ctx.sessions().delete(&id)?;
+    // The IdP session ends too; its back-channel index entry has nothing left to find.
+    if let Some(sid) = &session.identity.sid {
+        ctx.kv.delete(&crate::session_index::key("sid", &session.identity.iss, sid))?;
+    }
     // The local logout is done; an IdP that cannot be reached only skips the remote step.
     let end_session = match ctx.discovery() {
         Ok(meta) => {

@@ -20,9 +20,13 @@ const MAX_KEYS: usize = 50;
 #[derive(Serialize, Deserialize)]
 struct Cached {
     fetched_at: i64,
-    /// When a refetch was last forced by an unknown key.
+    /// When a refetch was last forced by an unknown key in a login or refresh.
     #[serde(default)]
     forced_at: Option<i64>,
+    /// The same for back-channel logout, which anyone can call: its own budget,
+    /// so a flood of made-up logout tokens cannot use up the one logins need.
+    #[serde(default)]
+    forced_at_backchannel: Option<i64>,
     jwks_uri: String,
     keys: Vec<serde_json::Value>,
 }
@@ -81,6 +85,8 @@ pub struct KeySet<'a> {
     pub http: &'a dyn HttpClient,
     pub clock: &'a dyn Clock,
     pub ttl: i64,
+    /// Whether forced refetches count against the back-channel budget.
+    pub backchannel: bool,
 }
 
 impl KeySet<'_> {
@@ -97,8 +103,9 @@ impl KeySet<'_> {
             }
         }
         let keys = fetch(self.http, jwks_uri)?;
-        let forced_at = cached.and_then(|c| c.forced_at);
-        set_json(self.kv, CACHE_KEY, &Cached { fetched_at: now, forced_at, jwks_uri: jwks_uri.into(), keys: keys.clone() })?;
+        let (forced_at, forced_at_backchannel) = cached.map(|c| (c.forced_at, c.forced_at_backchannel)).unwrap_or_default();
+        let record = Cached { fetched_at: now, forced_at, forced_at_backchannel, jwks_uri: jwks_uri.into(), keys: keys.clone() };
+        set_json(self.kv, CACHE_KEY, &record)?;
         usable_keys(&serde_json::json!({ "keys": keys }))
     }
 
@@ -106,17 +113,22 @@ impl KeySet<'_> {
     /// `Ok(None)` when a forced refetch happened too recently.
     pub fn refetch(&self, jwks_uri: &str) -> Result<Option<Vec<Jwk>>, OidcError> {
         let now = self.clock.now();
+        let (mut forced_at, mut forced_at_backchannel) = (None, None);
         if let Record::Found(c) = get_json::<Cached>(self.kv, CACHE_KEY)? {
-            if matches!(c.forced_at, Some(t) if (0..MIN_REFETCH_INTERVAL).contains(&(now - t))) {
+            let last = if self.backchannel { c.forced_at_backchannel } else { c.forced_at };
+            if matches!(last, Some(t) if (0..MIN_REFETCH_INTERVAL).contains(&(now - t))) {
                 return Ok(None);
             }
+            (forced_at, forced_at_backchannel) = (c.forced_at, c.forced_at_backchannel);
         }
         let keys = fetch(self.http, jwks_uri)?;
-        set_json(
-            self.kv,
-            CACHE_KEY,
-            &Cached { fetched_at: now, forced_at: Some(now), jwks_uri: jwks_uri.into(), keys: keys.clone() },
-        )?;
+        if self.backchannel {
+            forced_at_backchannel = Some(now);
+        } else {
+            forced_at = Some(now);
+        }
+        let record = Cached { fetched_at: now, forced_at, forced_at_backchannel, jwks_uri: jwks_uri.into(), keys: keys.clone() };
+        set_json(self.kv, CACHE_KEY, &record)?;
         Ok(Some(usable_keys(&serde_json::json!({ "keys": keys }))?))
     }
 }
@@ -177,7 +189,7 @@ mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let http = FakeHttp::new(|_| json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]})));
-        let ks = KeySet { kv: &kv, http: &http, clock: &clock, ttl: 300 };
+        let ks = KeySet { kv: &kv, http: &http, clock: &clock, ttl: 300, backchannel: false };
         ks.current("https://idp.example/jwks").unwrap();
         ks.current("https://idp.example/jwks").unwrap();
         assert_eq!(http.calls_to("/jwks"), 1);
@@ -190,5 +202,18 @@ mod tests {
         clock.advance(MIN_REFETCH_INTERVAL);
         assert!(ks.refetch("https://idp.example/jwks").unwrap().is_some());
         assert_eq!(http.calls_to("/jwks"), 3);
+    }
+
+    #[test]
+    fn backchannel_floods_do_not_use_up_the_login_budget() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let http = FakeHttp::new(|_| json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]})));
+        let backchannel = KeySet { kv: &kv, http: &http, clock: &clock, ttl: 300, backchannel: true };
+        let login = KeySet { backchannel: false, ..backchannel };
+        assert!(backchannel.refetch("https://idp.example/jwks").unwrap().is_some());
+        assert!(backchannel.refetch("https://idp.example/jwks").unwrap().is_none());
+        assert!(login.refetch("https://idp.example/jwks").unwrap().is_some(), "logins keep their own budget");
+        assert!(login.refetch("https://idp.example/jwks").unwrap().is_none());
     }
 }

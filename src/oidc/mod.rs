@@ -26,6 +26,8 @@ pub enum OidcError {
     BadResponse(String),
     /// The ID token (or logout token) failed validation (401).
     InvalidToken(String),
+    /// The userinfo answer contradicts the ID token (401).
+    InvalidUserinfo(String),
 }
 
 impl From<StoreError> for OidcError {
@@ -49,6 +51,10 @@ impl From<OidcError> for AppError {
             OidcError::BadResponse(why) => {
                 AppError::new(502, format!("The identity provider sent an invalid response: {why}."))
                     .logged(format!("idp: {why}"))
+            }
+            OidcError::InvalidUserinfo(why) => {
+                AppError::new(401, format!("The identity provider's userinfo response was rejected: {why}."))
+                    .logged(format!("userinfo rejected: {why}"))
             }
             OidcError::InvalidToken(why) => {
                 AppError::new(401, format!("The identity provider's ID token was rejected: {why}."))

@@ -23,7 +23,7 @@ pub fn fetch(http: &dyn HttpClient, endpoint: &str, access_token: &str, expected
     };
     match claims.get("sub").and_then(Value::as_str) {
         Some(sub) if sub == expected_sub => Ok(claims),
-        _ => Err(OidcError::InvalidToken("userinfo `sub` differs from the ID token's".into())),
+        _ => Err(OidcError::InvalidUserinfo("its `sub` differs from the ID token's".into())),
     }
 }
 
@@ -41,7 +41,7 @@ mod tests {
         });
         let claims = fetch(&http, "https://idp.example/userinfo", "at-1", "alice").unwrap();
         assert_eq!(claims["name"], "Alice");
-        assert!(matches!(fetch(&http, "https://idp.example/userinfo", "at-1", "bob"), Err(OidcError::InvalidToken(_))));
+        assert!(matches!(fetch(&http, "https://idp.example/userinfo", "at-1", "bob"), Err(OidcError::InvalidUserinfo(_))));
     }
 
     #[test]
