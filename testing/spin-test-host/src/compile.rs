@@ -1,0 +1,113 @@
+//! Compiles a component once and caches the machine code on disk, so that
+//! starting several replicas (or re-running tests) skips Cranelift.
+
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{Context, Result};
+use wasmtime::component::Component;
+use wasmtime::{Config, Engine};
+
+pub fn engine() -> Result<Engine> {
+    let config = Config::new();
+    Ok(Engine::new(&config)?)
+}
+
+/// Where the compiled form of `wasm` lives: keyed by the bytes and by the
+/// engine's compatibility hash (Wasmtime version, target, settings).
+fn cache_file(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
+    let mut hasher = DefaultHasher::new();
+    wasm.hash(&mut hasher);
+    engine.precompile_compatibility_hash().hash(&mut hasher);
+    cache_dir.join(format!("{:016x}-{}.cwasm", hasher.finish(), wasm.len()))
+}
+
+/// Loads the component at `path`, from the cache when possible; the flag
+/// tells whether the cache was used.
+pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<(Component, bool)> {
+    let started = Instant::now();
+    let wasm =
+        std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
+    let cached = cache_file(engine, &wasm, cache_dir);
+
+    if cached.exists() {
+        // SAFETY: the file was written by `precompile_component` below, into
+        // a directory only this tool writes; Wasmtime still checks that it
+        // was produced by a compatible engine before using it.
+        match unsafe { Component::deserialize_file(engine, &cached) } {
+            Ok(component) => {
+                eprintln!(
+                    "loaded cached compiled component {} in {} ms",
+                    cached.display(),
+                    started.elapsed().as_millis()
+                );
+                return Ok((component, true));
+            }
+            Err(e) => eprintln!("ignoring unusable cache file {}: {e}", cached.display()),
+        }
+    }
+
+    let compiled = engine
+        .precompile_component(&wasm)
+        .map_err(anyhow::Error::from)
+        .with_context(|| format!("cannot compile component {}", path.display()))?;
+    eprintln!(
+        "compiled component {} in {} ms",
+        path.display(),
+        started.elapsed().as_millis()
+    );
+    if let Err(e) = store_atomically(&cached, &compiled) {
+        eprintln!("cannot write compile cache {}: {e:#}", cached.display());
+    }
+    // SAFETY: these bytes were just produced by this engine.
+    let component = unsafe { Component::deserialize(engine, &compiled) }?;
+    Ok((component, false))
+}
+
+/// Writes via a temporary file and a rename, so a concurrent reader sees
+/// either no file or a complete one.
+fn store_atomically(target: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = target.parent().context("cache path has no directory")?;
+    std::fs::create_dir_all(dir)?;
+    let tmp = dir.join(format!(".{}.{}.tmp", std::process::id(), unique_suffix()));
+    std::fs::write(&tmp, bytes)?;
+    std::fs::rename(&tmp, target).inspect_err(|_| {
+        let _ = std::fs::remove_file(&tmp);
+    })?;
+    Ok(())
+}
+
+fn unique_suffix() -> u128 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The smallest valid component: compiles, caches, and loads back.
+    #[test]
+    fn caches_compiled_component() {
+        let dir = std::env::temp_dir().join(format!("spin-test-host-cache-{}", unique_suffix()));
+        let wasm_path = dir.join("empty.wasm");
+        std::fs::create_dir_all(&dir).unwrap();
+        // `(component)` in binary form: magic, component version and layer.
+        std::fs::write(&wasm_path, b"\0asm\x0d\0\x01\0").unwrap();
+        let engine = engine().unwrap();
+
+        let (_, from_cache) = load(&engine, &wasm_path, &dir.join("cache")).unwrap();
+        assert!(!from_cache);
+        let files: Vec<_> = std::fs::read_dir(dir.join("cache")).unwrap().collect();
+        assert_eq!(files.len(), 1, "one cache file, no temporary left over");
+        let (_, from_cache) = load(&engine, &wasm_path, &dir.join("cache")).unwrap();
+        assert!(from_cache);
+
+        std::fs::write(&wasm_path, b"not wasm").unwrap();
+        assert!(load(&engine, &wasm_path, &dir.join("cache")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
