@@ -18,6 +18,7 @@ pub mod app_stack;
 pub mod browser;
 pub mod cookies;
 pub mod echo;
+pub mod fake_idp;
 pub mod host;
 pub mod html;
 pub mod idp;

@@ -1,0 +1,1086 @@
+//! A fake OpenID Provider that the tests control, to make the component face an IdP
+//! that misbehaves (the real test IdP always behaves).
+//!
+//! It listens on a free loopback port; its issuer is `http://127.0.0.1:PORT/realms/fake`.
+//! It serves discovery, the JWKS, an authorization endpoint that at once answers 303 back
+//! to the `redirect_uri` with `code`, `state` and `iss` (recording the request's nonce,
+//! PKCE challenge and scope), a token endpoint (authorization_code with PKCE checked
+//! against the recorded challenge; refresh_token; client_secret_basic and/or
+//! client_secret_post as discovery advertises), userinfo and an end-session endpoint.
+//!
+//! What it does is a [`Behaviour`], which a test may change at any time
+//! ([`FakeIdp::configure`]): which key signs and which `kid` the header names, claims to
+//! set or drop in ID tokens, userinfo, discovery and token responses, `alg: none` and HS256
+//! forgeries, what the JWKS publishes, a wrong `iss` on the callback, and per-endpoint
+//! [`Fault`]s (garbage, an error status, hanging, answering late, closing the connection).
+//! It counts the requests per endpoint ([`FakeIdp::count`]) and notes every protocol
+//! violation of the client it sees ([`FakeIdp::problems`]).
+
+mod http;
+pub mod keys;
+pub mod rig;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use serde_json::{Map, Value, json};
+
+pub use http::HttpRequest;
+use http::{HttpResponse, Reply};
+pub use keys::{KeyKind, SigningKey};
+pub use rig::{Rig, RigOptions};
+
+use crate::host::HostOptions;
+
+/// The path of the fake's issuer.
+pub const ISSUER_PATH: &str = "/realms/fake";
+/// The client the fake knows by default.
+pub const CLIENT_ID: &str = "client1";
+/// Its secret.
+pub const CLIENT_SECRET: &str = "fake-client-secret";
+/// The kids of the two keys every fake starts with (both published).
+pub const RSA_KID: &str = "rsa-1";
+pub const EC_KID: &str = "ec-1";
+
+/// The fake's endpoints, for counting and faults.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Endpoint {
+    Discovery,
+    Jwks,
+    Authorization,
+    Token,
+    Userinfo,
+    EndSession,
+    /// Any other path (answered 404).
+    Other,
+}
+
+impl Endpoint {
+    pub const ALL: [Endpoint; 6] = [
+        Endpoint::Discovery,
+        Endpoint::Jwks,
+        Endpoint::Authorization,
+        Endpoint::Token,
+        Endpoint::Userinfo,
+        Endpoint::EndSession,
+    ];
+
+    /// The path below the issuer.
+    pub fn path(self) -> &'static str {
+        match self {
+            Endpoint::Discovery => "/.well-known/openid-configuration",
+            Endpoint::Jwks => "/protocol/openid-connect/certs",
+            Endpoint::Authorization => "/protocol/openid-connect/auth",
+            Endpoint::Token => "/protocol/openid-connect/token",
+            Endpoint::Userinfo => "/protocol/openid-connect/userinfo",
+            Endpoint::EndSession => "/protocol/openid-connect/logout",
+            Endpoint::Other => "/",
+        }
+    }
+
+    fn of_path(path: &str) -> Endpoint {
+        let Some(rest) = path.strip_prefix(ISSUER_PATH) else {
+            return Endpoint::Other;
+        };
+        Endpoint::ALL
+            .into_iter()
+            .find(|e| e.path() == rest)
+            .unwrap_or(Endpoint::Other)
+    }
+}
+
+/// How an endpoint misbehaves instead of answering properly.
+#[derive(Debug, Clone)]
+pub enum Fault {
+    /// Answers this instead.
+    Respond {
+        status: u16,
+        content_type: String,
+        body: String,
+    },
+    /// Never answers (until the fake stops).
+    Hang,
+    /// Answers properly, but only after this long.
+    Delay(Duration),
+    /// Closes the connection without a word.
+    Close,
+}
+
+impl Fault {
+    /// 200 with an HTML page where JSON belongs.
+    pub fn garbage() -> Fault {
+        Fault::Respond {
+            status: 200,
+            content_type: "text/html".into(),
+            body: "<html><body>Welcome to nginx!</body></html>".into(),
+        }
+    }
+
+    /// 200 `application/json` that is not JSON.
+    pub fn malformed_json() -> Fault {
+        Fault::Respond {
+            status: 200,
+            content_type: "application/json".into(),
+            body: "{\"issuer\": \"http://127.0.0.1/realms/fake\", \"keys\": [".into(),
+        }
+    }
+
+    /// This JSON with this status.
+    pub fn json(status: u16, value: Value) -> Fault {
+        Fault::Respond {
+            status,
+            content_type: "application/json".into(),
+            body: value.to_string(),
+        }
+    }
+}
+
+/// Claims (or members) to set and to remove in a JSON object the fake produces.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ClaimEdits {
+    pub set: Map<String, Value>,
+    pub remove: Vec<String>,
+}
+
+impl ClaimEdits {
+    pub fn none() -> ClaimEdits {
+        ClaimEdits::default()
+    }
+
+    pub fn set(mut self, name: &str, value: Value) -> ClaimEdits {
+        self.set.insert(name.to_string(), value);
+        self
+    }
+
+    pub fn remove(mut self, name: &str) -> ClaimEdits {
+        self.remove.push(name.to_string());
+        self
+    }
+
+    pub fn apply(&self, object: &mut Value) {
+        let Some(map) = object.as_object_mut() else {
+            return;
+        };
+        for name in &self.remove {
+            map.remove(name);
+        }
+        for (k, v) in &self.set {
+            map.insert(k.clone(), v.clone());
+        }
+    }
+}
+
+/// The `kid` the ID token's header names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HeaderKid {
+    /// The signing key's own kid.
+    Own,
+    /// No `kid` header.
+    Absent,
+    /// This kid, whatever key signs.
+    Named(String),
+}
+
+/// How ID tokens are signed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Signer {
+    /// With the fake's key `kid` (published in the JWKS or not).
+    Key { kid: String, header_kid: HeaderKid },
+    /// `alg: none`, empty signature; the header names the first published kid.
+    AlgNone,
+    /// HS256 with the client secret as HMAC key; the header names the first published kid.
+    Hs256ClientSecret,
+    /// HS256 with the SPKI PEM of the published RSA key `kid` as HMAC key (the
+    /// key-confusion attack); the header names `kid`.
+    Hs256RsaPublicKey { kid: String },
+}
+
+impl Signer {
+    /// The fake's key `kid`, named in the header.
+    pub fn key(kid: &str) -> Signer {
+        Signer::Key {
+            kid: kid.to_string(),
+            header_kid: HeaderKid::Own,
+        }
+    }
+
+    /// The fake's key `kid`, with the header naming `header_kid`.
+    pub fn key_with_header(kid: &str, header_kid: HeaderKid) -> Signer {
+        Signer::Key {
+            kid: kid.to_string(),
+            header_kid,
+        }
+    }
+}
+
+/// The `iss` parameter of the authorization response (RFC 9207).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackIss {
+    /// The issuer.
+    Correct,
+    Absent,
+    Value(String),
+}
+
+/// Everything the fake can be told to do.
+#[derive(Debug, Clone)]
+pub struct Behaviour {
+    pub client_id: String,
+    pub client_secret: String,
+    /// `token_endpoint_auth_methods_supported`; None leaves it out of discovery (the
+    /// spec's default, client_secret_basic). The token endpoint accepts exactly these.
+    pub auth_methods: Option<Vec<String>>,
+    /// `authorization_response_iss_parameter_supported` in discovery.
+    pub iss_parameter_supported: bool,
+    pub callback_iss: CallbackIss,
+    /// The user who logs in: `sub` of the ID tokens and userinfo.
+    pub sub: String,
+    pub signer: Signer,
+    /// The kids of the keys the JWKS lists, in order.
+    pub published: Vec<String>,
+    /// Edits of the ID token from the code exchange.
+    pub id_token: ClaimEdits,
+    /// The ID token of a refresh: None sends none; otherwise these edits.
+    pub refresh_id_token: Option<ClaimEdits>,
+    pub issue_refresh_token: bool,
+    pub userinfo: ClaimEdits,
+    pub discovery: ClaimEdits,
+    /// Edits of the token endpoint's JSON answer (both grants).
+    pub token_response: ClaimEdits,
+    pub faults: BTreeMap<Endpoint, Fault>,
+}
+
+impl Default for Behaviour {
+    fn default() -> Self {
+        Behaviour {
+            client_id: CLIENT_ID.to_string(),
+            client_secret: CLIENT_SECRET.to_string(),
+            auth_methods: Some(vec![
+                "client_secret_basic".to_string(),
+                "client_secret_post".to_string(),
+            ]),
+            iss_parameter_supported: true,
+            callback_iss: CallbackIss::Correct,
+            sub: "alice".to_string(),
+            signer: Signer::key(RSA_KID),
+            published: vec![RSA_KID.to_string(), EC_KID.to_string()],
+            id_token: ClaimEdits::none(),
+            refresh_id_token: Some(ClaimEdits::none()),
+            issue_refresh_token: true,
+            userinfo: ClaimEdits::none(),
+            discovery: ClaimEdits::none(),
+            token_response: ClaimEdits::none(),
+            faults: BTreeMap::new(),
+        }
+    }
+}
+
+/// What the authorization endpoint recorded for a code.
+#[derive(Debug, Clone)]
+struct Grant {
+    redirect_uri: String,
+    nonce: Option<String>,
+    code_challenge: Option<String>,
+    scope: String,
+    sub: String,
+}
+
+struct State {
+    behaviour: Behaviour,
+    keys: BTreeMap<String, Arc<SigningKey>>,
+    codes: HashMap<String, Grant>,
+    refresh_tokens: HashMap<String, Grant>,
+    access_tokens: HashMap<String, String>,
+    counts: BTreeMap<Endpoint, usize>,
+    requests: Vec<(Endpoint, HttpRequest)>,
+    auth_methods_used: Vec<String>,
+    problems: Vec<String>,
+    issued_id_tokens: usize,
+}
+
+/// A running fake IdP. Stops when dropped.
+pub struct FakeIdp {
+    server: http::Server,
+    issuer: String,
+    state: Arc<Mutex<State>>,
+}
+
+fn now() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64
+}
+
+fn error(status: u16, code: &str) -> HttpResponse {
+    HttpResponse::json(status, &json!({"error": code})).with_header("cache-control", "no-store")
+}
+
+impl FakeIdp {
+    /// Starts a fake that behaves, with a fresh RSA key `rsa-1` (signing) and P-256 key
+    /// `ec-1`, both published.
+    pub fn start() -> FakeIdp {
+        FakeIdp::start_with(Behaviour::default())
+    }
+
+    pub fn start_with(behaviour: Behaviour) -> FakeIdp {
+        let mut keys = BTreeMap::new();
+        for (kind, kid) in [(KeyKind::Rsa, RSA_KID), (KeyKind::Ec, EC_KID)] {
+            keys.insert(kid.to_string(), Arc::new(SigningKey::generate(kind, kid)));
+        }
+        let state = Arc::new(Mutex::new(State {
+            behaviour,
+            keys,
+            codes: HashMap::new(),
+            refresh_tokens: HashMap::new(),
+            access_tokens: HashMap::new(),
+            counts: BTreeMap::new(),
+            requests: Vec::new(),
+            auth_methods_used: Vec::new(),
+            problems: Vec::new(),
+            issued_id_tokens: 0,
+        }));
+        // The issuer depends on the port: bind first, then let the handler learn it.
+        let issuer_cell: Arc<Mutex<String>> = Arc::new(Mutex::new(String::new()));
+        let handler_state = Arc::clone(&state);
+        let handler_issuer = Arc::clone(&issuer_cell);
+        let server = http::Server::start(
+            0,
+            Arc::new(move |request: &HttpRequest| {
+                let issuer = handler_issuer.lock().unwrap().clone();
+                handle(&handler_state, &issuer, request)
+            }),
+        );
+        let issuer = format!("http://127.0.0.1:{}{ISSUER_PATH}", server.port());
+        *issuer_cell.lock().unwrap() = issuer.clone();
+        FakeIdp {
+            server,
+            issuer,
+            state,
+        }
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// `http://127.0.0.1:PORT/realms/fake`
+    pub fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    /// `http://127.0.0.1:PORT`
+    pub fn origin(&self) -> String {
+        format!("http://127.0.0.1:{}", self.server.port())
+    }
+
+    pub fn port(&self) -> u16 {
+        self.server.port()
+    }
+
+    /// The absolute URL of `endpoint`.
+    pub fn url(&self, endpoint: Endpoint) -> String {
+        format!("{}{}", self.issuer, endpoint.path())
+    }
+
+    /// Host options for a component using this fake, reachable at `client_base_url`.
+    pub fn host_options(&self, client_base_url: &str) -> HostOptions {
+        let b = self.behaviour();
+        HostOptions::default()
+            .variable("client_id", &b.client_id)
+            .variable("client_secret", &b.client_secret)
+            .variable("oidc_issuer_url", &self.issuer)
+            .variable("oidc_idp_origin", &self.origin())
+            .variable("client_base_url", client_base_url.trim_end_matches('/'))
+    }
+
+    /// Changes what the fake does from the next request on.
+    pub fn configure(&self, change: impl FnOnce(&mut Behaviour)) {
+        change(&mut self.state().behaviour);
+    }
+
+    /// A copy of the current behaviour.
+    pub fn behaviour(&self) -> Behaviour {
+        self.state().behaviour.clone()
+    }
+
+    /// Generates a key named `kid` (not published until [`FakeIdp::publish`]).
+    pub fn add_key(&self, kind: KeyKind, kid: &str) {
+        let key = Arc::new(SigningKey::generate(kind, kid));
+        self.state().keys.insert(kid.to_string(), key);
+    }
+
+    /// Makes the JWKS list exactly these keys.
+    pub fn publish(&self, kids: &[&str]) {
+        let mut state = self.state();
+        for kid in kids {
+            assert!(state.keys.contains_key(*kid), "the fake has no key {kid}");
+        }
+        state.behaviour.published = kids.iter().map(|k| k.to_string()).collect();
+    }
+
+    /// Key rotation: a new key `kid` of `kind` signs from now on and is the only one the
+    /// JWKS lists (the old keys are gone from it).
+    pub fn rotate_to(&self, kind: KeyKind, kid: &str) {
+        self.add_key(kind, kid);
+        self.publish(&[kid]);
+        self.configure(|b| b.signer = Signer::key(kid));
+    }
+
+    /// Sets (or with None clears) the fault of `endpoint`.
+    pub fn fault(&self, endpoint: Endpoint, fault: Option<Fault>) {
+        self.configure(|b| match fault {
+            Some(f) => {
+                b.faults.insert(endpoint, f);
+            }
+            None => {
+                b.faults.remove(&endpoint);
+            }
+        });
+    }
+
+    /// How many requests `endpoint` got.
+    pub fn count(&self, endpoint: Endpoint) -> usize {
+        self.state().counts.get(&endpoint).copied().unwrap_or(0)
+    }
+
+    pub fn counts(&self) -> BTreeMap<Endpoint, usize> {
+        self.state().counts.clone()
+    }
+
+    /// The requests `endpoint` got, oldest first.
+    pub fn requests(&self, endpoint: Endpoint) -> Vec<HttpRequest> {
+        self.state()
+            .requests
+            .iter()
+            .filter(|(e, _)| *e == endpoint)
+            .map(|(_, r)| r.clone())
+            .collect()
+    }
+
+    /// The query parameters of the last authorization request.
+    pub fn last_authorization(&self) -> Option<BTreeMap<String, String>> {
+        self.requests(Endpoint::Authorization)
+            .last()
+            .map(HttpRequest::query_params)
+    }
+
+    /// The client authentication method of each token request, oldest first
+    /// (`client_secret_basic`, `client_secret_post` or `none`).
+    pub fn auth_methods_used(&self) -> Vec<String> {
+        self.state().auth_methods_used.clone()
+    }
+
+    /// The protocol violations of the client the fake noticed.
+    pub fn problems(&self) -> Vec<String> {
+        self.state().problems.clone()
+    }
+
+    /// How many ID tokens the token endpoint handed out.
+    pub fn issued_id_tokens(&self) -> usize {
+        self.state().issued_id_tokens
+    }
+
+    /// Forgets the recorded requests (keeps the counts); for long runs.
+    pub fn clear_requests(&self) {
+        self.state().requests.clear();
+    }
+
+    /// Stops listening: the port refuses connections, open ones are closed.
+    pub fn stop(&mut self) {
+        self.server.stop();
+    }
+}
+
+fn handle(state: &Mutex<State>, issuer: &str, request: &HttpRequest) -> Reply {
+    let endpoint = Endpoint::of_path(&request.path);
+    let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+    *st.counts.entry(endpoint).or_default() += 1;
+    let mut recorded = request.clone();
+    if recorded.body.len() > 4096 {
+        recorded.body.truncate(4096);
+    }
+    st.requests.push((endpoint, recorded));
+    let fault = st.behaviour.faults.get(&endpoint).cloned();
+    match fault {
+        Some(Fault::Respond {
+            status,
+            content_type,
+            body,
+        }) => return Reply::Respond(HttpResponse::new(status, &content_type, body)),
+        Some(Fault::Hang) => return Reply::Hang,
+        Some(Fault::Close) => return Reply::Close,
+        Some(Fault::Delay(_)) | None => {}
+    }
+    let response = match endpoint {
+        Endpoint::Discovery => discovery(&st, issuer),
+        Endpoint::Jwks => jwks(&st),
+        Endpoint::Authorization => authorize(&mut st, issuer, request),
+        Endpoint::Token => token(&mut st, issuer, request),
+        Endpoint::Userinfo => userinfo(&st, request),
+        Endpoint::EndSession => end_session(request),
+        Endpoint::Other => HttpResponse::new(404, "text/plain", "not found"),
+    };
+    match fault {
+        Some(Fault::Delay(wait)) => Reply::Delayed(wait, response),
+        _ => Reply::Respond(response),
+    }
+}
+
+fn discovery(st: &State, issuer: &str) -> HttpResponse {
+    let b = &st.behaviour;
+    let url = |e: Endpoint| format!("{issuer}{}", e.path());
+    let mut doc = json!({
+        "issuer": issuer,
+        "authorization_endpoint": url(Endpoint::Authorization),
+        "token_endpoint": url(Endpoint::Token),
+        "jwks_uri": url(Endpoint::Jwks),
+        "userinfo_endpoint": url(Endpoint::Userinfo),
+        "end_session_endpoint": url(Endpoint::EndSession),
+        "response_types_supported": ["code"],
+        "grant_types_supported": ["authorization_code", "refresh_token"],
+        "subject_types_supported": ["public"],
+        "id_token_signing_alg_values_supported": ["RS256", "ES256"],
+        "code_challenge_methods_supported": ["S256"],
+        "scopes_supported": ["openid", "profile", "email", "offline_access"],
+    });
+    if let Some(methods) = &b.auth_methods {
+        doc["token_endpoint_auth_methods_supported"] = json!(methods);
+    }
+    if b.iss_parameter_supported {
+        doc["authorization_response_iss_parameter_supported"] = json!(true);
+    }
+    b.discovery.apply(&mut doc);
+    HttpResponse::json(200, &doc)
+}
+
+fn jwks(st: &State) -> HttpResponse {
+    let keys: Vec<Value> = st
+        .behaviour
+        .published
+        .iter()
+        .filter_map(|kid| st.keys.get(kid))
+        .map(|k| k.public_jwk())
+        .collect();
+    HttpResponse::json(200, &json!({ "keys": keys }))
+}
+
+fn random() -> String {
+    crate::oidc::random_token(32)
+}
+
+fn authorize(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
+    let p = request.query_params();
+    let Some(redirect_uri) = p.get("redirect_uri").cloned() else {
+        st.problems
+            .push("authorization request without redirect_uri".into());
+        return HttpResponse::new(400, "text/plain", "redirect_uri is required");
+    };
+    if p.get("client_id") != Some(&st.behaviour.client_id) {
+        st.problems
+            .push("authorization request for an unknown client_id".into());
+        return HttpResponse::new(400, "text/plain", "unknown client_id");
+    }
+    let state = p.get("state").cloned();
+    let mut problems = Vec::new();
+    if p.get("response_type").map(String::as_str) != Some("code") {
+        problems.push("response_type is not `code`");
+    }
+    if p.get("code_challenge_method").map(String::as_str) != Some("S256") {
+        problems.push("code_challenge_method is not S256");
+    }
+    if !p.contains_key("code_challenge") {
+        problems.push("no PKCE code_challenge");
+    }
+    if !p
+        .get("scope")
+        .is_some_and(|s| s.split(' ').any(|s| s == "openid"))
+    {
+        problems.push("the scope lacks openid");
+    }
+    if state.is_none() {
+        problems.push("no state");
+    }
+    if !p.contains_key("nonce") {
+        problems.push("no nonce");
+    }
+    let mut location = url::Url::parse(&redirect_uri).expect("redirect_uri is a URL");
+    {
+        let mut q = location.query_pairs_mut();
+        if problems.is_empty() {
+            let code = random();
+            st.codes.insert(
+                code.clone(),
+                Grant {
+                    redirect_uri: redirect_uri.clone(),
+                    nonce: p.get("nonce").cloned(),
+                    code_challenge: p.get("code_challenge").cloned(),
+                    scope: p.get("scope").cloned().unwrap_or_default(),
+                    sub: st.behaviour.sub.clone(),
+                },
+            );
+            q.append_pair("code", &code);
+        } else {
+            q.append_pair("error", "invalid_request");
+            q.append_pair("error_description", &problems.join(", "));
+        }
+        if let Some(state) = &state {
+            q.append_pair("state", state);
+        }
+        match &st.behaviour.callback_iss {
+            CallbackIss::Correct => {
+                q.append_pair("iss", issuer);
+            }
+            CallbackIss::Absent => {}
+            CallbackIss::Value(v) => {
+                q.append_pair("iss", v);
+            }
+        }
+    }
+    for p in problems {
+        st.problems.push(format!("authorization request: {p}"));
+    }
+    HttpResponse::redirect(303, location.as_str())
+}
+
+/// The client authentication of a token request: (method, client_id, secret).
+fn client_auth(
+    request: &HttpRequest,
+    form: &BTreeMap<String, String>,
+) -> (String, Option<(String, String)>) {
+    if let Some(basic) = request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Basic "))
+    {
+        let decoded = STANDARD
+            .decode(basic.trim())
+            .ok()
+            .and_then(|b| String::from_utf8(b).ok());
+        let pair = decoded.and_then(|d| {
+            let (id, secret) = d.split_once(':')?;
+            let dec = |s: &str| {
+                url::form_urlencoded::parse(format!("x={s}").as_bytes())
+                    .next()
+                    .map(|(_, v)| v.into_owned())
+            };
+            Some((dec(id)?, dec(secret)?))
+        });
+        return ("client_secret_basic".into(), pair);
+    }
+    match (form.get("client_id"), form.get("client_secret")) {
+        (Some(id), Some(secret)) => (
+            "client_secret_post".into(),
+            Some((id.clone(), secret.clone())),
+        ),
+        _ => ("none".into(), None),
+    }
+}
+
+fn token(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
+    if request.method != "POST" {
+        st.problems
+            .push(format!("token endpoint called with {}", request.method));
+        return error(405, "invalid_request");
+    }
+    let form = request.form();
+    let (method, credentials) = client_auth(request, &form);
+    st.auth_methods_used.push(method.clone());
+    let accepted = st
+        .behaviour
+        .auth_methods
+        .clone()
+        .unwrap_or_else(|| vec!["client_secret_basic".to_string()]);
+    if !accepted.contains(&method) {
+        st.problems.push(format!(
+            "token request authenticated with {method}, not one of {accepted:?}"
+        ));
+        return error(401, "invalid_client");
+    }
+    let expected = (
+        st.behaviour.client_id.clone(),
+        st.behaviour.client_secret.clone(),
+    );
+    if credentials != Some(expected) {
+        st.problems
+            .push("token request with wrong client credentials".into());
+        return error(401, "invalid_client");
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            let Some(grant) = form.get("code").and_then(|c| st.codes.remove(c)) else {
+                st.problems
+                    .push("unknown or reused authorization code".into());
+                return error(400, "invalid_grant");
+            };
+            if form.get("redirect_uri") != Some(&grant.redirect_uri) {
+                st.problems
+                    .push("token request's redirect_uri differs".into());
+                return error(400, "invalid_grant");
+            }
+            let verified = match (form.get("code_verifier"), &grant.code_challenge) {
+                (Some(v), Some(c)) => crate::oidc::s256(v) == *c,
+                _ => false,
+            };
+            if !verified {
+                st.problems
+                    .push("PKCE code_verifier does not match the challenge".into());
+                return error(400, "invalid_grant");
+            }
+            let edits = st.behaviour.id_token.clone();
+            issue_tokens(st, issuer, &grant, Some(&edits), true)
+        }
+        Some("refresh_token") => {
+            let Some(grant) = form
+                .get("refresh_token")
+                .and_then(|t| st.refresh_tokens.get(t))
+                .cloned()
+            else {
+                return error(400, "invalid_grant");
+            };
+            let edits = st.behaviour.refresh_id_token.clone();
+            issue_tokens(st, issuer, &grant, edits.as_ref(), false)
+        }
+        _ => error(400, "unsupported_grant_type"),
+    }
+}
+
+fn issue_tokens(
+    st: &mut State,
+    issuer: &str,
+    grant: &Grant,
+    id_token_edits: Option<&ClaimEdits>,
+    first: bool,
+) -> HttpResponse {
+    let access_token = random();
+    st.access_tokens
+        .insert(access_token.clone(), grant.sub.clone());
+    let mut body = json!({
+        "access_token": access_token,
+        "token_type": "Bearer",
+        "expires_in": 300,
+        "scope": grant.scope,
+    });
+    if let Some(edits) = id_token_edits {
+        let now = now();
+        let mut claims = json!({
+            "iss": issuer,
+            "sub": grant.sub,
+            "aud": st.behaviour.client_id,
+            "exp": now + 300,
+            "iat": now,
+            "auth_time": now,
+            "sid": "fake-sid-1",
+            "preferred_username": grant.sub,
+        });
+        if let (true, Some(nonce)) = (first, &grant.nonce) {
+            claims["nonce"] = json!(nonce);
+        }
+        edits.apply(&mut claims);
+        match sign(st, &claims) {
+            Ok(token) => {
+                body["id_token"] = json!(token);
+                st.issued_id_tokens += 1;
+            }
+            Err(e) => {
+                st.problems.push(e.clone());
+                return HttpResponse::new(500, "text/plain", e);
+            }
+        }
+    }
+    if first && st.behaviour.issue_refresh_token {
+        let refresh = random();
+        st.refresh_tokens.insert(refresh.clone(), grant.clone());
+        body["refresh_token"] = json!(refresh);
+    }
+    st.behaviour.token_response.apply(&mut body);
+    HttpResponse::json(200, &body).with_header("cache-control", "no-store")
+}
+
+/// Signs an ID token as the behaviour says (an error names a misconfigured test).
+fn sign(st: &State, claims: &Value) -> Result<String, String> {
+    let first_published = st.behaviour.published.first().cloned();
+    match &st.behaviour.signer {
+        Signer::Key { kid, header_kid } => {
+            let key = st
+                .keys
+                .get(kid)
+                .ok_or_else(|| format!("test setup: the fake has no key {kid}"))?;
+            let header = match header_kid {
+                HeaderKid::Own => Some(key.kid.clone()),
+                HeaderKid::Absent => None,
+                HeaderKid::Named(k) => Some(k.clone()),
+            };
+            Ok(key.sign(header.as_deref(), claims))
+        }
+        Signer::AlgNone => {
+            let mut header = json!({"alg": "none", "typ": "JWT"});
+            if let Some(kid) = first_published {
+                header["kid"] = json!(kid);
+            }
+            Ok(keys::unsigned(&header, claims, b""))
+        }
+        Signer::Hs256ClientSecret => Ok(keys::hs256(
+            claims,
+            st.behaviour.client_secret.as_bytes(),
+            first_published.as_deref(),
+        )),
+        Signer::Hs256RsaPublicKey { kid } => {
+            let pem = st
+                .keys
+                .get(kid)
+                .and_then(|k| k.public_pem())
+                .ok_or_else(|| format!("test setup: the fake has no RSA key {kid}"))?;
+            Ok(keys::hs256(claims, pem.as_bytes(), Some(kid)))
+        }
+    }
+}
+
+fn userinfo(st: &State, request: &HttpRequest) -> HttpResponse {
+    let sub = request
+        .header("authorization")
+        .and_then(|h| h.strip_prefix("Bearer "))
+        .and_then(|t| st.access_tokens.get(t.trim()));
+    let Some(sub) = sub else {
+        return error(401, "invalid_token");
+    };
+    let mut claims = json!({
+        "sub": sub,
+        "preferred_username": sub,
+        "email": format!("{sub}@example.test"),
+    });
+    st.behaviour.userinfo.apply(&mut claims);
+    HttpResponse::json(200, &claims)
+}
+
+fn end_session(request: &HttpRequest) -> HttpResponse {
+    let p = request.query_params();
+    match p.get("post_logout_redirect_uri") {
+        Some(target) => {
+            let mut location = match url::Url::parse(target) {
+                Ok(u) => u,
+                Err(_) => {
+                    return HttpResponse::new(400, "text/plain", "bad post_logout_redirect_uri");
+                }
+            };
+            if let Some(state) = p.get("state") {
+                location.query_pairs_mut().append_pair("state", state);
+            }
+            HttpResponse::redirect(303, location.as_str())
+        }
+        None => HttpResponse::new(200, "text/html", "<html><body>Signed out.</body></html>"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::browser::{Browser, form_urlencode};
+    use crate::oidc::{Pkce, basic_auth};
+    use url::Url;
+
+    const REDIRECT: &str = "http://app.test/callback";
+
+    /// The authorization endpoint's redirect for a request with this PKCE and nonce.
+    fn authorize(idp: &FakeIdp, browser: &mut Browser, pkce: &Pkce, nonce: &str) -> Url {
+        let mut u = Url::parse(&idp.url(Endpoint::Authorization)).unwrap();
+        u.query_pairs_mut()
+            .append_pair("response_type", "code")
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("redirect_uri", REDIRECT)
+            .append_pair("scope", "openid profile")
+            .append_pair("state", "st-1")
+            .append_pair("nonce", nonce)
+            .append_pair("code_challenge", &pkce.challenge)
+            .append_pair("code_challenge_method", "S256");
+        browser.get(u.as_str()).assert_redirect(303, REDIRECT)
+    }
+
+    fn param(url: &Url, name: &str) -> Option<String> {
+        url.query_pairs()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.into_owned())
+    }
+
+    fn token_request(
+        idp: &FakeIdp,
+        browser: &mut Browser,
+        auth: &str,
+        fields: &[(&str, &str)],
+    ) -> crate::Response {
+        let url = Url::parse(&idp.url(Endpoint::Token)).unwrap();
+        let mut all: Vec<(&str, &str)> = fields.to_vec();
+        let basic = basic_auth(CLIENT_ID, CLIENT_SECRET);
+        let headers: Vec<(&str, &str)> = match auth {
+            "basic" => vec![("authorization", basic.as_str())],
+            _ => {
+                all.push(("client_id", CLIENT_ID));
+                all.push(("client_secret", CLIENT_SECRET));
+                vec![]
+            }
+        };
+        let body = form_urlencode(&all).into_bytes();
+        browser.request(
+            "POST",
+            &url,
+            &headers,
+            Some(("application/x-www-form-urlencoded", body)),
+        )
+    }
+
+    #[test]
+    fn code_flow_with_pkce_gives_an_id_token_the_jwks_verifies() {
+        let idp = FakeIdp::start();
+        let mut browser = Browser::new();
+        let discovery = browser.get(&idp.url(Endpoint::Discovery)).json();
+        assert_eq!(discovery["issuer"], idp.issuer());
+        assert_eq!(
+            discovery["authorization_response_iss_parameter_supported"],
+            true
+        );
+
+        let pkce = Pkce::new();
+        let back = authorize(&idp, &mut browser, &pkce, "n-1");
+        assert_eq!(param(&back, "state").as_deref(), Some("st-1"));
+        assert_eq!(param(&back, "iss").as_deref(), Some(idp.issuer()));
+        let code = param(&back, "code").unwrap();
+        let tokens = token_request(
+            &idp,
+            &mut browser,
+            "basic",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &pkce.verifier),
+            ],
+        );
+        tokens.assert_status(200);
+        let tokens = tokens.json();
+        let id_token = tokens["id_token"].as_str().unwrap();
+
+        let jwks = browser.get(&idp.url(Endpoint::Jwks)).json();
+        let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(jwks["keys"][0].clone()).unwrap();
+        assert_eq!(jwk.common.key_id.as_deref(), Some(RSA_KID));
+        let mut validation = jsonwebtoken::Validation::new(jsonwebtoken::Algorithm::RS256);
+        validation.set_audience(&[CLIENT_ID]);
+        validation.set_issuer(&[idp.issuer()]);
+        let key = jsonwebtoken::DecodingKey::from_jwk(&jwk).unwrap();
+        let claims = jsonwebtoken::decode::<Value>(id_token, &key, &validation)
+            .unwrap()
+            .claims;
+        assert_eq!(
+            (claims["sub"].as_str(), claims["nonce"].as_str()),
+            (Some("alice"), Some("n-1"))
+        );
+
+        // The code is single-use; the refresh token works and brings a nonce-less ID token.
+        let again = token_request(
+            &idp,
+            &mut browser,
+            "basic",
+            &[
+                ("grant_type", "authorization_code"),
+                ("code", &code),
+                ("redirect_uri", REDIRECT),
+                ("code_verifier", &pkce.verifier),
+            ],
+        );
+        again.assert_status(400);
+        let refresh = tokens["refresh_token"].as_str().unwrap();
+        let refreshed = token_request(
+            &idp,
+            &mut browser,
+            "basic",
+            &[("grant_type", "refresh_token"), ("refresh_token", refresh)],
+        );
+        let refreshed_claims =
+            crate::oidc::jwt_claims(refreshed.json()["id_token"].as_str().unwrap());
+        assert!(refreshed_claims.get("nonce").is_none());
+
+        let access = tokens["access_token"].as_str().unwrap();
+        let bearer = format!("Bearer {access}");
+        let info = browser.request(
+            "GET",
+            &Url::parse(&idp.url(Endpoint::Userinfo)).unwrap(),
+            &[("authorization", &bearer)],
+            None,
+        );
+        assert_eq!(info.json()["sub"], "alice");
+        assert_eq!(idp.count(Endpoint::Token), 3);
+        assert_eq!(idp.auth_methods_used(), ["client_secret_basic"; 3]);
+        assert_eq!(idp.problems(), ["unknown or reused authorization code"]);
+    }
+
+    #[test]
+    fn wrong_verifier_and_unadvertised_auth_method_are_refused_and_noted() {
+        let idp = FakeIdp::start_with(Behaviour {
+            auth_methods: Some(vec!["client_secret_post".into()]),
+            ..Behaviour::default()
+        });
+        let mut browser = Browser::new();
+        let pkce = Pkce::new();
+        let code = param(&authorize(&idp, &mut browser, &pkce, "n"), "code").unwrap();
+        let fields = [
+            ("grant_type", "authorization_code"),
+            ("code", code.as_str()),
+            ("redirect_uri", REDIRECT),
+            (
+                "code_verifier",
+                "not-the-verifier-not-the-verifier-not-the-v",
+            ),
+        ];
+        token_request(&idp, &mut browser, "basic", &fields).assert_status(401);
+        let refused = token_request(&idp, &mut browser, "post", &fields);
+        refused.assert_status(400);
+        assert_eq!(refused.json()["error"], "invalid_grant");
+        assert_eq!(idp.problems().len(), 2, "{:?}", idp.problems());
+    }
+
+    #[test]
+    fn faults_answer_instead_and_stop_ends_a_hang() {
+        let mut idp = FakeIdp::start();
+        idp.fault(Endpoint::Discovery, Some(Fault::garbage()));
+        let mut browser = Browser::new();
+        let r = browser.get(&idp.url(Endpoint::Discovery));
+        assert_eq!(
+            (r.status, r.header("content-type")),
+            (200, Some("text/html"))
+        );
+
+        idp.fault(Endpoint::Jwks, Some(Fault::Hang));
+        let jwks = idp.url(Endpoint::Jwks);
+        let waiting = std::thread::spawn(move || Browser::new().try_get(&jwks).is_err());
+        crate::wait_until(Duration::from_secs(10), "the JWKS request arrived", || {
+            (idp.count(Endpoint::Jwks) == 1).then_some(())
+        })
+        .unwrap();
+        idp.stop();
+        assert!(
+            waiting.join().unwrap(),
+            "the hanging request ends without an answer"
+        );
+        assert!(
+            browser.try_get(&idp.url(Endpoint::Discovery)).is_err(),
+            "the port is closed"
+        );
+    }
+
+    #[test]
+    fn claim_edits_set_and_remove() {
+        let mut v = json!({"a": 1, "b": 2});
+        ClaimEdits::none()
+            .remove("a")
+            .set("c", json!([1]))
+            .set("b", json!("x"))
+            .apply(&mut v);
+        assert_eq!(v, json!({"b": "x", "c": [1]}));
+        assert_eq!(
+            Endpoint::of_path("/realms/fake/protocol/openid-connect/certs"),
+            Endpoint::Jwks
+        );
+        assert_eq!(Endpoint::of_path("/realms/fake/nope"), Endpoint::Other);
+    }
+}

@@ -1,0 +1,234 @@
+//! The happy path through the built component with the real IdP, once with the host's
+//! in-memory store and once with Redis: the header names the pod; a login with
+//! `openid profile offline_access` shows the user, the ID token (whose claims on the
+//! page are exactly the decoded token's), the access and refresh tokens; a refresh
+//! yields a different access token; a second login in the same browser gets a new
+//! session cookie and the old session is gone (no fixation); logout goes through the
+//! IdP's end-session endpoint back to `/`, after which the session is gone server-side.
+//! With Redis, `sess:<cookie>` is inspected directly.
+
+use e2e::app::UserPage;
+use e2e::app_stack::{AppStack, StoreKind};
+use e2e::oidc::{jwt_claims, random_token};
+use e2e::{Browser, Response};
+use serde_json::Value;
+
+const SCOPE: &str = "openid profile offline_access";
+
+#[test]
+fn flow_with_in_memory_store() {
+    flow(StoreKind::Memory);
+}
+
+#[test]
+fn flow_with_redis_store() {
+    flow(StoreKind::Redis);
+}
+
+fn flow(store: StoreKind) {
+    let pod = format!("e2e-pod-{}", random_token(6).replace(['-', '_'], "x"));
+    let stack = AppStack::start(store, |o| o.variable("pod_name", &pod));
+    let mut browser = Browser::new();
+
+    // The start page's header names the pod.
+    let home = browser.get(&stack.url("/"));
+    home.assert_status(200);
+    let heading = home.text_by_id("heading").expect("the page has a heading");
+    assert!(
+        heading.contains(&format!("({pod} @ ")),
+        "the header names the pod {pod:?}: {heading:?}"
+    );
+
+    // Login through the IdP.
+    let login = "alice.flow";
+    let first = stack.sign_in(&mut browser, login, Some(SCOPE));
+    let sent_scope = first
+        .to_idp
+        .location_param("scope")
+        .expect("the authorization request has a scope");
+    assert_eq!(sent_scope, SCOPE, "the scope goes to the IdP as typed");
+    let cookie1 = stack
+        .session_cookie(&browser)
+        .expect("the callback set a session cookie");
+    assert_eq!(
+        stack.login_cookie(&browser),
+        None,
+        "the login cookie is cleared after the callback"
+    );
+    let page1 = check_user_page(&stack, &first.user_page, login);
+    assert_stored(&stack, &cookie1, login, &page1);
+    assert_cookie_accepted(&stack, &cookie1);
+
+    // Refresh: a different access token, same user, same cookie.
+    let refresh_form = first.user_page.form_with_action_path("/refresh");
+    let refreshed = browser.submit(&first.user_page, &refresh_form);
+    refreshed.assert_redirect(303, &stack.url("/user"));
+    let after_refresh = browser.follow(&refreshed);
+    after_refresh.assert_status(200);
+    let page2 = check_user_page(&stack, &after_refresh, login);
+    assert_ne!(
+        page2.access_token, page1.access_token,
+        "POST /refresh yields a different access token"
+    );
+    assert_eq!(
+        stack.session_cookie(&browser).as_deref(),
+        Some(cookie1.as_str()),
+        "a refresh keeps the session cookie"
+    );
+    assert_stored(&stack, &cookie1, login, &page2);
+
+    // A second login in the same browser: a new cookie, the old session is gone.
+    let second = stack.sign_in(&mut browser, login, Some(SCOPE));
+    let cookie2 = stack
+        .session_cookie(&browser)
+        .expect("the second callback set a session cookie");
+    assert_ne!(cookie2, cookie1, "a new login gets a new session cookie");
+    let page3 = check_user_page(&stack, &second.user_page, login);
+    assert_stored(&stack, &cookie2, login, &page3);
+    assert_session_gone(&stack, &cookie1, "the second login");
+    assert_cookie_accepted(&stack, &cookie2);
+
+    // Logout: RP-initiated logout at the IdP, back to the start page.
+    let logout_form = second.user_page.form_with_action_path("/logout");
+    let to_idp = browser.submit(&second.user_page, &logout_form);
+    let end_session = to_idp.assert_redirect(303, stack.idp.issuer());
+    assert_eq!(
+        end_session.as_str().split('?').next(),
+        Some(stack.idp.endpoint("end_session_endpoint").as_str()),
+        "POST /logout goes to the IdP's end-session endpoint"
+    );
+    assert_eq!(
+        to_idp.location_param("post_logout_redirect_uri"),
+        Some(stack.url("/"))
+    );
+    assert_eq!(
+        to_idp.location_param("id_token_hint"),
+        page3.id_token,
+        "the hint is the session's ID token"
+    );
+    assert_eq!(
+        to_idp.location_param("client_id").as_deref(),
+        Some("client1")
+    );
+    assert_eq!(
+        stack.session_cookie(&browser),
+        None,
+        "POST /logout clears the session cookie"
+    );
+    // The local session is gone before the browser even reaches the IdP.
+    assert_session_gone(&stack, &cookie2, "POST /logout");
+    let back = stack.idp.logout(&mut browser, &to_idp);
+    let hops = browser.follow_all(back, 5);
+    let last = hops.last().unwrap();
+    assert_eq!(
+        last.url.as_str(),
+        stack.url("/"),
+        "the logout ends on the start page: {:?}",
+        hops.iter().map(|r| r.url.as_str()).collect::<Vec<_>>()
+    );
+    last.assert_status(200);
+    assert!(
+        last.text_by_id("user-link").is_none(),
+        "the start page no longer shows a logged-in user"
+    );
+    let user = browser.get(&stack.url("/user"));
+    user.assert_redirect(303, &stack.url("/"));
+    assert_session_gone(&stack, &cookie2, "the logout");
+    if let Some(redis) = &stack.redis {
+        assert!(
+            redis.keys("sess:*").is_empty(),
+            "no session is left in Redis"
+        );
+        assert!(
+            redis.keys("login:*").is_empty(),
+            "no login transaction is left in Redis"
+        );
+    }
+}
+
+/// Checks the /user page of `login` and returns what it shows.
+fn check_user_page(stack: &AppStack, page: &Response, login: &str) -> UserPage {
+    let shown = UserPage::parse(page);
+    assert_eq!(shown.username.as_deref(), Some(login), "the username");
+    let id_token = shown
+        .id_token
+        .as_deref()
+        .expect("the page shows the ID token");
+    let claims = jwt_claims(id_token);
+    assert_eq!(
+        shown.claims_json(),
+        claims,
+        "the claims on the page are the decoded ID token's"
+    );
+    assert_eq!(claims["iss"], stack.idp.issuer(), "iss is the IdP's issuer");
+    let audience_ok = match &claims["aud"] {
+        Value::String(aud) => aud == "client1",
+        Value::Array(auds) => auds.iter().any(|a| a == "client1"),
+        _ => false,
+    };
+    assert!(audience_ok, "aud contains client1: {}", claims["aud"]);
+    assert_eq!(claims["sub"], login, "sub is the login name");
+    let access = shown.access_token.as_deref().unwrap_or_default();
+    assert!(!access.is_empty(), "the page shows an access token");
+    let refresh = shown.refresh_token.as_deref().unwrap_or_default();
+    assert!(
+        !refresh.is_empty() && !refresh.starts_with("(none"),
+        "offline_access gives a refresh token"
+    );
+    assert!(shown.csrf.is_some(), "the logout form carries a csrf field");
+    shown
+}
+
+/// With Redis: `sess:<cookie>` is readable JSON naming the user, holding the tokens
+/// the page shows.
+fn assert_stored(stack: &AppStack, cookie: &str, sub: &str, page: &UserPage) {
+    let Some(redis) = &stack.redis else { return };
+    let raw = redis
+        .get(&format!("sess:{cookie}"))
+        .expect("sess:<cookie value> exists in Redis");
+    let json: Value = serde_json::from_str(&raw).expect("the session record is JSON");
+    assert_eq!(json["identity"]["sub"], sub, "the record names the sub");
+    assert_eq!(
+        json["tokens"]["access_token"].as_str(),
+        page.access_token.as_deref(),
+        "the record holds the access token the page shows"
+    );
+    assert_eq!(
+        json["tokens"]["id_token"].as_str(),
+        page.id_token.as_deref(),
+        "the record holds the ID token the page shows"
+    );
+}
+
+/// The cookie works from another browser too (a bearer credential): the control for
+/// [`assert_session_gone`].
+fn assert_cookie_accepted(stack: &AppStack, cookie: &str) {
+    let mut other = Browser::new();
+    other.jar.set_value(
+        &url::Url::parse(stack.base()).unwrap(),
+        "oidc_session",
+        cookie,
+    );
+    other.get(&stack.url("/user")).assert_status(200);
+}
+
+/// The session behind `cookie` is gone server-side: presenting the cookie from a fresh
+/// browser gets a redirect to `/`, and with Redis the key is gone.
+fn assert_session_gone(stack: &AppStack, cookie: &str, after: &str) {
+    if let Some(redis) = &stack.redis {
+        assert_eq!(
+            redis.get(&format!("sess:{cookie}")),
+            None,
+            "after {after}, sess:<old cookie> is gone from Redis"
+        );
+    }
+    let mut other = Browser::new();
+    other.jar.set_value(
+        &url::Url::parse(stack.base()).unwrap(),
+        "oidc_session",
+        cookie,
+    );
+    other
+        .get(&stack.url("/user"))
+        .assert_redirect(303, &stack.url("/"));
+}
