@@ -209,6 +209,15 @@ impl Idp {
         self.guard.as_mut().is_some_and(ChildGuard::is_running)
     }
 
+    /// The IdP's stderr log so far: server.js logs its events there, e.g.
+    /// `idp: backchannel.success <client> <sub> <sid>` or `idp: backchannel.error ...`.
+    pub fn log(&self) -> String {
+        self.guard
+            .as_ref()
+            .and_then(|g| std::fs::read_to_string(g.stderr_log()).ok())
+            .unwrap_or_default()
+    }
+
     /// Stops the IdP (its sessions, grants and keys are gone: they live in memory).
     pub fn stop(&mut self) {
         if let Some(mut guard) = self.guard.take() {
