@@ -61,12 +61,8 @@ impl Ctx<'_> {
         Header { title: &self.cfg.client_title, pod: &self.cfg.pod_name, now: self.clock.now() }
     }
 
-    pub fn page(&self, status: u16, html: String) -> Response {
-        Response::html(status, html)
-    }
-
     pub fn discovery(&self) -> Result<crate::oidc::discovery::ProviderMetadata, crate::oidc::OidcError> {
-        crate::oidc::discovery::load(self.kv, self.http, self.clock, &self.cfg)
+        crate::oidc::discovery::load(self.kv, self.http, self.clock, self.cfg)
     }
 
     pub fn keys(&self) -> crate::oidc::jwks::KeySet<'_> {

@@ -102,9 +102,11 @@ pub mod fakes {
         }
     }
 
+    type Handler = Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, HttpError>>;
+
     /// A handler-based fake IdP: each request is answered by the closure, and recorded.
     pub struct FakeHttp {
-        pub handler: Box<dyn Fn(&HttpRequest) -> Result<HttpResponse, HttpError>>,
+        pub handler: Handler,
         pub log: RefCell<VecDeque<String>>,
     }
 

@@ -47,9 +47,8 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
 
 /// Best effort: an offline grant would otherwise outlive the logout at the IdP.
 fn revoke_refresh_token(ctx: &Ctx, meta: &ProviderMetadata, session: &Session) {
-    if let (Some(endpoint), Some(rt)) = (&meta.revocation_endpoint, &session.tokens.refresh_token) {
-        if let Err(e) = token::revoke(ctx.http, ctx.cfg, meta, endpoint, rt) {
+    if let (Some(endpoint), Some(rt)) = (&meta.revocation_endpoint, &session.tokens.refresh_token)
+        && let Err(e) = token::revoke(ctx.http, ctx.cfg, meta, endpoint, rt) {
             eprintln!("logout: could not revoke the refresh token: {e:?}");
         }
-    }
 }

@@ -93,11 +93,10 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
             }
         }
     }
-    if let Some(methods) = &meta.code_challenge_methods_supported {
-        if !methods.iter().any(|m| m == "S256") {
+    if let Some(methods) = &meta.code_challenge_methods_supported
+        && !methods.iter().any(|m| m == "S256") {
             return Err(OidcError::BadResponse("the IdP does not support PKCE S256".into()));
         }
-    }
     meta.client_auth()?;
     Ok(meta)
 }

@@ -107,11 +107,10 @@ pub fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), IdTokenE
     if iat > now + CLOCK_SKEW {
         return Err(invalid("the token was issued in the future (iat)"));
     }
-    if let Some(nbf) = time("nbf").transpose()? {
-        if nbf > now + CLOCK_SKEW {
+    if let Some(nbf) = time("nbf").transpose()?
+        && nbf > now + CLOCK_SKEW {
             return Err(invalid("the token is not valid yet (nbf)"));
         }
-    }
     Ok(())
 }
 
@@ -152,11 +151,10 @@ fn signing_alg(token: &str) -> Result<Algorithm, IdTokenError> {
 
 /// A key can verify `alg` only if its type (and curve) match, and its own `alg`, if any, is `alg`.
 fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
-    if let Some(key_alg) = jwk.common.key_algorithm {
-        if format!("{key_alg:?}") != format!("{alg:?}") {
+    if let Some(key_alg) = jwk.common.key_algorithm
+        && format!("{key_alg:?}") != format!("{alg:?}") {
             return false;
         }
-    }
     match (&jwk.algorithm, alg) {
         (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
         | (AlgorithmParameters::RSA(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => true,

@@ -97,11 +97,10 @@ impl KeySet<'_> {
             Record::Found(c) => Some(c),
             _ => None,
         };
-        if let Some(c) = &cached {
-            if c.jwks_uri == jwks_uri && (0..self.ttl).contains(&(now - c.fetched_at)) {
+        if let Some(c) = &cached
+            && c.jwks_uri == jwks_uri && (0..self.ttl).contains(&(now - c.fetched_at)) {
                 return usable_keys(&serde_json::json!({ "keys": c.keys }));
             }
-        }
         let keys = fetch(self.http, jwks_uri)?;
         let (forced_at, forced_at_backchannel) = cached.map(|c| (c.forced_at, c.forced_at_backchannel)).unwrap_or_default();
         let record = Cached { fetched_at: now, forced_at, forced_at_backchannel, jwks_uri: jwks_uri.into(), keys: keys.clone() };

@@ -89,7 +89,8 @@ mod tests {
 
     #[test]
     fn rejects_what_the_spec_forbids() {
-        let cases: Vec<(&str, Box<dyn Fn(&mut Value)>)> = vec![
+        type Mutation = Box<dyn Fn(&mut Value)>;
+        let cases: Vec<(&str, Mutation)> = vec![
             ("events", Box::new(|c| { c.as_object_mut().unwrap().remove("events"); })),
             ("events", Box::new(|c| c["events"] = json!({"other": {}}))),
             ("nonce", Box::new(|c| c["nonce"] = json!("n"))),

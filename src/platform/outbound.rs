@@ -48,7 +48,7 @@ impl HttpClient for WasiHttp {
         };
         let headers = Fields::new();
         for (name, value) in &parts.headers {
-            headers.append(&name.as_str().to_owned(), &value.as_bytes().to_vec()).map_err(|_| other("invalid header"))?;
+            headers.append(name.as_str(), value.as_bytes()).map_err(|_| other("invalid header"))?;
         }
         let outgoing = OutgoingRequest::new(headers);
         outgoing.set_method(&method).map_err(|_| other("invalid method"))?;
