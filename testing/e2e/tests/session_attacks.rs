@@ -567,7 +567,12 @@ impl RedirectAudit {
             self.violations
                 .push(format!("{request}: Location {raw:?}: {why}"))
         };
-        if raw.to_ascii_lowercase().contains("evil") {
+        // The attacker's host, raw or percent-encoded. (Not just "evil": the random
+        // state and nonce are base64url and contain that by chance now and then.)
+        let decoded = url::form_urlencoded::parse(raw.as_bytes())
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<String>();
+        if [raw.to_ascii_lowercase(), decoded.to_ascii_lowercase()].iter().any(|s| s.contains("evil.example")) {
             bad("echoes the attacker's value".into());
         }
         let Ok(target) = request_url.join(raw) else {
