@@ -97,37 +97,17 @@ impl AppStack {
     /// also checks that the callback's answer sets the session cookie and clears the
     /// login cookie: two `Set-Cookie` headers in one response.
     pub fn sign_in(&self, browser: &mut Browser, login: &str, scope: Option<&str>) -> SignIn {
-        let login_page = browser.get(&self.url("/"));
-        login_page.assert_status(200);
-        let mut form = login_page.form_with_action_path("/login");
-        if let Some(scope) = scope {
-            form.set("scope", scope);
-        }
-        let to_idp = browser.submit(&login_page, &form);
-        to_idp.assert_redirect(303, self.idp.issuer());
+        let signed = crate::app::sign_in(browser, self.base(), &self.idp, &LoginOptions::new(login), scope);
         assert!(
-            to_idp
+            signed
+                .to_idp
                 .set_cookie("oidc_login")
                 .is_some_and(|c| !c.is_expired()),
             "POST /login sets the oidc_login cookie: {}",
-            to_idp.describe()
+            signed.to_idp.describe()
         );
-        let (to_callback, _) = self
-            .idp
-            .login_with(browser, &to_idp, &LoginOptions::new(login));
-        to_callback.assert_redirect(303, &self.url("/callback"));
-        let callback = browser.follow(&to_callback);
-        callback.assert_redirect(303, &self.url("/user"));
-        assert_callback_cookies(&callback);
-        let user_page = browser.follow(&callback);
-        user_page.assert_status(200);
-        SignIn {
-            login_page,
-            to_idp,
-            to_callback,
-            callback,
-            user_page,
-        }
+        assert_callback_cookies(&signed.callback);
+        signed
     }
 
     /// The browser's `oidc_session` cookie for this app.
