@@ -34,7 +34,10 @@ impl Ctx<'_> {
         Sessions {
             kv: self.kv,
             clock: self.clock,
-            lifetimes: Lifetimes { idle: self.cfg.session_idle_secs, absolute: self.cfg.session_absolute_secs },
+            lifetimes: Lifetimes {
+                idle: self.cfg.session_idle_secs,
+                absolute: self.cfg.session_absolute_secs,
+            },
         }
     }
 
@@ -48,30 +51,54 @@ impl Ctx<'_> {
 
     /// The session id from the cookie, if it is well-formed (no store access).
     pub fn session_id(&self, req: &Request) -> Option<SessionId> {
-        cookies::read(req.headers_named("cookie"), &self.cookie_name(cookies::SESSION)).and_then(|v| SessionId::parse(&v))
+        cookies::read(
+            req.headers_named("cookie"),
+            &self.cookie_name(cookies::SESSION),
+        )
+        .and_then(|v| SessionId::parse(&v))
     }
 
     /// The caller's live session: at most one store read.
-    pub fn current_session(&self, req: &Request) -> Result<Option<(SessionId, Session)>, StoreError> {
-        let Some(id) = self.session_id(req) else { return Ok(None) };
+    pub fn current_session(
+        &self,
+        req: &Request,
+    ) -> Result<Option<(SessionId, Session)>, StoreError> {
+        let Some(id) = self.session_id(req) else {
+            return Ok(None);
+        };
         Ok(self.sessions().load(&id)?.map(|s| (id, s)))
     }
 
     pub fn header(&self) -> Header<'_> {
-        Header { title: &self.cfg.client_title, pod: &self.cfg.pod_name, now: self.clock.now() }
+        Header {
+            title: &self.cfg.client_title,
+            pod: &self.cfg.pod_name,
+            now: self.clock.now(),
+        }
     }
 
-    pub fn discovery(&self) -> Result<crate::oidc::discovery::ProviderMetadata, crate::oidc::OidcError> {
+    pub fn discovery(
+        &self,
+    ) -> Result<crate::oidc::discovery::ProviderMetadata, crate::oidc::OidcError> {
         crate::oidc::discovery::load(self.kv, self.http, self.clock, self.cfg)
     }
 
     pub fn keys(&self) -> crate::oidc::jwks::KeySet<'_> {
-        crate::oidc::jwks::KeySet { kv: self.kv, http: self.http, clock: self.clock, ttl: self.cfg.discovery_ttl_secs, backchannel: false }
+        crate::oidc::jwks::KeySet {
+            kv: self.kv,
+            http: self.http,
+            clock: self.clock,
+            ttl: self.cfg.discovery_ttl_secs,
+            backchannel: false,
+        }
     }
 
     /// The keys for back-channel logout, with its own refetch budget.
     pub fn backchannel_keys(&self) -> crate::oidc::jwks::KeySet<'_> {
-        crate::oidc::jwks::KeySet { backchannel: true, ..self.keys() }
+        crate::oidc::jwks::KeySet {
+            backchannel: true,
+            ..self.keys()
+        }
     }
 }
 
@@ -85,7 +112,10 @@ const ROUTES: &[(&str, &[(&str, Handler)])] = &[
     ("/user", &[("GET", handlers::user::show)]),
     ("/refresh", &[("POST", handlers::refresh::refresh)]),
     ("/logout", &[("POST", handlers::logout::logout)]),
-    ("/backchannel-logout", &[("POST", handlers::backchannel::receive)]),
+    (
+        "/backchannel-logout",
+        &[("POST", handlers::backchannel::receive)],
+    ),
 ];
 
 /// Handles one request. Never panics on input; every failure becomes a page.
@@ -107,11 +137,19 @@ pub fn handle(req: &Request, p: &Platform) -> Response {
         },
         "/healthz" | "/readyz" | "/style.css" => method_not_allowed(p, cfg.ok(), "GET, HEAD"),
         path => match ROUTES.iter().find(|(route, _)| *route == path) {
-            None => error_page(p, cfg.ok(), AppError::new(404, "There is no page at this address.")),
+            None => error_page(
+                p,
+                cfg.ok(),
+                AppError::new(404, "There is no page at this address."),
+            ),
             Some((_, methods)) => match methods.iter().find(|(m, _)| *m == method) {
                 None => {
                     let allow: Vec<&str> = methods.iter().map(|(m, _)| *m).collect();
-                    let allow = if allow.contains(&"GET") { format!("{}, HEAD", allow.join(", ")) } else { allow.join(", ") };
+                    let allow = if allow.contains(&"GET") {
+                        format!("{}, HEAD", allow.join(", "))
+                    } else {
+                        allow.join(", ")
+                    };
                     method_not_allowed(p, cfg.ok(), &allow)
                 }
                 Some((_, handler)) => run(req, p, cfg, *handler),
@@ -130,15 +168,30 @@ pub fn reject(p: &Platform, e: AppError) -> Response {
     secure(error_page(p, cfg.as_ref().ok(), e), cfg.as_ref().ok())
 }
 
-fn run(req: &Request, p: &Platform, cfg: Result<&Config, &ConfigError>, handler: Handler) -> Response {
+fn run(
+    req: &Request,
+    p: &Platform,
+    cfg: Result<&Config, &ConfigError>,
+    handler: Handler,
+) -> Response {
     let cfg = match cfg {
         Ok(cfg) => cfg,
         Err(e) => {
             eprintln!("config: {e}");
-            return error_page(p, None, AppError::new(503, format!("This app is not configured correctly: {e}.")));
+            return error_page(
+                p,
+                None,
+                AppError::new(503, format!("This app is not configured correctly: {e}.")),
+            );
         }
     };
-    let ctx = Ctx { cfg, kv: p.kv, http: p.http, clock: p.clock, rng: p.rng };
+    let ctx = Ctx {
+        cfg,
+        kv: p.kv,
+        http: p.http,
+        clock: p.clock,
+        rng: p.rng,
+    };
     match handler(req, &ctx) {
         Ok(response) => response,
         Err(e) => error_page(p, Some(cfg), e),
@@ -146,7 +199,12 @@ fn run(req: &Request, p: &Platform, cfg: Result<&Config, &ConfigError>, handler:
 }
 
 fn method_not_allowed(p: &Platform, cfg: Option<&Config>, allow: &str) -> Response {
-    error_page(p, cfg, AppError::new(405, "This address does not accept that method.")).with_header("allow", allow)
+    error_page(
+        p,
+        cfg,
+        AppError::new(405, "This address does not accept that method."),
+    )
+    .with_header("allow", allow)
 }
 
 /// Renders an error page; logs the detail, never the page's inputs.
@@ -155,8 +213,16 @@ pub fn error_page(p: &Platform, cfg: Option<&Config>, e: AppError) -> Response {
         eprintln!("error {}: {detail}", e.status);
     }
     let header = match cfg {
-        Some(cfg) => Header { title: &cfg.client_title, pod: &cfg.pod_name, now: p.clock.now() },
-        None => Header { title: "Confidential Client", pod: "unconfigured", now: p.clock.now() },
+        Some(cfg) => Header {
+            title: &cfg.client_title,
+            pod: &cfg.pod_name,
+            now: p.clock.now(),
+        },
+        None => Header {
+            title: "Confidential Client",
+            pod: "unconfigured",
+            now: p.clock.now(),
+        },
     };
     let mut response = Response::html(e.status, pages::error(&header, e.status, &e.message));
     for cookie in e.cookies {
@@ -172,9 +238,11 @@ fn secure(mut r: Response, cfg: Option<&Config>) -> Response {
     if r.header("cache-control").is_none() {
         r.headers.push(("cache-control".into(), "no-store".into()));
     }
-    r.headers.push(("x-content-type-options".into(), "nosniff".into()));
+    r.headers
+        .push(("x-content-type-options".into(), "nosniff".into()));
     r.headers.push(("x-frame-options".into(), "DENY".into()));
-    r.headers.push(("referrer-policy".into(), "same-origin".into()));
+    r.headers
+        .push(("referrer-policy".into(), "same-origin".into()));
     r.headers.push((
         "content-security-policy".into(),
         format!("default-src 'none'; style-src 'self'; img-src 'self'; form-action 'self' {idp}; frame-ancestors 'none'; base-uri 'none'")

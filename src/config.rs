@@ -20,7 +20,11 @@ pub struct ConfigError {
 
 impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "configuration variable `{}` {}", self.variable, self.problem)
+        write!(
+            f,
+            "configuration variable `{}` {}",
+            self.variable, self.problem
+        )
     }
 }
 
@@ -57,10 +61,16 @@ impl Config {
         let idp_origin = required(vars, "oidc_idp_origin")?;
         let origin_url = parse_http_url("oidc_idp_origin", &idp_origin)?;
         if origin_url.path() != "/" {
-            return Err(invalid("oidc_idp_origin", "must be scheme://host[:port] without a path"));
+            return Err(invalid(
+                "oidc_idp_origin",
+                "must be scheme://host[:port] without a path",
+            ));
         }
         if origin_url.origin() != issuer_url.origin() {
-            return Err(invalid("oidc_idp_origin", "is not the origin of oidc_issuer_url"));
+            return Err(invalid(
+                "oidc_idp_origin",
+                "is not the origin of oidc_issuer_url",
+            ));
         }
 
         let base = required(vars, "client_base_url")?;
@@ -72,8 +82,7 @@ impl Config {
         let pod_name = optional(vars, "pod_name", "local")?;
         check_printable("pod_name", &pod_name, 253)?;
         let default_scope = optional(vars, "default_scope", "openid profile")?;
-        crate::oidc::scope::normalize(&default_scope)
-            .map_err(|e| invalid("default_scope", &e))?;
+        crate::oidc::scope::normalize(&default_scope).map_err(|e| invalid("default_scope", &e))?;
 
         Ok(Config {
             client_id,
@@ -121,10 +130,17 @@ fn lookup(vars: &dyn Variables, name: &'static str) -> Result<Option<String>, Co
 }
 
 fn required(vars: &dyn Variables, name: &'static str) -> Result<String, ConfigError> {
-    lookup(vars, name)?.ok_or(ConfigError { variable: name, problem: "is not set".into() })
+    lookup(vars, name)?.ok_or(ConfigError {
+        variable: name,
+        problem: "is not set".into(),
+    })
 }
 
-fn optional(vars: &dyn Variables, name: &'static str, default: &str) -> Result<String, ConfigError> {
+fn optional(
+    vars: &dyn Variables,
+    name: &'static str,
+    default: &str,
+) -> Result<String, ConfigError> {
     Ok(lookup(vars, name)?.unwrap_or_else(|| default.to_owned()))
 }
 
@@ -133,13 +149,19 @@ fn seconds(vars: &dyn Variables, name: &'static str, default: i64) -> Result<i64
         None => Ok(default),
         Some(v) => match v.trim().parse::<i64>() {
             Ok(n) if (1..=31_536_000).contains(&n) => Ok(n),
-            _ => Err(invalid(name, "must be a whole number of seconds between 1 and 31536000")),
+            _ => Err(invalid(
+                name,
+                "must be a whole number of seconds between 1 and 31536000",
+            )),
         },
     }
 }
 
 fn invalid(variable: &'static str, problem: &str) -> ConfigError {
-    ConfigError { variable, problem: problem.to_owned() }
+    ConfigError {
+        variable,
+        problem: problem.to_owned(),
+    }
 }
 
 fn check_printable(name: &'static str, value: &str, max: usize) -> Result<(), ConfigError> {
@@ -158,7 +180,10 @@ fn parse_http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
         return Err(invalid(name, "must be an http or https URL"));
     }
     if url.query().is_some() || url.fragment().is_some() || !url.username().is_empty() {
-        return Err(invalid(name, "must not contain credentials, a query or a fragment"));
+        return Err(invalid(
+            name,
+            "must not contain credentials, a query or a fragment",
+        ));
     }
     Ok(url)
 }
@@ -211,7 +236,13 @@ pub mod tests {
 
     #[test]
     fn missing_required_names_the_variable() {
-        for name in ["client_id", "client_secret", "oidc_issuer_url", "oidc_idp_origin", "client_base_url"] {
+        for name in [
+            "client_id",
+            "client_secret",
+            "oidc_issuer_url",
+            "oidc_idp_origin",
+            "client_base_url",
+        ] {
             let mut v = vars();
             v.0.remove(name);
             let err = Config::load(&v).unwrap_err();

@@ -9,7 +9,11 @@ pub const SESSION: &str = "oidc_session";
 pub const LOGIN: &str = "oidc_login";
 
 pub fn name(base: &str, https: bool) -> String {
-    if https { format!("__Host-{base}") } else { base.to_owned() }
+    if https {
+        format!("__Host-{base}")
+    } else {
+        base.to_owned()
+    }
 }
 
 /// Finds the value of cookie `name` across all `Cookie` headers. A name sent
@@ -19,7 +23,9 @@ pub fn read<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<St
     let mut found: Option<&str> = None;
     for header in headers {
         for pair in header.split(';') {
-            let Some((k, v)) = pair.split_once('=') else { continue };
+            let Some((k, v)) = pair.split_once('=') else {
+                continue;
+            };
             if k.trim() != name {
                 continue;
             }
@@ -34,7 +40,9 @@ pub fn read<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<St
 
 /// Our ids are 43 URL-safe base64 characters (256 bits).
 pub fn is_opaque_id(v: &str) -> bool {
-    v.len() == 43 && v.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    v.len() == 43
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
 }
 
 pub fn set(name: &str, value: &str, max_age: i64, https: bool) -> String {
@@ -61,7 +69,10 @@ mod tests {
     #[test]
     fn reads_across_headers() {
         let h2 = format!("oidc_session={ID}");
-        assert_eq!(read(["a=1", h2.as_str()].into_iter(), SESSION).as_deref(), Some(ID));
+        assert_eq!(
+            read(["a=1", h2.as_str()].into_iter(), SESSION).as_deref(),
+            Some(ID)
+        );
     }
 
     #[test]
@@ -72,7 +83,13 @@ mod tests {
 
     #[test]
     fn garbage_values_are_ignored() {
-        for v in ["", "short", "../../etc", &"x".repeat(44), "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ01234:6"] {
+        for v in [
+            "",
+            "short",
+            "../../etc",
+            &"x".repeat(44),
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ01234:6",
+        ] {
             let h = format!("oidc_session={v}");
             assert_eq!(read([h.as_str()].into_iter(), SESSION), None, "{v}");
         }
@@ -88,7 +105,10 @@ mod tests {
     #[test]
     fn attributes_on_http_and_https() {
         let c = set(&name(SESSION, false), ID, 60, false);
-        assert_eq!(c, format!("oidc_session={ID}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax"));
+        assert_eq!(
+            c,
+            format!("oidc_session={ID}; Max-Age=60; Path=/; HttpOnly; SameSite=Lax")
+        );
         let c = set(&name(SESSION, true), ID, 60, true);
         assert!(c.starts_with("__Host-oidc_session="));
         assert!(c.ends_with("; Secure"));

@@ -1,6 +1,8 @@
 //! The Spin entry point (wasm only): Spin's request in, the app's response out.
 
-use crate::platform::{SpinVariables, SystemClock, SystemRandom, kv::SpinKeyValue, outbound::WasiHttp};
+use crate::platform::{
+    SpinVariables, SystemClock, SystemRandom, kv::SpinKeyValue, outbound::WasiHttp,
+};
 use crate::request::{MAX_BODY, MAX_COOKIE_HEADER, MAX_URI, Request};
 use crate::response::AppError;
 use crate::{app, config};
@@ -14,13 +16,25 @@ use spin_sdk::http_component;
 async fn handle(incoming: IncomingRequest, response_out: ResponseOutparam) {
     let vars = SpinVariables;
     let kv = SpinKeyValue::default();
-    let http = WasiHttp { timeout: std::time::Duration::from_secs(idp_timeout(&vars)) };
-    let p = app::Platform { vars: &vars, kv: &kv, http: &http, clock: &SystemClock, rng: &SystemRandom };
+    let http = WasiHttp {
+        timeout: std::time::Duration::from_secs(idp_timeout(&vars)),
+    };
+    let p = app::Platform {
+        vars: &vars,
+        kv: &kv,
+        http: &http,
+        clock: &SystemClock,
+        rng: &SystemRandom,
+    };
     let response = match read(incoming).await {
         Ok(request) => app::handle(&request, &p),
         Err(e) => app::reject(&p, e),
     };
-    let headers: Vec<(String, Vec<u8>)> = response.headers.into_iter().map(|(k, v)| (k, v.into_bytes())).collect();
+    let headers: Vec<(String, Vec<u8>)> = response
+        .headers
+        .into_iter()
+        .map(|(k, v)| (k, v.into_bytes()))
+        .collect();
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let out = OutgoingResponse::new(fields);
     let _ = out.set_status_code(response.status);
@@ -32,7 +46,12 @@ async fn handle(incoming: IncomingRequest, response_out: ResponseOutparam) {
 }
 
 fn idp_timeout(vars: &dyn config::Variables) -> u64 {
-    vars.get("idp_timeout").ok().flatten().and_then(|v| v.trim().parse().ok()).filter(|s| (1..=300).contains(s)).unwrap_or(10)
+    vars.get("idp_timeout")
+        .ok()
+        .flatten()
+        .and_then(|v| v.trim().parse().ok())
+        .filter(|s| (1..=300).contains(s))
+        .unwrap_or(10)
 }
 
 /// Reads the request, enforcing the URI, cookie and body limits before any handler runs.
@@ -47,11 +66,21 @@ async fn read(incoming: IncomingRequest) -> Result<Request, AppError> {
             headers.push((name.to_ascii_lowercase(), value));
         }
     }
-    let cookie_bytes: usize = headers.iter().filter(|(k, _)| k == "cookie").map(|(_, v)| v.len()).sum();
+    let cookie_bytes: usize = headers
+        .iter()
+        .filter(|(k, _)| k == "cookie")
+        .map(|(_, v)| v.len())
+        .sum();
     if cookie_bytes > MAX_COOKIE_HEADER {
-        return Err(AppError::new(431, "The request's cookies are too large. Clear this site's cookies and try again."));
+        return Err(AppError::new(
+            431,
+            "The request's cookies are too large. Clear this site's cookies and try again.",
+        ));
     }
-    let declared = headers.iter().find(|(k, _)| k == "content-length").and_then(|(_, v)| v.trim().parse::<u64>().ok());
+    let declared = headers
+        .iter()
+        .find(|(k, _)| k == "content-length")
+        .and_then(|(_, v)| v.trim().parse::<u64>().ok());
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(AppError::new(413, "The request body is too large."));
     }
@@ -61,15 +90,27 @@ async fn read(incoming: IncomingRequest) -> Result<Request, AppError> {
         None => (target.clone(), None),
     };
     // Spin tells us the path relative to the component's route.
-    let path = headers.iter().find(|(k, _)| k == "spin-path-info").map(|(_, v)| v.clone()).filter(|p| p.starts_with('/')).unwrap_or(path);
+    let path = headers
+        .iter()
+        .find(|(k, _)| k == "spin-path-info")
+        .map(|(_, v)| v.clone())
+        .filter(|p| p.starts_with('/'))
+        .unwrap_or(path);
     let mut body = Vec::new();
     let mut stream = incoming.into_body_stream();
     while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|_| AppError::bad_request("The request body could not be read."))?;
+        let chunk =
+            chunk.map_err(|_| AppError::bad_request("The request body could not be read."))?;
         if body.len() + chunk.len() > MAX_BODY {
             return Err(AppError::new(413, "The request body is too large."));
         }
         body.extend_from_slice(&chunk);
     }
-    Ok(Request { method, path, query, headers, body })
+    Ok(Request {
+        method,
+        path,
+        query,
+        headers,
+        body,
+    })
 }

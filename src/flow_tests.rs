@@ -62,16 +62,26 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
         let path = req.uri().path().to_owned();
         match path.as_str() {
             "/realms/demo/.well-known/openid-configuration" => json_response(200, &discovery()),
-            "/realms/demo/jwks" => json_response(200, &json!({"keys": [test_keys::rsa().public_jwk("k1")]})),
+            "/realms/demo/jwks" => {
+                json_response(200, &json!({"keys": [test_keys::rsa().public_jwk("k1")]}))
+            }
             "/realms/demo/token" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
-                assert!(req.headers()["authorization"].to_str().unwrap().starts_with("Basic "));
+                assert!(
+                    req.headers()["authorization"]
+                        .to_str()
+                        .unwrap()
+                        .starts_with("Basic ")
+                );
                 if body.contains("grant_type=refresh_token") {
                     if let Some(err) = s.refresh_error {
                         return json_response(400, &json!({"error": err}));
                     }
                 } else {
-                    assert!(body.contains("code_verifier="), "PKCE verifier must be sent");
+                    assert!(
+                        body.contains("code_verifier="),
+                        "PKCE verifier must be sent"
+                    );
                 }
                 s.access_counter += 1;
                 let id_token = test_keys::rsa().sign(
@@ -79,17 +89,24 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                     &json!({"iss": ISS, "aud": "client1", "sub": s.sub, "exp": NOW + 300, "iat": NOW,
                             "nonce": s.nonce, "sid": "sid-1", "preferred_username": "alice<b>"}),
                 );
-                json_response(200, &json!({"access_token": format!("at-{}", s.access_counter), "token_type": "Bearer",
-                    "expires_in": 300, "refresh_token": "rt-1", "id_token": id_token}))
+                json_response(
+                    200,
+                    &json!({"access_token": format!("at-{}", s.access_counter), "token_type": "Bearer",
+                    "expires_in": 300, "refresh_token": "rt-1", "id_token": id_token}),
+                )
             }
             "/realms/demo/revoke" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
-                assert!(body.contains("token=rt-1") && body.contains("token_type_hint=refresh_token"), "{body}");
+                assert!(
+                    body.contains("token=rt-1") && body.contains("token_type_hint=refresh_token"),
+                    "{body}"
+                );
                 json_response(200, &json!({}))
             }
-            "/realms/demo/userinfo" => {
-                json_response(200, &json!({"sub": s.userinfo_sub.clone().unwrap_or(s.sub.clone()), "email": "a@example.test"}))
-            }
+            "/realms/demo/userinfo" => json_response(
+                200,
+                &json!({"sub": s.userinfo_sub.clone().unwrap_or(s.sub.clone()), "email": "a@example.test"}),
+            ),
             _ => json_response(404, &json!({})),
         }
     })
@@ -116,21 +133,49 @@ impl World {
         }
     }
 
-    fn send(&mut self, method: &str, target: &str, headers: &[(&str, &str)], body: &str) -> Response {
+    fn send(
+        &mut self,
+        method: &str,
+        target: &str,
+        headers: &[(&str, &str)],
+        body: &str,
+    ) -> Response {
         let (path, query) = match target.split_once('?') {
             Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
             None => (target.to_owned(), None),
         };
-        let mut all: Vec<(String, String)> = headers.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        let mut all: Vec<(String, String)> = headers
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         if !self.cookies.is_empty() && !headers.iter().any(|(k, _)| *k == "cookie") {
-            let jar: Vec<String> = self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            let jar: Vec<String> = self
+                .cookies
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
             all.push(("cookie".into(), jar.join("; ")));
         }
         if method == "POST" {
-            all.push(("content-type".into(), "application/x-www-form-urlencoded".into()));
+            all.push((
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ));
         }
-        let req = Request { method: method.into(), path, query, headers: all, body: body.as_bytes().to_vec() };
-        let p = Platform { vars: &self.vars, kv: &self.kv, http: &self.http, clock: &self.clock, rng: &self.rng };
+        let req = Request {
+            method: method.into(),
+            path,
+            query,
+            headers: all,
+            body: body.as_bytes().to_vec(),
+        };
+        let p = Platform {
+            vars: &self.vars,
+            kv: &self.kv,
+            http: &self.http,
+            clock: &self.clock,
+            rng: &self.rng,
+        };
         let resp = handle(&req, &p);
         for (k, v) in &resp.headers {
             if k == "set-cookie" {
@@ -166,7 +211,11 @@ impl World {
     }
 
     fn callback_url(params: &HashMap<String, String>) -> String {
-        format!("/callback?code=c1&state={}&iss={}", params["state"], urlencode(ISS))
+        format!(
+            "/callback?code=c1&state={}&iss={}",
+            params["state"],
+            urlencode(ISS)
+        )
     }
 
     fn login(&mut self) -> String {
@@ -197,7 +246,13 @@ fn happy_path_login_user_refresh_logout() {
     assert!(home.body_text().contains("value=\"openid profile\""));
 
     let params = w.start_login("openid profile offline_access");
-    for p in ["state", "nonce", "code_challenge", "redirect_uri", "client_id"] {
+    for p in [
+        "state",
+        "nonce",
+        "code_challenge",
+        "redirect_uri",
+        "client_id",
+    ] {
         assert!(params.contains_key(p), "{p}");
     }
     assert_eq!(params["code_challenge_method"], "S256");
@@ -209,16 +264,36 @@ fn happy_path_login_user_refresh_logout() {
 
     let r = w.get(&World::callback_url(&params));
     assert_eq!(r.status, 303);
-    let set_cookies: Vec<&str> = r.headers.iter().filter(|(k, _)| k == "set-cookie").map(|(_, v)| v.as_str()).collect();
-    assert!(set_cookies.iter().any(|c| c.starts_with("__Host-oidc_session=") && c.contains("HttpOnly") && c.contains("Secure") && c.contains("SameSite=Lax") && c.contains("Path=/")));
-    assert!(w.kv.keys_with_prefix("login:").is_empty(), "the login transaction is consumed");
+    let set_cookies: Vec<&str> = r
+        .headers
+        .iter()
+        .filter(|(k, _)| k == "set-cookie")
+        .map(|(_, v)| v.as_str())
+        .collect();
+    assert!(
+        set_cookies
+            .iter()
+            .any(|c| c.starts_with("__Host-oidc_session=")
+                && c.contains("HttpOnly")
+                && c.contains("Secure")
+                && c.contains("SameSite=Lax")
+                && c.contains("Path=/"))
+    );
+    assert!(
+        w.kv.keys_with_prefix("login:").is_empty(),
+        "the login transaction is consumed"
+    );
     let sid = w.cookies["__Host-oidc_session"].clone();
     assert_eq!(w.kv.keys_with_prefix("sess:"), vec![format!("sess:{sid}")]);
 
     let (reads, writes) = (w.kv.reads.get(), w.kv.writes.get());
     let user = w.get("/user");
     assert_eq!(user.status, 200);
-    assert_eq!((w.kv.reads.get() - reads, w.kv.writes.get() - writes), (1, 0), "GET /user: one read, no write");
+    assert_eq!(
+        (w.kv.reads.get() - reads, w.kv.writes.get() - writes),
+        (1, 0),
+        "GET /user: one read, no write"
+    );
     let page = user.body_text();
     assert!(page.contains("<span id=\"username\">alice&lt;b&gt;</span>"));
     assert!(page.contains("at-1") && page.contains("rt-1"));
@@ -238,7 +313,11 @@ fn happy_path_login_user_refresh_logout() {
     let q: HashMap<String, String> = to.query_pairs().into_owned().collect();
     assert_eq!(q["post_logout_redirect_uri"], format!("{BASE}/"));
     assert!(q.contains_key("id_token_hint"));
-    assert_eq!(w.http.calls_to("/revoke"), 1, "the refresh token is revoked at logout");
+    assert_eq!(
+        w.http.calls_to("/revoke"),
+        1,
+        "the refresh token is revoked at logout"
+    );
     assert!(w.kv.keys_with_prefix("sess:").is_empty());
     assert_eq!(w.get("/user").status, 303);
 }
@@ -249,11 +328,26 @@ fn tampered_state_missing_code_and_bad_iss_leave_the_store_unchanged() {
     let params = w.start_login("openid");
     let before = w.kv.snapshot();
     let cases = [
-        (format!("/callback?code=c1&state=tampered&iss={}", urlencode(ISS)), 400),
-        (format!("/callback?state={}&iss={}", params["state"], urlencode(ISS)), 400),
-        (format!("/callback?code=c1&state={}&iss=https%3A%2F%2Fevil.example", params["state"]), 400),
+        (
+            format!("/callback?code=c1&state=tampered&iss={}", urlencode(ISS)),
+            400,
+        ),
+        (
+            format!("/callback?state={}&iss={}", params["state"], urlencode(ISS)),
+            400,
+        ),
+        (
+            format!(
+                "/callback?code=c1&state={}&iss=https%3A%2F%2Fevil.example",
+                params["state"]
+            ),
+            400,
+        ),
         (format!("/callback?code=c1&state={}", params["state"]), 400),
-        (format!("/callback?code=c1&code=c2&state={}", params["state"]), 400),
+        (
+            format!("/callback?code=c1&code=c2&state={}", params["state"]),
+            400,
+        ),
         ("/callback?code=c1&state=%FF".to_string(), 400),
     ];
     for (url, status) in cases {
@@ -273,7 +367,12 @@ fn replayed_callback_is_refused() {
     let login_cookie = w.cookies["__Host-oidc_login"].clone();
     assert_eq!(w.get(&url).status, 303);
     let snapshot = w.kv.snapshot();
-    let r = w.send("GET", &url, &[("cookie", &format!("__Host-oidc_login={login_cookie}"))], "");
+    let r = w.send(
+        "GET",
+        &url,
+        &[("cookie", &format!("__Host-oidc_login={login_cookie}"))],
+        "",
+    );
     assert_eq!(r.status, 400);
     assert!(r.body_text().contains("Unknown login state"));
     assert_eq!(w.kv.snapshot(), snapshot);
@@ -304,7 +403,10 @@ fn idp_error_is_shown_escaped() {
     let body = r.body_text();
     assert!(body.contains("access_denied"));
     assert!(body.contains("&lt;script&gt;alert(1)&lt;/script&gt;") && !body.contains("<script>"));
-    assert!(w.kv.snapshot().keys().all(|k| k.starts_with("cache:")), "no session, no transaction left");
+    assert!(
+        w.kv.snapshot().keys().all(|k| k.starts_with("cache:")),
+        "no session, no transaction left"
+    );
 }
 
 #[test]
@@ -330,13 +432,21 @@ fn session_fixation_old_cookie_is_not_reused() {
     let first = w.login();
     let second = w.login();
     assert_ne!(first, second);
-    assert_eq!(w.kv.keys_with_prefix("sess:"), vec![format!("sess:{second}")], "the pre-login session is gone");
+    assert_eq!(
+        w.kv.keys_with_prefix("sess:"),
+        vec![format!("sess:{second}")],
+        "the pre-login session is gone"
+    );
 }
 
 #[test]
 fn garbage_and_unknown_session_cookies_mean_not_logged_in() {
     let mut w = World::new();
-    for cookie in ["__Host-oidc_session=garbage", "__Host-oidc_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "x"] {
+    for cookie in [
+        "__Host-oidc_session=garbage",
+        "__Host-oidc_session=AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA",
+        "x",
+    ] {
         let r = w.send("GET", "/user", &[("cookie", cookie)], "");
         assert_eq!(r.status, 303);
         assert_eq!(r.header("location"), Some("/"));
@@ -350,13 +460,23 @@ fn cross_site_and_tokenless_posts_are_refused() {
     w.login();
     let csrf = w.csrf();
     let before = w.kv.snapshot();
-    for (origin, body) in [("https://evil.example", format!("csrf={csrf}")), (BASE, String::new()), (BASE, "csrf=wrong".into()), ("null", format!("csrf={csrf}"))] {
+    for (origin, body) in [
+        ("https://evil.example", format!("csrf={csrf}")),
+        (BASE, String::new()),
+        (BASE, "csrf=wrong".into()),
+        ("null", format!("csrf={csrf}")),
+    ] {
         for path in ["/logout", "/refresh"] {
             let r = w.send("POST", path, &[("origin", origin)], &body);
             assert_eq!(r.status, 403, "{path} from {origin}");
         }
     }
-    let r = w.send("POST", "/login", &[("origin", "https://evil.example")], "scope=openid");
+    let r = w.send(
+        "POST",
+        "/login",
+        &[("origin", "https://evil.example")],
+        "scope=openid",
+    );
     assert_eq!(r.status, 403);
     assert_eq!(w.kv.snapshot(), before);
 }
@@ -364,8 +484,14 @@ fn cross_site_and_tokenless_posts_are_refused() {
 #[test]
 fn refresh_with_another_sub_or_invalid_grant_ends_the_session() {
     for (change, status) in [
-        ((|s: &mut IdpState| s.sub = "mallory".into()) as fn(&mut IdpState), 401),
-        (|s: &mut IdpState| s.refresh_error = Some("invalid_grant"), 401),
+        (
+            (|s: &mut IdpState| s.sub = "mallory".into()) as fn(&mut IdpState),
+            401,
+        ),
+        (
+            |s: &mut IdpState| s.refresh_error = Some("invalid_grant"),
+            401,
+        ),
     ] {
         let mut w = World::new();
         w.login();
@@ -392,7 +518,10 @@ fn other_refresh_failures_keep_the_session() {
 
 #[test]
 fn idp_unreachable_slow_or_garbage_stores_nothing() {
-    for (fault, status) in [(HttpError::Unreachable("refused".into()), 502), (HttpError::Timeout, 504)] {
+    for (fault, status) in [
+        (HttpError::Unreachable("refused".into()), 502),
+        (HttpError::Timeout, 504),
+    ] {
         let mut w = World::new();
         w.idp.borrow_mut().down = Some(fault);
         let r = w.post("/login", "scope=openid");
@@ -452,7 +581,12 @@ fn bad_scopes_and_forms_are_400() {
     for body in ["scope=profile", "scope=openid%22%3E", "scope=a&scope=b"] {
         assert_eq!(w.post("/login", body).status, 400, "{body}");
     }
-    let r = w.send("POST", "/login", &[("origin", BASE), ("content-type", "application/json")], "{}");
+    let r = w.send(
+        "POST",
+        "/login",
+        &[("origin", BASE), ("content-type", "application/json")],
+        "{}",
+    );
     assert_eq!(r.status, 400);
     assert!(w.kv.keys_with_prefix("login:").is_empty());
 }
@@ -463,7 +597,11 @@ fn every_response_carries_security_headers() {
     for r in [w.get("/"), w.get("/nope"), w.post("/login", "scope=openid")] {
         assert_eq!(r.header("x-content-type-options"), Some("nosniff"));
         assert_eq!(r.header("x-frame-options"), Some("DENY"));
-        assert!(r.header("content-security-policy").unwrap().contains("form-action 'self' https://idp.example"));
+        assert!(
+            r.header("content-security-policy")
+                .unwrap()
+                .contains("form-action 'self' https://idp.example")
+        );
     }
 }
 
@@ -480,9 +618,16 @@ fn expired_session_is_deleted_and_redirects() {
 fn secrets_never_appear_on_error_pages() {
     let mut w = World::new();
     let params = w.start_login("openid");
-    let r = w.get(&format!("/callback?code=SECRETCODE&state=wrong&iss={}", urlencode(ISS)));
+    let r = w.get(&format!(
+        "/callback?code=SECRETCODE&state=wrong&iss={}",
+        urlencode(ISS)
+    ));
     let body = r.body_text();
-    assert!(!body.contains("SECRETCODE") && !body.contains("s3cret") && !body.contains(&params["state"]));
+    assert!(
+        !body.contains("SECRETCODE")
+            && !body.contains("s3cret")
+            && !body.contains(&params["state"])
+    );
 }
 
 fn logout_token(claims: Value) -> String {
@@ -501,12 +646,22 @@ fn backchannel_logout_ends_the_named_session_once() {
     assert_eq!(w.get("/user").status, 200);
     let token = logout_token(logout_claims("j-1"));
     // Server to server: no cookies, no Origin.
-    let r = w.send("POST", "/backchannel-logout", &[("cookie", "")], &format!("logout_token={token}"));
+    let r = w.send(
+        "POST",
+        "/backchannel-logout",
+        &[("cookie", "")],
+        &format!("logout_token={token}"),
+    );
     assert_eq!(r.status, 200, "{}", r.body_text());
     assert_eq!(r.header("cache-control"), Some("no-store"));
     assert!(w.kv.keys_with_prefix("sess:").is_empty());
     assert_eq!(w.get("/user").status, 303);
-    let replay = w.send("POST", "/backchannel-logout", &[("cookie", "")], &format!("logout_token={token}"));
+    let replay = w.send(
+        "POST",
+        "/backchannel-logout",
+        &[("cookie", "")],
+        &format!("logout_token={token}"),
+    );
     assert_eq!(replay.status, 400);
     assert!(replay.body_text().contains("already used"));
 }
@@ -522,7 +677,12 @@ fn backchannel_logout_by_sub_ends_all_of_the_users_sessions() {
     let mut claims = logout_claims("j-2");
     claims.as_object_mut().unwrap().remove("sid");
     claims["sub"] = json!("alice");
-    let r = w.send("POST", "/backchannel-logout", &[], &format!("logout_token={}", logout_token(claims)));
+    let r = w.send(
+        "POST",
+        "/backchannel-logout",
+        &[],
+        &format!("logout_token={}", logout_token(claims)),
+    );
     assert_eq!(r.status, 200);
     assert!(w.kv.keys_with_prefix("sess:").is_empty());
 }
@@ -540,8 +700,14 @@ fn backchannel_logout_rejects_bad_tokens_and_keeps_sessions() {
         "logout_token=garbage".into(),
         format!("logout_token={}", logout_token(with_nonce)),
         format!("logout_token={}", logout_token(other_aud)),
-        format!("logout_token={}", test_keys::hs256_forgery(&logout_claims("j-5"), b"s3cret", Some("k1"))),
-        format!("logout_token={}", test_keys::rsa_other().sign(Some("k1"), &logout_claims("j-6"))),
+        format!(
+            "logout_token={}",
+            test_keys::hs256_forgery(&logout_claims("j-5"), b"s3cret", Some("k1"))
+        ),
+        format!(
+            "logout_token={}",
+            test_keys::rsa_other().sign(Some("k1"), &logout_claims("j-6"))
+        ),
     ];
     for body in bodies {
         let r = w.send("POST", "/backchannel-logout", &[], &body);

@@ -27,7 +27,12 @@ pub fn escape(s: &str) -> String {
 }
 
 fn layout(h: &Header, body: &str) -> String {
-    let heading = format!("{} ({} @ {})", escape(h.title), escape(h.pod), crate::timefmt::utc(h.now));
+    let heading = format!(
+        "{} ({} @ {})",
+        escape(h.title),
+        escape(h.pod),
+        crate::timefmt::utc(h.now)
+    );
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
@@ -38,7 +43,13 @@ fn layout(h: &Header, body: &str) -> String {
 }
 
 /// The login page; a visitor who is logged in also gets a link to `/user`.
-pub fn home(h: &Header, client_id: &str, issuer: &str, default_scope: &str, logged_in_as: Option<&str>) -> String {
+pub fn home(
+    h: &Header,
+    client_id: &str,
+    issuer: &str,
+    default_scope: &str,
+    logged_in_as: Option<&str>,
+) -> String {
     let session = match logged_in_as {
         Some(user) => format!(
             "<section><p>You are logged in as <strong>{}</strong>. <a id=\"user-link\" href=\"/user\">Show your tokens</a></p></section>\n",
@@ -67,9 +78,17 @@ fn pretty(v: &impl serde::Serialize) -> String {
 
 /// The logged-in page: who, the raw tokens, the claims, Refresh and Logout.
 pub fn user(h: &Header, s: &Session) -> String {
-    let refresh = s.tokens.refresh_token.as_ref().map(|t| t.expose()).unwrap_or("(none: ask for the offline_access scope)");
+    let refresh = s
+        .tokens
+        .refresh_token
+        .as_ref()
+        .map(|t| t.expose())
+        .unwrap_or("(none: ask for the offline_access scope)");
     let userinfo = match &s.identity.userinfo {
-        Some(u) => format!("<section><h2>UserInfo</h2><pre id=\"userinfo\">{}</pre></section>\n", escape(&pretty(u))),
+        Some(u) => format!(
+            "<section><h2>UserInfo</h2><pre id=\"userinfo\">{}</pre></section>\n",
+            escape(&pretty(u))
+        ),
         None => String::new(),
     };
     let csrf = escape(s.csrf.expose());
@@ -110,11 +129,18 @@ pub fn error(h: &Header, status: u16, message: &str) -> String {
 mod tests {
     use super::*;
 
-    const H: Header = Header { title: "T<script>", pod: "pod-1\"", now: 0 };
+    const H: Header = Header {
+        title: "T<script>",
+        pod: "pod-1\"",
+        now: 0,
+    };
 
     #[test]
     fn escapes_everything_dynamic() {
-        assert_eq!(escape("<a href='x'>&\"</a>"), "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;");
+        assert_eq!(
+            escape("<a href='x'>&\"</a>"),
+            "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
+        );
         let page = home(&H, "<c>", "<i>", "openid \"x\"", Some("<b>bob</b>"));
         assert!(!page.contains("<script>"));
         assert!(!page.contains("<c>") && !page.contains("<i>") && !page.contains("<b>bob"));
@@ -129,7 +155,9 @@ mod tests {
 
     #[test]
     fn user_page_escapes_claims_and_tokens() {
-        let mut s = crate::session::tests::session_with_claims(serde_json::json!({"name": "</pre><script>alert(1)</script>"}));
+        let mut s = crate::session::tests::session_with_claims(
+            serde_json::json!({"name": "</pre><script>alert(1)</script>"}),
+        );
         s.identity.username = "<img src=x>".into();
         let page = user(&H, &s);
         assert!(!page.contains("<script>alert"));

@@ -32,11 +32,17 @@ pub type Params = HashMap<String, String>;
 
 impl Request {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.headers.iter().filter(move |(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .filter(move |(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn query_params(&self) -> Result<Params, BadInput> {
@@ -46,9 +52,19 @@ impl Request {
     /// The body as an `application/x-www-form-urlencoded` form.
     pub fn form(&self) -> Result<Params, BadInput> {
         match self.header("content-type") {
-            Some(ct) if ct.split(';').next().unwrap_or("").trim().eq_ignore_ascii_case("application/x-www-form-urlencoded") => {}
+            Some(ct)
+                if ct
+                    .split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .eq_ignore_ascii_case("application/x-www-form-urlencoded") => {}
             None if self.body.is_empty() => {}
-            _ => return Err(BadInput("expected an application/x-www-form-urlencoded form".into())),
+            _ => {
+                return Err(BadInput(
+                    "expected an application/x-www-form-urlencoded form".into(),
+                ));
+            }
         }
         parse_params(&self.body)
     }
@@ -62,14 +78,20 @@ pub fn parse_params(input: &[u8]) -> Result<Params, BadInput> {
         if k.contains('\u{FFFD}') || v.contains('\u{FFFD}') {
             return Err(BadInput("a parameter is not valid UTF-8".into()));
         }
-        if k.chars().chain(v.chars()).any(|c| c.is_control() && c != '\t') {
+        if k.chars()
+            .chain(v.chars())
+            .any(|c| c.is_control() && c != '\t')
+        {
             return Err(BadInput("a parameter contains control characters".into()));
         }
         if out.len() >= MAX_PARAMS {
             return Err(BadInput("too many parameters".into()));
         }
         if out.insert(k.clone().into_owned(), v.into_owned()).is_some() {
-            return Err(BadInput(format!("parameter `{}` appears more than once", truncate(&k, 40))));
+            return Err(BadInput(format!(
+                "parameter `{}` appears more than once",
+                truncate(&k, 40)
+            )));
         }
     }
     Ok(out)
@@ -116,9 +138,15 @@ mod tests {
 
     #[test]
     fn form_requires_form_content_type() {
-        let mut r = Request { body: b"a=1".to_vec(), ..Default::default() };
+        let mut r = Request {
+            body: b"a=1".to_vec(),
+            ..Default::default()
+        };
         assert!(r.form().is_err());
-        r.headers.push(("content-type".into(), "application/x-www-form-urlencoded; charset=utf-8".into()));
+        r.headers.push((
+            "content-type".into(),
+            "application/x-www-form-urlencoded; charset=utf-8".into(),
+        ));
         assert_eq!(r.form().unwrap()["a"], "1");
     }
 

@@ -29,7 +29,11 @@ impl Response {
 
     /// 303 See Other: after a POST the browser follows with a GET.
     pub fn redirect(location: &str) -> Self {
-        Self { status: 303, headers: vec![("location".into(), location.to_owned())], body: Vec::new() }
+        Self {
+            status: 303,
+            headers: vec![("location".into(), location.to_owned())],
+            body: Vec::new(),
+        }
     }
 
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
@@ -42,7 +46,10 @@ impl Response {
     }
 
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     pub fn body_text(&self) -> String {
@@ -63,7 +70,12 @@ pub struct AppError {
 
 impl AppError {
     pub fn new(status: u16, message: impl Into<String>) -> Self {
-        Self { status, message: message.into(), log: None, cookies: Vec::new() }
+        Self {
+            status,
+            message: message.into(),
+            log: None,
+            cookies: Vec::new(),
+        }
     }
 
     pub fn bad_request(message: impl Into<String>) -> Self {
@@ -83,7 +95,11 @@ impl AppError {
 
 impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
-        AppError::new(503, "The session store is unavailable. Please try again shortly.").logged(e.to_string())
+        AppError::new(
+            503,
+            "The session store is unavailable. Please try again shortly.",
+        )
+        .logged(e.to_string())
     }
 }
 

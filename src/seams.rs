@@ -111,11 +111,20 @@ pub mod fakes {
     }
 
     impl FakeHttp {
-        pub fn new(handler: impl Fn(&HttpRequest) -> Result<HttpResponse, HttpError> + 'static) -> Self {
-            Self { handler: Box::new(handler), log: RefCell::new(VecDeque::new()) }
+        pub fn new(
+            handler: impl Fn(&HttpRequest) -> Result<HttpResponse, HttpError> + 'static,
+        ) -> Self {
+            Self {
+                handler: Box::new(handler),
+                log: RefCell::new(VecDeque::new()),
+            }
         }
         pub fn calls_to(&self, path: &str) -> usize {
-            self.log.borrow().iter().filter(|u| u.ends_with(path)).count()
+            self.log
+                .borrow()
+                .iter()
+                .filter(|u| u.ends_with(path))
+                .count()
         }
     }
 

@@ -6,8 +6,8 @@
 //! and an expired record is deleted when found. Reading never writes otherwise,
 //! so `GET /user` costs exactly one store read.
 
-use crate::secret::Secret;
 use crate::seams::{Clock, Random, random_token};
+use crate::secret::Secret;
 use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
 use serde::{Deserialize, Serialize};
 
@@ -99,7 +99,12 @@ pub struct Sessions<'a> {
 
 impl Sessions<'_> {
     /// Stores a new session under a fresh id, never one that existed before.
-    pub fn create(&self, rng: &dyn Random, identity: Identity, tokens: Tokens) -> Result<(SessionId, Session), StoreError> {
+    pub fn create(
+        &self,
+        rng: &dyn Random,
+        identity: Identity,
+        tokens: Tokens,
+    ) -> Result<(SessionId, Session), StoreError> {
         let now = self.clock.now();
         let id = loop {
             let id = SessionId::generate(rng);
@@ -138,12 +143,19 @@ impl Sessions<'_> {
 
     /// Replaces the tokens after a refresh and extends the idle lifetime,
     /// never past the absolute one.
-    pub fn update_tokens(&self, id: &SessionId, mut session: Session, identity: Identity, tokens: Tokens) -> Result<Session, StoreError> {
+    pub fn update_tokens(
+        &self,
+        id: &SessionId,
+        mut session: Session,
+        identity: Identity,
+        tokens: Tokens,
+    ) -> Result<Session, StoreError> {
         let now = self.clock.now();
         session.identity = identity;
         session.tokens = tokens;
         session.last_seen = now;
-        session.expires_at = (now + self.lifetimes.idle).min(session.created_at + self.lifetimes.absolute);
+        session.expires_at =
+            (now + self.lifetimes.idle).min(session.created_at + self.lifetimes.absolute);
         set_json(self.kv, &id.key(), &session)?;
         Ok(session)
     }
@@ -170,7 +182,10 @@ pub mod tests {
             sub: "alice".into(),
             sid: Some("sid-1".into()),
             username: "alice".into(),
-            claims: serde_json::json!({"sub": "alice"}).as_object().unwrap().clone(),
+            claims: serde_json::json!({"sub": "alice"})
+                .as_object()
+                .unwrap()
+                .clone(),
             userinfo: None,
         }
     }
@@ -199,14 +214,21 @@ pub mod tests {
         }
     }
 
-    const LIFE: Lifetimes = Lifetimes { idle: 100, absolute: 250 };
+    const LIFE: Lifetimes = Lifetimes {
+        idle: 100,
+        absolute: 250,
+    };
 
     #[test]
     fn create_then_load_reads_once_and_never_writes() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let rng = CountingRandom::default();
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: LIFE,
+        };
         let (id, created) = s.create(&rng, identity(), tokens("at-1")).unwrap();
         assert_eq!(created.expires_at, 1100);
         let (reads, writes) = (kv.reads.get(), kv.writes.get());
@@ -221,9 +243,16 @@ pub mod tests {
     fn stored_json_is_readable() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
-        let (id, _) = s.create(&CountingRandom::default(), identity(), tokens("at-1")).unwrap();
-        let raw: serde_json::Value = serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: LIFE,
+        };
+        let (id, _) = s
+            .create(&CountingRandom::default(), identity(), tokens("at-1"))
+            .unwrap();
+        let raw: serde_json::Value =
+            serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
         assert_eq!(raw["tokens"]["access_token"], "at-1");
         assert_eq!(raw["identity"]["sub"], "alice");
         assert_eq!(raw["created_at"], 1000);
@@ -234,7 +263,11 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let rng = CountingRandom::default();
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: LIFE,
+        };
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
             let (id, _) = s.create(&rng, identity(), tokens("a")).unwrap();
@@ -247,8 +280,14 @@ pub mod tests {
     fn idle_expiry_deletes_on_read() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
-        let (id, _) = s.create(&CountingRandom::default(), identity(), tokens("a")).unwrap();
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: LIFE,
+        };
+        let (id, _) = s
+            .create(&CountingRandom::default(), identity(), tokens("a"))
+            .unwrap();
         clock.advance(99);
         assert!(s.load(&id).unwrap().is_some());
         clock.advance(1);
@@ -260,8 +299,14 @@ pub mod tests {
     fn refresh_extends_idle_but_not_absolute() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
-        let (id, sess) = s.create(&CountingRandom::default(), identity(), tokens("a")).unwrap();
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: LIFE,
+        };
+        let (id, sess) = s
+            .create(&CountingRandom::default(), identity(), tokens("a"))
+            .unwrap();
         clock.advance(90);
         let sess = s.update_tokens(&id, sess, identity(), tokens("b")).unwrap();
         assert_eq!(sess.expires_at, 1190);
@@ -276,7 +321,11 @@ pub mod tests {
     fn corrupt_record_is_absent_and_removed() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: LIFE,
+        };
         let id = SessionId::parse(&"a".repeat(43)).unwrap();
         kv.set(&id.key(), b"{not json").unwrap();
         assert!(s.load(&id).unwrap().is_none());
@@ -287,7 +336,11 @@ pub mod tests {
     fn store_failure_is_an_error_not_absence() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: LIFE };
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: LIFE,
+        };
         let id = SessionId::parse(&"a".repeat(43)).unwrap();
         kv.down.set(true);
         assert!(s.load(&id).is_err());

@@ -26,12 +26,19 @@ struct Entry {
 /// `bcl:<kind>:<hash of issuer and value>`.
 pub fn key(kind: &str, iss: &str, value: &str) -> String {
     let digest = Sha256::digest(format!("{iss}\n{value}").as_bytes());
-    format!("{PREFIX}{kind}:{}", base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18]))
+    format!(
+        "{PREFIX}{kind}:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18])
+    )
 }
 
 fn load(kv: &dyn KeyValue, key: &str) -> Result<Vec<SessionId>, StoreError> {
     Ok(match get_json::<Entry>(kv, key)? {
-        Record::Found(e) => e.sessions.iter().filter_map(|s| SessionId::parse(s)).collect(),
+        Record::Found(e) => e
+            .sessions
+            .iter()
+            .filter_map(|s| SessionId::parse(s))
+            .collect(),
         _ => Vec::new(),
     })
 }
@@ -51,7 +58,13 @@ pub fn add(kv: &dyn KeyValue, identity: &Identity, id: &SessionId) -> Result<(),
         }
         ids.push(id.as_str().to_owned());
         let keep = ids.len().saturating_sub(MAX_SESSIONS);
-        set_json(kv, &k, &Entry { sessions: ids.split_off(keep) })?;
+        set_json(
+            kv,
+            &k,
+            &Entry {
+                sessions: ids.split_off(keep),
+            },
+        )?;
     }
     Ok(())
 }
@@ -62,7 +75,12 @@ pub fn sessions(kv: &dyn KeyValue, key: &str) -> Result<Vec<SessionId>, StoreErr
 }
 
 /// Marks a logout token's `jti` as used; `false` if it was seen before.
-pub fn first_use_of_jti(kv: &dyn KeyValue, iss: &str, jti: &str, exp: i64) -> Result<bool, StoreError> {
+pub fn first_use_of_jti(
+    kv: &dyn KeyValue,
+    iss: &str,
+    jti: &str,
+    exp: i64,
+) -> Result<bool, StoreError> {
     let k = key("jti", iss, jti);
     if kv.exists(&k)? {
         return Ok(false);
@@ -71,12 +89,14 @@ pub fn first_use_of_jti(kv: &dyn KeyValue, iss: &str, jti: &str, exp: i64) -> Re
     Ok(true)
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::seams::fakes::{CountingRandom, FixedClock};
-    use crate::session::{Lifetimes, Sessions, tests::{identity, tokens}};
+    use crate::session::{
+        Lifetimes, Sessions,
+        tests::{identity, tokens},
+    };
     use crate::store::MemoryStore;
 
     #[test]
@@ -84,14 +104,26 @@ mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let rng = CountingRandom::default();
-        let s = Sessions { kv: &kv, clock: &clock, lifetimes: Lifetimes { idle: 100, absolute: 100 } };
+        let s = Sessions {
+            kv: &kv,
+            clock: &clock,
+            lifetimes: Lifetimes {
+                idle: 100,
+                absolute: 100,
+            },
+        };
         let (a, _) = s.create(&rng, identity(), tokens("a")).unwrap();
         add(&kv, &identity(), &a).unwrap();
         let (b, _) = s.create(&rng, identity(), tokens("b")).unwrap();
         add(&kv, &identity(), &b).unwrap();
         let sub_key = key("sub", "https://idp.example", "alice");
         assert_eq!(sessions(&kv, &sub_key).unwrap(), vec![a.clone(), b.clone()]);
-        assert_eq!(sessions(&kv, &key("sid", "https://idp.example", "sid-1")).unwrap().len(), 2);
+        assert_eq!(
+            sessions(&kv, &key("sid", "https://idp.example", "sid-1"))
+                .unwrap()
+                .len(),
+            2
+        );
         s.delete(&a).unwrap();
         let (c, _) = s.create(&rng, identity(), tokens("c")).unwrap();
         add(&kv, &identity(), &c).unwrap();

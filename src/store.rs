@@ -55,7 +55,12 @@ impl MemoryStore {
     }
 
     pub fn keys_with_prefix(&self, prefix: &str) -> Vec<String> {
-        self.map.borrow().keys().filter(|k| k.starts_with(prefix)).cloned().collect()
+        self.map
+            .borrow()
+            .keys()
+            .filter(|k| k.starts_with(prefix))
+            .cloned()
+            .collect()
     }
 }
 
@@ -114,7 +119,11 @@ pub fn get_json<T: serde::de::DeserializeOwned>(
     })
 }
 
-pub fn set_json<T: serde::Serialize>(kv: &dyn KeyValue, key: &str, value: &T) -> Result<(), StoreError> {
+pub fn set_json<T: serde::Serialize>(
+    kv: &dyn KeyValue,
+    key: &str,
+    value: &T,
+) -> Result<(), StoreError> {
     let bytes = serde_json::to_vec(value).map_err(|e| StoreError(format!("encode: {e}")))?;
     kv.set(key, &bytes)
 }

@@ -71,7 +71,13 @@ pub fn sweep(kv: &dyn KeyValue, now: i64) -> Result<usize, crate::store::StoreEr
 }
 
 fn is_swept_kind(key: &str) -> bool {
-    [crate::session::KEY_PREFIX, transaction::KEY_PREFIX, crate::session_index::PREFIX].iter().any(|p| key.starts_with(p))
+    [
+        crate::session::KEY_PREFIX,
+        transaction::KEY_PREFIX,
+        crate::session_index::PREFIX,
+    ]
+    .iter()
+    .any(|p| key.starts_with(p))
 }
 
 #[cfg(test)]
@@ -92,12 +98,31 @@ mod tests {
         kv.set("unrelated", b"keep").unwrap();
         let dead = "A".repeat(43);
         let live = format!("live{}", "B".repeat(39));
-        kv.set(&format!("sess:{live}"), br#"{"expires_at": 2000}"#).unwrap();
-        kv.set("bcl:sub:dead", format!(r#"{{"sessions": ["{dead}"]}}"#).as_bytes()).unwrap();
-        kv.set("bcl:sid:live", format!(r#"{{"sessions": ["{dead}", "{live}"]}}"#).as_bytes()).unwrap();
+        kv.set(&format!("sess:{live}"), br#"{"expires_at": 2000}"#)
+            .unwrap();
+        kv.set(
+            "bcl:sub:dead",
+            format!(r#"{{"sessions": ["{dead}"]}}"#).as_bytes(),
+        )
+        .unwrap();
+        kv.set(
+            "bcl:sid:live",
+            format!(r#"{{"sessions": ["{dead}", "{live}"]}}"#).as_bytes(),
+        )
+        .unwrap();
         assert_eq!(sweep(&kv, 1000).unwrap(), 5);
         let mut left = kv.keys().unwrap();
         left.sort();
-        assert_eq!(left, ["bcl:sid:live", "cache:discovery", "login:live", "sess:live", &format!("sess:{live}"), "unrelated"]);
+        assert_eq!(
+            left,
+            [
+                "bcl:sid:live",
+                "cache:discovery",
+                "login:live",
+                "sess:live",
+                &format!("sess:{live}"),
+                "unrelated"
+            ]
+        );
     }
 }

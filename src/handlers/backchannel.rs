@@ -11,15 +11,25 @@ use crate::session_index;
 
 fn refuse(description: &str) -> Response {
     let body = serde_json::json!({ "error": "invalid_request", "error_description": description });
-    Response { status: 400, headers: vec![("content-type".into(), "application/json".into())], body: body.to_string().into_bytes() }
+    Response {
+        status: 400,
+        headers: vec![("content-type".into(), "application/json".into())],
+        body: body.to_string().into_bytes(),
+    }
 }
 
 pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
-    let Ok(form) = req.form() else { return Ok(refuse("expected a form with logout_token")) };
-    let Some(raw) = form.get("logout_token") else { return Ok(refuse("missing logout_token")) };
+    let Ok(form) = req.form() else {
+        return Ok(refuse("expected a form with logout_token"));
+    };
+    let Some(raw) = form.get("logout_token") else {
+        return Ok(refuse("missing logout_token"));
+    };
     let meta = ctx.discovery()?;
     let now = ctx.clock.now();
-    let token = match ctx.backchannel_keys().verify_with(&meta.jwks_uri, |keys| logout_token::validate(raw, keys, &ctx.cfg.issuer, &ctx.cfg.client_id, now)) {
+    let token = match ctx.backchannel_keys().verify_with(&meta.jwks_uri, |keys| {
+        logout_token::validate(raw, keys, &ctx.cfg.issuer, &ctx.cfg.client_id, now)
+    }) {
         Ok(t) => t,
         Err(OidcError::InvalidToken(why)) => {
             eprintln!("backchannel-logout: rejected: {why}");
@@ -27,7 +37,10 @@ pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
         }
         Err(e) => return Err(AppError::from(e)),
     };
-    if ctx.kv.exists(&session_index::key("jti", &token.iss, &token.jti))? {
+    if ctx
+        .kv
+        .exists(&session_index::key("jti", &token.iss, &token.jti))?
+    {
         return Ok(refuse("this logout_token was already used"));
     }
 
@@ -40,8 +53,13 @@ pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
     let sessions = ctx.sessions();
     let mut ended = 0;
     for id in session_index::sessions(ctx.kv, &index_key)? {
-        let Some(session) = sessions.load(&id)? else { continue };
-        let same_user = token.sub.as_ref().is_none_or(|sub| *sub == session.identity.sub);
+        let Some(session) = sessions.load(&id)? else {
+            continue;
+        };
+        let same_user = token
+            .sub
+            .as_ref()
+            .is_none_or(|sub| *sub == session.identity.sub);
         let same_sid = token.sid.is_none() || token.sid == session.identity.sid;
         if same_user && same_sid && session.identity.iss == token.iss {
             sessions.delete(&id)?;

@@ -6,8 +6,8 @@
 
 use crate::app::Ctx;
 use crate::cookies;
-use crate::oidc::id_token::{self, Expectations, ValidIdToken};
 use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::id_token::{self, Expectations, ValidIdToken};
 use crate::oidc::transaction::{PendingLogin, StateError};
 use crate::oidc::{OidcError, token, userinfo};
 use crate::request::{Request, truncate};
@@ -22,7 +22,10 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     let login_cookie = ctx.clear_cookie(cookies::LOGIN);
     let bad = |msg: &str| AppError::bad_request(msg).with_cookie(login_cookie.clone());
 
-    let Some(txn_id) = cookies::read(req.headers_named("cookie"), &ctx.cookie_name(cookies::LOGIN)) else {
+    let Some(txn_id) = cookies::read(
+        req.headers_named("cookie"),
+        &ctx.cookie_name(cookies::LOGIN),
+    ) else {
         return Err(bad(UNKNOWN_STATE).logged("callback: no login cookie"));
     };
     let Some(pending) = PendingLogin::find(ctx.kv, ctx.clock, &txn_id)? else {
@@ -30,9 +33,16 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     };
     match pending.check_state(params.get("state").map(String::as_str)) {
         Ok(()) => {}
-        Err(StateError::Missing) => return Err(AppError::bad_request("The callback has no state parameter.")),
+        Err(StateError::Missing) => {
+            return Err(AppError::bad_request(
+                "The callback has no state parameter.",
+            ));
+        }
         Err(StateError::Mismatch) => {
-            return Err(AppError::bad_request("The state parameter does not match this login.").logged("callback: state mismatch"));
+            return Err(
+                AppError::bad_request("The state parameter does not match this login.")
+                    .logged("callback: state mismatch"),
+            );
         }
     }
 
@@ -40,40 +50,73 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     // RFC 9207: the authorization response must come from our issuer.
     match params.get("iss") {
         Some(iss) if *iss != ctx.cfg.issuer => {
-            return Err(AppError::bad_request("The response comes from a different issuer (iss) than the configured one.")
-                .logged("callback: iss mismatch"));
+            return Err(AppError::bad_request(
+                "The response comes from a different issuer (iss) than the configured one.",
+            )
+            .logged("callback: iss mismatch"));
         }
         None if meta.authorization_response_iss_parameter_supported == Some(true) => {
-            return Err(AppError::bad_request("The response lacks the iss parameter its issuer promises (RFC 9207)."));
+            return Err(AppError::bad_request(
+                "The response lacks the iss parameter its issuer promises (RFC 9207).",
+            ));
         }
         _ => {}
     }
 
     if let Some(error) = params.get("error") {
         pending.abandon(ctx.kv)?;
-        let description = params.get("error_description").map(|d| format!(": {}", truncate(d, 300))).unwrap_or_default();
+        let description = params
+            .get("error_description")
+            .map(|d| format!(": {}", truncate(d, 300)))
+            .unwrap_or_default();
         let status = if error == "access_denied" { 403 } else { 400 };
-        return Err(AppError::new(status, format!("The identity provider reported `{}`{description}", truncate(error, 60)))
-            .with_cookie(login_cookie));
+        return Err(AppError::new(
+            status,
+            format!(
+                "The identity provider reported `{}`{description}",
+                truncate(error, 60)
+            ),
+        )
+        .with_cookie(login_cookie));
     }
-    let Some(code) = params.get("code").filter(|c| !c.is_empty() && c.len() <= 2048) else {
-        return Err(AppError::bad_request("The callback has no authorization code."));
+    let Some(code) = params
+        .get("code")
+        .filter(|c| !c.is_empty() && c.len() <= 2048)
+    else {
+        return Err(AppError::bad_request(
+            "The callback has no authorization code.",
+        ));
     };
 
-    let verified = match pending.verify(ctx.kv, params.get("state").map(String::as_str), Secret::new(code.clone()))? {
+    let verified = match pending.verify(
+        ctx.kv,
+        params.get("state").map(String::as_str),
+        Secret::new(code.clone()),
+    )? {
         Ok(v) => v,
-        Err(_) => return Err(AppError::bad_request("The state parameter does not match this login.")),
+        Err(_) => {
+            return Err(AppError::bad_request(
+                "The state parameter does not match this login.",
+            ));
+        }
     };
     // From here on the transaction is consumed; every failure also clears its cookie.
     let fail = |e: AppError| e.with_cookie(login_cookie.clone());
 
-    let tokens = token::exchange_code(ctx.http, ctx.cfg, &meta, &verified).map_err(|e| fail(token_error(e)))?;
+    let tokens = token::exchange_code(ctx.http, ctx.cfg, &meta, &verified)
+        .map_err(|e| fail(token_error(e)))?;
     let Some(raw_id_token) = tokens.id_token.clone() else {
-        return Err(fail(OidcError::BadResponse("the token response has no id_token".into()).into()));
+        return Err(fail(
+            OidcError::BadResponse("the token response has no id_token".into()).into(),
+        ));
     };
-    let valid = validate_id_token(ctx, &meta, &raw_id_token, Some(verified.txn.nonce.expose())).map_err(|e| fail(e.into()))?;
+    let valid = validate_id_token(ctx, &meta, &raw_id_token, Some(verified.txn.nonce.expose()))
+        .map_err(|e| fail(e.into()))?;
     let info = match &meta.userinfo_endpoint {
-        Some(endpoint) => Some(userinfo::fetch(ctx.http, endpoint, tokens.access_token.expose(), &valid.sub).map_err(|e| fail(e.into()))?),
+        Some(endpoint) => Some(
+            userinfo::fetch(ctx.http, endpoint, tokens.access_token.expose(), &valid.sub)
+                .map_err(|e| fail(e.into()))?,
+        ),
         None => None,
     };
 
@@ -99,21 +142,42 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
         ctx.sessions().delete(&old).map_err(|e| fail(e.into()))?;
     }
     let sessions = ctx.sessions();
-    let (id, session) = sessions.create(ctx.rng, identity, tokens).map_err(|e| fail(e.into()))?;
+    let (id, session) = sessions
+        .create(ctx.rng, identity, tokens)
+        .map_err(|e| fail(e.into()))?;
     // Without its index entries a back-channel logout could not find the session:
     // better no session than one that cannot be ended.
     if let Err(e) = crate::session_index::add(ctx.kv, &session.identity, &id) {
         let _ = sessions.delete(&id);
         return Err(fail(e.into()));
     }
-    let session_cookie = cookies::set(&ctx.cookie_name(cookies::SESSION), id.as_str(), sessions.cookie_max_age(&session), ctx.cfg.https());
-    Ok(Response::redirect("/user").with_cookie(session_cookie).with_cookie(login_cookie))
+    let session_cookie = cookies::set(
+        &ctx.cookie_name(cookies::SESSION),
+        id.as_str(),
+        sessions.cookie_max_age(&session),
+        ctx.cfg.https(),
+    );
+    Ok(Response::redirect("/user")
+        .with_cookie(session_cookie)
+        .with_cookie(login_cookie))
 }
 
 /// Validates an ID token against the IdP's keys (refetched once on an unknown key).
-pub fn validate_id_token(ctx: &Ctx, meta: &ProviderMetadata, raw: &str, nonce: Option<&str>) -> Result<ValidIdToken, OidcError> {
-    let expect = Expectations { issuer: &ctx.cfg.issuer, client_id: &ctx.cfg.client_id, nonce, now: ctx.clock.now() };
-    ctx.keys().verify_with(&meta.jwks_uri, |keys| id_token::validate(raw, keys, &expect))
+pub fn validate_id_token(
+    ctx: &Ctx,
+    meta: &ProviderMetadata,
+    raw: &str,
+    nonce: Option<&str>,
+) -> Result<ValidIdToken, OidcError> {
+    let expect = Expectations {
+        issuer: &ctx.cfg.issuer,
+        client_id: &ctx.cfg.client_id,
+        nonce,
+        now: ctx.clock.now(),
+    };
+    ctx.keys().verify_with(&meta.jwks_uri, |keys| {
+        id_token::validate(raw, keys, &expect)
+    })
 }
 
 pub fn token_error(e: token::TokenError) -> AppError {

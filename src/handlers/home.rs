@@ -9,5 +9,14 @@ pub fn show(req: &Request, ctx: &Ctx) -> AppResult {
     let session = ctx.current_session(req)?;
     let user = session.as_ref().map(|(_, s)| s.identity.username.as_str());
     let cfg = ctx.cfg;
-    Ok(Response::html(200, pages::home(&ctx.header(), &cfg.client_id, &cfg.issuer, &cfg.default_scope, user)))
+    Ok(Response::html(
+        200,
+        pages::home(
+            &ctx.header(),
+            &cfg.client_id,
+            &cfg.issuer,
+            &cfg.default_scope,
+            user,
+        ),
+    ))
 }

@@ -4,9 +4,9 @@
 use super::check_csrf;
 use crate::app::Ctx;
 use crate::cookies;
-use crate::request::Request;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::token;
+use crate::request::Request;
 use crate::response::{AppResult, Response};
 use crate::session::Session;
 
@@ -19,7 +19,11 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
     ctx.sessions().delete(&id)?;
     // The IdP session ends too; its back-channel index entry has nothing left to find.
     if let Some(sid) = &session.identity.sid {
-        ctx.kv.delete(&crate::session_index::key("sid", &session.identity.iss, sid))?;
+        ctx.kv.delete(&crate::session_index::key(
+            "sid",
+            &session.identity.iss,
+            sid,
+        ))?;
     }
     // The local logout is done; an IdP that cannot be reached only skips the remote step.
     let end_session = match ctx.discovery() {
@@ -36,7 +40,10 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
         Some(mut url) => {
             url.query_pairs_mut()
                 .append_pair("id_token_hint", session.tokens.id_token.expose())
-                .append_pair("post_logout_redirect_uri", &ctx.cfg.post_logout_redirect_uri())
+                .append_pair(
+                    "post_logout_redirect_uri",
+                    &ctx.cfg.post_logout_redirect_uri(),
+                )
                 .append_pair("client_id", &ctx.cfg.client_id);
             url.to_string()
         }
@@ -48,7 +55,8 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
 /// Best effort: an offline grant would otherwise outlive the logout at the IdP.
 fn revoke_refresh_token(ctx: &Ctx, meta: &ProviderMetadata, session: &Session) {
     if let (Some(endpoint), Some(rt)) = (&meta.revocation_endpoint, &session.tokens.refresh_token)
-        && let Err(e) = token::revoke(ctx.http, ctx.cfg, meta, endpoint, rt) {
-            eprintln!("logout: could not revoke the refresh token: {e:?}");
-        }
+        && let Err(e) = token::revoke(ctx.http, ctx.cfg, meta, endpoint, rt)
+    {
+        eprintln!("logout: could not revoke the refresh token: {e:?}");
+    }
 }

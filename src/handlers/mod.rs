@@ -25,11 +25,20 @@ pub fn check_origin(req: &Request, cfg: &Config) -> Result<(), AppError> {
         (None, Some(referer)) => referer.starts_with(&format!("{ours}/")),
         (None, None) => true,
     };
-    if ok { Ok(()) } else { Err(AppError::new(403, "Cross-site request refused.").logged("csrf: foreign origin")) }
+    if ok {
+        Ok(())
+    } else {
+        Err(AppError::new(403, "Cross-site request refused.").logged("csrf: foreign origin"))
+    }
 }
 
 /// Requires the session's CSRF token in the form, besides a same-site origin.
-pub fn check_csrf(req: &Request, cfg: &Config, form: &Params, session: &Session) -> Result<(), AppError> {
+pub fn check_csrf(
+    req: &Request,
+    cfg: &Config,
+    form: &Params,
+    session: &Session,
+) -> Result<(), AppError> {
     check_origin(req, cfg)?;
     match form.get("csrf") {
         Some(t) if constant_time_eq(t.as_bytes(), session.csrf.expose().as_bytes()) => Ok(()),
@@ -39,10 +48,18 @@ pub fn check_csrf(req: &Request, cfg: &Config, form: &Params, session: &Session)
 }
 
 /// The name to greet: preferred_username, else name, else sub; from the ID token, then userinfo.
-pub fn username(claims: &Map<String, Value>, userinfo: Option<&Map<String, Value>>, sub: &str) -> String {
+pub fn username(
+    claims: &Map<String, Value>,
+    userinfo: Option<&Map<String, Value>>,
+    sub: &str,
+) -> String {
     for key in ["preferred_username", "name"] {
         for source in [Some(claims), userinfo].into_iter().flatten() {
-            if let Some(v) = source.get(key).and_then(Value::as_str).filter(|v| !v.trim().is_empty()) {
+            if let Some(v) = source
+                .get(key)
+                .and_then(Value::as_str)
+                .filter(|v| !v.trim().is_empty())
+            {
                 return crate::request::truncate(v, 100);
             }
         }
@@ -58,8 +75,22 @@ mod tests {
     #[test]
     fn username_prefers_preferred_username_then_name_then_sub() {
         let m = |v: Value| v.as_object().unwrap().clone();
-        assert_eq!(username(&m(json!({"preferred_username": "al", "name": "Al"})), None, "s"), "al");
-        assert_eq!(username(&m(json!({"name": "Al"})), Some(&m(json!({"preferred_username": "al"}))), "s"), "al");
+        assert_eq!(
+            username(
+                &m(json!({"preferred_username": "al", "name": "Al"})),
+                None,
+                "s"
+            ),
+            "al"
+        );
+        assert_eq!(
+            username(
+                &m(json!({"name": "Al"})),
+                Some(&m(json!({"preferred_username": "al"}))),
+                "s"
+            ),
+            "al"
+        );
         assert_eq!(username(&m(json!({"name": "Al"})), None, "s"), "Al");
         assert_eq!(username(&m(json!({})), None, "s"), "s");
     }

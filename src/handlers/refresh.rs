@@ -18,19 +18,26 @@ pub fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
     };
     check_csrf(req, ctx.cfg, &req.form()?, &session)?;
     let Some(refresh_token) = session.tokens.refresh_token.clone() else {
-        return Err(AppError::bad_request("There is no refresh token in this session. Log in with the offline_access scope to get one."));
+        return Err(AppError::bad_request(
+            "There is no refresh token in this session. Log in with the offline_access scope to get one.",
+        ));
     };
     let meta = ctx.discovery()?;
     let end_session = |message: &str, log: &str| -> AppError {
         match ctx.sessions().delete(&id) {
-            Ok(()) => AppError::new(401, message).logged(log).with_cookie(ctx.clear_cookie(cookies::SESSION)),
+            Ok(()) => AppError::new(401, message)
+                .logged(log)
+                .with_cookie(ctx.clear_cookie(cookies::SESSION)),
             Err(e) => e.into(),
         }
     };
     let fresh = match token::refresh(ctx.http, ctx.cfg, &meta, &refresh_token) {
         Ok(t) => t,
         Err(TokenError::InvalidGrant) => {
-            return Err(end_session("The identity provider no longer accepts this session's refresh token. Please log in again.", "refresh: invalid_grant"));
+            return Err(end_session(
+                "The identity provider no longer accepts this session's refresh token. Please log in again.",
+                "refresh: invalid_grant",
+            ));
         }
         Err(TokenError::Failed(e)) => return Err(e.into()),
     };
@@ -41,12 +48,18 @@ pub fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
             let valid = match validate_id_token(ctx, &meta, &raw, None) {
                 Ok(v) => v,
                 Err(OidcError::InvalidToken(why)) => {
-                    return Err(end_session("The refreshed ID token was rejected; the session has ended. Please log in again.", &format!("refresh: id_token rejected: {why}")));
+                    return Err(end_session(
+                        "The refreshed ID token was rejected; the session has ended. Please log in again.",
+                        &format!("refresh: id_token rejected: {why}"),
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             };
             if valid.sub != identity.sub || valid.iss != identity.iss {
-                return Err(end_session("The refreshed ID token names a different user; the session has ended.", "refresh: sub or iss changed"));
+                return Err(end_session(
+                    "The refreshed ID token names a different user; the session has ended.",
+                    "refresh: sub or iss changed",
+                ));
             }
             identity.sid = valid.sid.or(identity.sid);
             identity.claims = valid.claims;
@@ -63,6 +76,7 @@ pub fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
         access_token_expires_at: fresh.expires_in.map(|s| ctx.clock.now().saturating_add(s)),
         scope: fresh.scope.or(session.tokens.scope.clone()),
     };
-    ctx.sessions().update_tokens(&id, session, identity, tokens)?;
+    ctx.sessions()
+        .update_tokens(&id, session, identity, tokens)?;
     Ok(Response::redirect("/user"))
 }

@@ -51,7 +51,8 @@ impl ProviderMetadata {
             Some(m) if m.iter().any(|m| m == "client_secret_basic") => Ok(ClientAuth::Basic),
             Some(m) if m.iter().any(|m| m == "client_secret_post") => Ok(ClientAuth::Post),
             Some(_) => Err(OidcError::BadResponse(
-                "the token endpoint supports neither client_secret_basic nor client_secret_post".into(),
+                "the token endpoint supports neither client_secret_basic nor client_secret_post"
+                    .into(),
             )),
         }
     }
@@ -68,15 +69,20 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
             cfg.issuer
         )));
     }
-    let browser_scheme_ok = |u: &Url| u.scheme() == "https" || (u.scheme() == "http" && cfg.issuer.starts_with("http://"));
+    let browser_scheme_ok = |u: &Url| {
+        u.scheme() == "https" || (u.scheme() == "http" && cfg.issuer.starts_with("http://"))
+    };
     for (name, value) in [
         ("authorization_endpoint", Some(&meta.authorization_endpoint)),
         ("end_session_endpoint", meta.end_session_endpoint.as_ref()),
     ] {
         if let Some(v) = value {
-            let url = Url::parse(v).map_err(|_| OidcError::BadResponse(format!("{name} is not a URL")))?;
+            let url = Url::parse(v)
+                .map_err(|_| OidcError::BadResponse(format!("{name} is not a URL")))?;
             if !browser_scheme_ok(&url) || url.fragment().is_some() {
-                return Err(OidcError::BadResponse(format!("{name} is not an acceptable URL")));
+                return Err(OidcError::BadResponse(format!(
+                    "{name} is not an acceptable URL"
+                )));
             }
         }
     }
@@ -87,16 +93,22 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
         ("revocation_endpoint", meta.revocation_endpoint.as_ref()),
     ] {
         if let Some(v) = value {
-            let url = Url::parse(v).map_err(|_| OidcError::BadResponse(format!("{name} is not a URL")))?;
+            let url = Url::parse(v)
+                .map_err(|_| OidcError::BadResponse(format!("{name} is not a URL")))?;
             if url.origin().ascii_serialization() != cfg.idp_origin || url.fragment().is_some() {
-                return Err(OidcError::BadResponse(format!("{name} is not on the configured oidc_idp_origin")));
+                return Err(OidcError::BadResponse(format!(
+                    "{name} is not on the configured oidc_idp_origin"
+                )));
             }
         }
     }
     if let Some(methods) = &meta.code_challenge_methods_supported
-        && !methods.iter().any(|m| m == "S256") {
-            return Err(OidcError::BadResponse("the IdP does not support PKCE S256".into()));
-        }
+        && !methods.iter().any(|m| m == "S256")
+    {
+        return Err(OidcError::BadResponse(
+            "the IdP does not support PKCE S256".into(),
+        ));
+    }
     meta.client_auth()?;
     Ok(meta)
 }
@@ -108,11 +120,19 @@ struct Cached {
 }
 
 pub fn discovery_url(issuer: &str) -> String {
-    format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'))
+    format!(
+        "{}/.well-known/openid-configuration",
+        issuer.trim_end_matches('/')
+    )
 }
 
 /// Returns the provider metadata, from the cache while it is fresh.
-pub fn load(kv: &dyn KeyValue, http: &dyn HttpClient, clock: &dyn Clock, cfg: &Config) -> Result<ProviderMetadata, OidcError> {
+pub fn load(
+    kv: &dyn KeyValue,
+    http: &dyn HttpClient,
+    clock: &dyn Clock,
+    cfg: &Config,
+) -> Result<ProviderMetadata, OidcError> {
     let now = clock.now();
     if let Record::Found(c) = get_json::<Cached>(kv, CACHE_KEY)? {
         let age = now - c.fetched_at;
@@ -122,7 +142,14 @@ pub fn load(kv: &dyn KeyValue, http: &dyn HttpClient, clock: &dyn Clock, cfg: &C
     }
     let doc = fetch_json(http, &discovery_url(&cfg.issuer), "discovery")?;
     let metadata = parse(doc, cfg)?;
-    set_json(kv, CACHE_KEY, &Cached { fetched_at: now, metadata: metadata.clone() })?;
+    set_json(
+        kv,
+        CACHE_KEY,
+        &Cached {
+            fetched_at: now,
+            metadata: metadata.clone(),
+        },
+    )?;
     Ok(metadata)
 }
 
@@ -164,13 +191,21 @@ pub mod tests {
 
     #[test]
     fn refuses_issuer_mismatch() {
-        assert!(rejected(|d| d["issuer"] = json!("https://evil.example/realms/demo")).contains("issuer"));
-        assert!(rejected(|d| d["issuer"] = json!("https://idp.example/realms/demo/")).contains("issuer"));
+        assert!(
+            rejected(|d| d["issuer"] = json!("https://evil.example/realms/demo"))
+                .contains("issuer")
+        );
+        assert!(
+            rejected(|d| d["issuer"] = json!("https://idp.example/realms/demo/"))
+                .contains("issuer")
+        );
     }
 
     #[test]
     fn refuses_missing_or_foreign_endpoints() {
-        rejected(|d| { d.as_object_mut().unwrap().remove("token_endpoint"); });
+        rejected(|d| {
+            d.as_object_mut().unwrap().remove("token_endpoint");
+        });
         rejected(|d| d["token_endpoint"] = json!("https://evil.example/token"));
         rejected(|d| d["jwks_uri"] = json!("not a url"));
         rejected(|d| d["authorization_endpoint"] = json!("javascript:alert(1)"));
@@ -183,7 +218,10 @@ pub mod tests {
     fn picks_client_secret_post_when_basic_is_absent() {
         let mut d = doc();
         d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
-        assert_eq!(parse(d, &config()).unwrap().client_auth().unwrap(), ClientAuth::Post);
+        assert_eq!(
+            parse(d, &config()).unwrap().client_auth().unwrap(),
+            ClientAuth::Post
+        );
     }
 
     #[test]
@@ -191,7 +229,10 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let http = FakeHttp::new(|req| {
-            assert_eq!(req.uri(), "https://idp.example/realms/demo/.well-known/openid-configuration");
+            assert_eq!(
+                req.uri(),
+                "https://idp.example/realms/demo/.well-known/openid-configuration"
+            );
             json_response(200, &doc())
         });
         let cfg = config();
@@ -208,12 +249,18 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         for resp in [
-            Ok(http::Response::builder().status(200).body(b"<html>".to_vec()).unwrap()),
+            Ok(http::Response::builder()
+                .status(200)
+                .body(b"<html>".to_vec())
+                .unwrap()),
             json_response(500, &json!({})),
             json_response(200, &json!([1, 2])),
         ] {
             let http = FakeHttp::new(move |_| resp.clone());
-            assert!(matches!(load(&kv, &http, &clock, &config()), Err(OidcError::BadResponse(_))));
+            assert!(matches!(
+                load(&kv, &http, &clock, &config()),
+                Err(OidcError::BadResponse(_))
+            ));
         }
         assert!(kv.snapshot().is_empty());
     }

@@ -54,7 +54,11 @@ fn invalid(why: impl Into<String>) -> IdTokenError {
 }
 
 /// Validates `token` against `keys` and `expect`; returns its claims.
-pub fn validate(token: &str, keys: &[Jwk], expect: &Expectations) -> Result<ValidIdToken, IdTokenError> {
+pub fn validate(
+    token: &str,
+    keys: &[Jwk],
+    expect: &Expectations,
+) -> Result<ValidIdToken, IdTokenError> {
     let claims = verify(token, keys, expect.issuer, expect.client_id)?;
     check_times(&claims, expect.now)?;
     check_claims(claims, expect)
@@ -62,7 +66,12 @@ pub fn validate(token: &str, keys: &[Jwk], expect: &Expectations) -> Result<Vali
 
 /// Checks the signature with the IdP's keys, and `iss` and `aud`: what every
 /// JWT from the IdP (ID token, logout token) must pass. Returns the claims.
-pub fn verify(token: &str, keys: &[Jwk], issuer: &str, client_id: &str) -> Result<Map<String, Value>, IdTokenError> {
+pub fn verify(
+    token: &str,
+    keys: &[Jwk],
+    issuer: &str,
+    client_id: &str,
+) -> Result<Map<String, Value>, IdTokenError> {
     let alg = signing_alg(token)?;
     let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed header"))?;
     let candidates: Vec<&Jwk> = keys
@@ -83,12 +92,18 @@ pub fn verify(token: &str, keys: &[Jwk], issuer: &str, client_id: &str) -> Resul
     validation.set_required_spec_claims(&["iss", "aud"]);
 
     for jwk in candidates {
-        let Ok(key) = DecodingKey::from_jwk(jwk) else { continue };
+        let Ok(key) = DecodingKey::from_jwk(jwk) else {
+            continue;
+        };
         match jsonwebtoken::decode::<Map<String, Value>>(token, &key, &validation) {
             Ok(data) => return Ok(data.claims),
             Err(e) => match e.kind() {
-                ErrorKind::InvalidSignature | ErrorKind::InvalidEcdsaKey | ErrorKind::InvalidEddsaKey
-                | ErrorKind::InvalidRsaKey(_) | ErrorKind::InvalidKeyFormat | ErrorKind::Provider(_) => continue,
+                ErrorKind::InvalidSignature
+                | ErrorKind::InvalidEcdsaKey
+                | ErrorKind::InvalidEddsaKey
+                | ErrorKind::InvalidRsaKey(_)
+                | ErrorKind::InvalidKeyFormat
+                | ErrorKind::Provider(_) => continue,
                 kind => return Err(invalid(describe(kind))),
             },
         }
@@ -98,7 +113,12 @@ pub fn verify(token: &str, keys: &[Jwk], issuer: &str, client_id: &str) -> Resul
 
 /// `exp` and `iat` are required, `nbf` optional; all within `CLOCK_SKEW` of `now`.
 pub fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), IdTokenError> {
-    let time = |name: &str| claims.get(name).map(|v| v.as_i64().ok_or_else(|| invalid(format!("the `{name}` claim is malformed"))));
+    let time = |name: &str| {
+        claims.get(name).map(|v| {
+            v.as_i64()
+                .ok_or_else(|| invalid(format!("the `{name}` claim is malformed")))
+        })
+    };
     let exp = time("exp").unwrap_or_else(|| Err(invalid("the `exp` claim is missing")))?;
     let iat = time("iat").unwrap_or_else(|| Err(invalid("the `iat` claim is missing")))?;
     if exp + CLOCK_SKEW <= now {
@@ -108,9 +128,10 @@ pub fn check_times(claims: &Map<String, Value>, now: i64) -> Result<(), IdTokenE
         return Err(invalid("the token was issued in the future (iat)"));
     }
     if let Some(nbf) = time("nbf").transpose()?
-        && nbf > now + CLOCK_SKEW {
-            return Err(invalid("the token is not valid yet (nbf)"));
-        }
+        && nbf > now + CLOCK_SKEW
+    {
+        return Err(invalid("the token is not valid yet (nbf)"));
+    }
     Ok(())
 }
 
@@ -138,7 +159,10 @@ fn signing_alg(token: &str) -> Result<Algorithm, IdTokenError> {
         .decode(token.split('.').next().unwrap_or_default())
         .map_err(|_| invalid("malformed header"))?;
     let header: Value = serde_json::from_slice(&raw).map_err(|_| invalid("malformed header"))?;
-    let name = header.get("alg").and_then(Value::as_str).ok_or_else(|| invalid("no `alg` in header"))?;
+    let name = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or_else(|| invalid("no `alg` in header"))?;
     if header.get("crit").is_some() {
         return Err(invalid("unsupported critical header parameters"));
     }
@@ -146,21 +170,31 @@ fn signing_alg(token: &str) -> Result<Algorithm, IdTokenError> {
         .iter()
         .copied()
         .find(|a| format!("{a:?}") == name)
-        .ok_or_else(|| invalid(format!("algorithm `{}` is not accepted", crate::request::truncate(name, 20))))
+        .ok_or_else(|| {
+            invalid(format!(
+                "algorithm `{}` is not accepted",
+                crate::request::truncate(name, 20)
+            ))
+        })
 }
 
 /// A key can verify `alg` only if its type (and curve) match, and its own `alg`, if any, is `alg`.
 fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     if let Some(key_alg) = jwk.common.key_algorithm
-        && format!("{key_alg:?}") != format!("{alg:?}") {
-            return false;
-        }
+        && format!("{key_alg:?}") != format!("{alg:?}")
+    {
+        return false;
+    }
     match (&jwk.algorithm, alg) {
         (AlgorithmParameters::RSA(_), Algorithm::RS256 | Algorithm::RS384 | Algorithm::RS512)
-        | (AlgorithmParameters::RSA(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => true,
+        | (AlgorithmParameters::RSA(_), Algorithm::PS256 | Algorithm::PS384 | Algorithm::PS512) => {
+            true
+        }
         (AlgorithmParameters::EllipticCurve(p), Algorithm::ES256) => p.curve == EllipticCurve::P256,
         (AlgorithmParameters::EllipticCurve(p), Algorithm::ES384) => p.curve == EllipticCurve::P384,
-        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => p.curve == EllipticCurve::Ed25519,
+        (AlgorithmParameters::OctetKeyPair(p), Algorithm::EdDSA) => {
+            p.curve == EllipticCurve::Ed25519
+        }
         _ => false,
     }
 }
@@ -171,13 +205,21 @@ fn describe(kind: &ErrorKind) -> String {
         ErrorKind::ImmatureSignature => "the token is not valid yet (nbf)".into(),
         ErrorKind::InvalidIssuer => "wrong issuer (iss)".into(),
         ErrorKind::InvalidAudience => "this client is not an audience (aud)".into(),
-        ErrorKind::MissingRequiredClaim(c) => format!("the `{}` claim is missing", crate::request::truncate(c, 20)),
-        ErrorKind::InvalidClaimFormat(c) => format!("the `{}` claim is malformed", crate::request::truncate(c, 20)),
+        ErrorKind::MissingRequiredClaim(c) => {
+            format!("the `{}` claim is missing", crate::request::truncate(c, 20))
+        }
+        ErrorKind::InvalidClaimFormat(c) => format!(
+            "the `{}` claim is malformed",
+            crate::request::truncate(c, 20)
+        ),
         _ => "malformed token".into(),
     }
 }
 
-fn check_claims(claims: Map<String, Value>, expect: &Expectations) -> Result<ValidIdToken, IdTokenError> {
+fn check_claims(
+    claims: Map<String, Value>,
+    expect: &Expectations,
+) -> Result<ValidIdToken, IdTokenError> {
     let sub = match claims.get("sub").and_then(Value::as_str) {
         Some(s) if !s.is_empty() && s.len() <= 255 => s.to_owned(),
         _ => return Err(invalid("the `sub` claim is missing or malformed")),
@@ -190,9 +232,22 @@ fn check_claims(claims: Map<String, Value>, expect: &Expectations) -> Result<Val
             None => return Err(invalid("the `nonce` claim is missing")),
         }
     }
-    let iss = claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_owned();
-    let sid = claims.get("sid").and_then(Value::as_str).filter(|s| s.len() <= 255).map(str::to_owned);
-    Ok(ValidIdToken { sub, iss, sid, claims })
+    let iss = claims
+        .get("iss")
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned();
+    let sid = claims
+        .get("sid")
+        .and_then(Value::as_str)
+        .filter(|s| s.len() <= 255)
+        .map(str::to_owned);
+    Ok(ValidIdToken {
+        sub,
+        iss,
+        sid,
+        claims,
+    })
 }
 
 #[cfg(test)]
@@ -206,7 +261,12 @@ mod tests {
     const ISS: &str = "https://idp.example/realms/demo";
 
     fn expect() -> Expectations<'static> {
-        Expectations { issuer: ISS, client_id: "client1", nonce: Some("n-123"), now: NOW }
+        Expectations {
+            issuer: ISS,
+            client_id: "client1",
+            nonce: Some("n-123"),
+            now: NOW,
+        }
     }
 
     fn claims() -> Value {
@@ -214,7 +274,10 @@ mod tests {
     }
 
     fn keys(list: &[(&TestKey, &str)]) -> Vec<Jwk> {
-        usable_keys(&json!({"keys": list.iter().map(|(k, kid)| k.public_jwk(kid)).collect::<Vec<_>>()})).unwrap()
+        usable_keys(
+            &json!({"keys": list.iter().map(|(k, kid)| k.public_jwk(kid)).collect::<Vec<_>>()}),
+        )
+        .unwrap()
     }
 
     fn check(token: &str, keys: &[Jwk]) -> Result<ValidIdToken, IdTokenError> {
@@ -233,7 +296,11 @@ mod tests {
 
     #[test]
     fn accepts_rs256_ps256_es256_eddsa() {
-        let ks = keys(&[(test_keys::rsa(), "r"), (test_keys::ec(), "e"), (test_keys::ed(), "d")]);
+        let ks = keys(&[
+            (test_keys::rsa(), "r"),
+            (test_keys::ec(), "e"),
+            (test_keys::ed(), "d"),
+        ]);
         for token in [
             test_keys::rsa().sign(Some("r"), &claims()),
             test_keys::rsa().sign_as(Algorithm::PS256, Some("r"), &claims()),
@@ -257,7 +324,11 @@ mod tests {
         // A valid token with one payload byte changed.
         let good = test_keys::rsa().sign(Some("k1"), &claims());
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
-        parts[1] = test_keys::unsigned(&json!({}), &json!({"sub": "mallory"}), b"").split('.').nth(1).unwrap().to_owned();
+        parts[1] = test_keys::unsigned(&json!({}), &json!({"sub": "mallory"}), b"")
+            .split('.')
+            .nth(1)
+            .unwrap()
+            .to_owned();
         assert!(check(&parts.join("."), &ks).is_err());
     }
 
@@ -268,7 +339,10 @@ mod tests {
         assert!(matches!(check(&none, &ks), Err(IdTokenError::Invalid(w)) if w.contains("none")));
         let hs = test_keys::hs256_forgery(&claims(), b"the-client-secret", Some("k1"));
         assert!(matches!(check(&hs, &ks), Err(IdTokenError::Invalid(w)) if w.contains("HS256")));
-        let n = test_keys::rsa().public_jwk("k1")["n"].as_str().unwrap().to_owned();
+        let n = test_keys::rsa().public_jwk("k1")["n"]
+            .as_str()
+            .unwrap()
+            .to_owned();
         let hs = test_keys::hs256_forgery(&claims(), n.as_bytes(), None);
         assert!(check(&hs, &ks).is_err());
     }
@@ -289,7 +363,10 @@ mod tests {
         let multiple = keys(&[(test_keys::rsa_other(), "a"), (test_keys::rsa(), "b")]);
         assert!(check(&test_keys::rsa().sign(None, &claims()), &multiple).is_ok());
         let stranger = test_keys::unsigned(&json!({"alg": "RS256"}), &claims(), &[7u8; 256]);
-        assert!(matches!(check(&stranger, &multiple), Err(IdTokenError::Invalid(_))));
+        assert!(matches!(
+            check(&stranger, &multiple),
+            Err(IdTokenError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -297,24 +374,53 @@ mod tests {
         let mut jwk = test_keys::rsa().public_jwk("k1");
         jwk["alg"] = json!("PS256");
         let ks = usable_keys(&json!({"keys": [jwk]})).unwrap();
-        assert_eq!(check(&test_keys::rsa().sign(Some("k1"), &claims()), &ks), Err(IdTokenError::UnknownKey));
+        assert_eq!(
+            check(&test_keys::rsa().sign(Some("k1"), &claims()), &ks),
+            Err(IdTokenError::UnknownKey)
+        );
     }
 
     #[test]
     fn rejects_claim_problems() {
         assert!(rejected_with(|c| c["aud"] = json!("other")).contains("aud"));
-        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("aud"); }).contains("aud"));
-        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("iat"); }).contains("iat"));
-        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("sub"); }).contains("sub"));
+        assert!(
+            rejected_with(|c| {
+                c.as_object_mut().unwrap().remove("aud");
+            })
+            .contains("aud")
+        );
+        assert!(
+            rejected_with(|c| {
+                c.as_object_mut().unwrap().remove("iat");
+            })
+            .contains("iat")
+        );
+        assert!(
+            rejected_with(|c| {
+                c.as_object_mut().unwrap().remove("sub");
+            })
+            .contains("sub")
+        );
         assert!(rejected_with(|c| c["sub"] = json!("")).contains("sub"));
         assert!(rejected_with(|c| c["iss"] = json!("https://evil.example")).contains("iss"));
         assert!(rejected_with(|c| c["exp"] = json!(NOW - 120)).contains("expired"));
         assert!(rejected_with(|c| c["nbf"] = json!(NOW + 600)).contains("nbf"));
         assert!(rejected_with(|c| c["iat"] = json!(NOW + 600)).contains("iat"));
         assert!(rejected_with(|c| c["nonce"] = json!("other")).contains("nonce"));
-        assert!(rejected_with(|c| { c.as_object_mut().unwrap().remove("nonce"); }).contains("nonce"));
+        assert!(
+            rejected_with(|c| {
+                c.as_object_mut().unwrap().remove("nonce");
+            })
+            .contains("nonce")
+        );
         assert!(rejected_with(|c| c["aud"] = json!(["client1", "other"])).contains("azp"));
-        assert!(rejected_with(|c| { c["aud"] = json!(["client1", "other"]); c["azp"] = json!("other"); }).contains("azp"));
+        assert!(
+            rejected_with(|c| {
+                c["aud"] = json!(["client1", "other"]);
+                c["azp"] = json!("other");
+            })
+            .contains("azp")
+        );
     }
 
     #[test]
@@ -332,14 +438,25 @@ mod tests {
         let ks = keys(&[(test_keys::rsa(), "k1")]);
         let mut c = claims();
         c.as_object_mut().unwrap().remove("nonce");
-        let e = Expectations { nonce: None, ..expect() };
+        let e = Expectations {
+            nonce: None,
+            ..expect()
+        };
         assert!(validate(&test_keys::rsa().sign(Some("k1"), &c), &ks, &e).is_ok());
     }
 
     #[test]
     fn garbage_never_panics() {
         let ks = keys(&[(test_keys::rsa(), "k1"), (test_keys::ed(), "d")]);
-        for t in ["", ".", "..", "a.b.c", "eyJhbGciOiJSUzI1NiJ9..", &"A".repeat(20_000), "e30.e30.e30"] {
+        for t in [
+            "",
+            ".",
+            "..",
+            "a.b.c",
+            "eyJhbGciOiJSUzI1NiJ9..",
+            &"A".repeat(20_000),
+            "e30.e30.e30",
+        ] {
             assert!(check(t, &ks).is_err(), "{t}");
         }
     }

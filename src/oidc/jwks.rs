@@ -47,7 +47,10 @@ pub fn usable_keys(doc: &serde_json::Value) -> Result<Vec<Jwk>, OidcError> {
 }
 
 fn b64_len(s: &str) -> Option<usize> {
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(s.trim_end_matches('=')).ok().map(|b| b.len())
+    base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(s.trim_end_matches('='))
+        .ok()
+        .map(|b| b.len())
 }
 
 /// Rejects parameters the crypto backend would choke on (or panic on, for short Ed25519 keys).
@@ -58,7 +61,8 @@ fn well_formed(jwk: &Jwk) -> bool {
     }
     match &jwk.algorithm {
         AlgorithmParameters::RSA(p) => {
-            matches!(b64_len(&p.n), Some(n) if (256..=1024).contains(&n)) && matches!(b64_len(&p.e), Some(1..=8))
+            matches!(b64_len(&p.n), Some(n) if (256..=1024).contains(&n))
+                && matches!(b64_len(&p.e), Some(1..=8))
         }
         AlgorithmParameters::EllipticCurve(p) => {
             let size = match p.curve {
@@ -68,7 +72,9 @@ fn well_formed(jwk: &Jwk) -> bool {
             };
             b64_len(&p.x) == Some(size) && b64_len(&p.y) == Some(size)
         }
-        AlgorithmParameters::OctetKeyPair(p) => p.curve == EllipticCurve::Ed25519 && b64_len(&p.x) == Some(32),
+        AlgorithmParameters::OctetKeyPair(p) => {
+            p.curve == EllipticCurve::Ed25519 && b64_len(&p.x) == Some(32)
+        }
         // Symmetric keys never verify ID tokens here.
         _ => false,
     }
@@ -98,12 +104,22 @@ impl KeySet<'_> {
             _ => None,
         };
         if let Some(c) = &cached
-            && c.jwks_uri == jwks_uri && (0..self.ttl).contains(&(now - c.fetched_at)) {
-                return usable_keys(&serde_json::json!({ "keys": c.keys }));
-            }
+            && c.jwks_uri == jwks_uri
+            && (0..self.ttl).contains(&(now - c.fetched_at))
+        {
+            return usable_keys(&serde_json::json!({ "keys": c.keys }));
+        }
         let keys = fetch(self.http, jwks_uri)?;
-        let (forced_at, forced_at_backchannel) = cached.map(|c| (c.forced_at, c.forced_at_backchannel)).unwrap_or_default();
-        let record = Cached { fetched_at: now, forced_at, forced_at_backchannel, jwks_uri: jwks_uri.into(), keys: keys.clone() };
+        let (forced_at, forced_at_backchannel) = cached
+            .map(|c| (c.forced_at, c.forced_at_backchannel))
+            .unwrap_or_default();
+        let record = Cached {
+            fetched_at: now,
+            forced_at,
+            forced_at_backchannel,
+            jwks_uri: jwks_uri.into(),
+            keys: keys.clone(),
+        };
         set_json(self.kv, CACHE_KEY, &record)?;
         usable_keys(&serde_json::json!({ "keys": keys }))
     }
@@ -114,7 +130,11 @@ impl KeySet<'_> {
         let now = self.clock.now();
         let (mut forced_at, mut forced_at_backchannel) = (None, None);
         if let Record::Found(c) = get_json::<Cached>(self.kv, CACHE_KEY)? {
-            let last = if self.backchannel { c.forced_at_backchannel } else { c.forced_at };
+            let last = if self.backchannel {
+                c.forced_at_backchannel
+            } else {
+                c.forced_at
+            };
             if matches!(last, Some(t) if (0..MIN_REFETCH_INTERVAL).contains(&(now - t))) {
                 return Ok(None);
             }
@@ -126,7 +146,13 @@ impl KeySet<'_> {
         } else {
             forced_at = Some(now);
         }
-        let record = Cached { fetched_at: now, forced_at, forced_at_backchannel, jwks_uri: jwks_uri.into(), keys: keys.clone() };
+        let record = Cached {
+            fetched_at: now,
+            forced_at,
+            forced_at_backchannel,
+            jwks_uri: jwks_uri.into(),
+            keys: keys.clone(),
+        };
         set_json(self.kv, CACHE_KEY, &record)?;
         Ok(Some(usable_keys(&serde_json::json!({ "keys": keys }))?))
     }
@@ -135,7 +161,11 @@ impl KeySet<'_> {
 impl KeySet<'_> {
     /// Runs `check` with the current keys; when the token names a key we do not
     /// have, fetches the keys again once (rate-limited) and retries.
-    pub fn verify_with<T>(&self, jwks_uri: &str, check: impl Fn(&[Jwk]) -> Result<T, IdTokenError>) -> Result<T, OidcError> {
+    pub fn verify_with<T>(
+        &self,
+        jwks_uri: &str,
+        check: impl Fn(&[Jwk]) -> Result<T, IdTokenError>,
+    ) -> Result<T, OidcError> {
         let unknown = || OidcError::InvalidToken("signed with an unknown key".into());
         match check(&self.current(jwks_uri)?) {
             Ok(v) => Ok(v),
@@ -174,7 +204,10 @@ mod tests {
             "not an object",
         ]});
         let keys = usable_keys(&doc).unwrap();
-        let kids: Vec<_> = keys.iter().map(|k| k.common.key_id.clone().unwrap()).collect();
+        let kids: Vec<_> = keys
+            .iter()
+            .map(|k| k.common.key_id.clone().unwrap())
+            .collect();
         assert_eq!(kids, ["r1", "e1", "d1"]);
     }
 
@@ -187,8 +220,16 @@ mod tests {
     fn forced_refetch_is_rate_limited() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let http = FakeHttp::new(|_| json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]})));
-        let ks = KeySet { kv: &kv, http: &http, clock: &clock, ttl: 300, backchannel: false };
+        let http = FakeHttp::new(|_| {
+            json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]}))
+        });
+        let ks = KeySet {
+            kv: &kv,
+            http: &http,
+            clock: &clock,
+            ttl: 300,
+            backchannel: false,
+        };
         ks.current("https://idp.example/jwks").unwrap();
         ks.current("https://idp.example/jwks").unwrap();
         assert_eq!(http.calls_to("/jwks"), 1);
@@ -207,12 +248,36 @@ mod tests {
     fn backchannel_floods_do_not_use_up_the_login_budget() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let http = FakeHttp::new(|_| json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]})));
-        let backchannel = KeySet { kv: &kv, http: &http, clock: &clock, ttl: 300, backchannel: true };
-        let login = KeySet { backchannel: false, ..backchannel };
-        assert!(backchannel.refetch("https://idp.example/jwks").unwrap().is_some());
-        assert!(backchannel.refetch("https://idp.example/jwks").unwrap().is_none());
-        assert!(login.refetch("https://idp.example/jwks").unwrap().is_some(), "logins keep their own budget");
+        let http = FakeHttp::new(|_| {
+            json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]}))
+        });
+        let backchannel = KeySet {
+            kv: &kv,
+            http: &http,
+            clock: &clock,
+            ttl: 300,
+            backchannel: true,
+        };
+        let login = KeySet {
+            backchannel: false,
+            ..backchannel
+        };
+        assert!(
+            backchannel
+                .refetch("https://idp.example/jwks")
+                .unwrap()
+                .is_some()
+        );
+        assert!(
+            backchannel
+                .refetch("https://idp.example/jwks")
+                .unwrap()
+                .is_none()
+        );
+        assert!(
+            login.refetch("https://idp.example/jwks").unwrap().is_some(),
+            "logins keep their own budget"
+        );
         assert!(login.refetch("https://idp.example/jwks").unwrap().is_none());
     }
 }

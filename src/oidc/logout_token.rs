@@ -23,7 +23,13 @@ fn invalid(why: &str) -> IdTokenError {
     IdTokenError::Invalid(why.to_owned())
 }
 
-pub fn validate(token: &str, keys: &[Jwk], issuer: &str, client_id: &str, now: i64) -> Result<LogoutToken, IdTokenError> {
+pub fn validate(
+    token: &str,
+    keys: &[Jwk],
+    issuer: &str,
+    client_id: &str,
+    now: i64,
+) -> Result<LogoutToken, IdTokenError> {
     let claims = id_token::verify(token, keys, issuer, client_id)?;
     check_times(&claims, now)?;
     check_azp(&claims, client_id)?;
@@ -34,14 +40,24 @@ fn short_string(claims: &Map<String, Value>, name: &str) -> Result<Option<String
     match claims.get(name) {
         None => Ok(None),
         Some(Value::String(s)) if !s.is_empty() && s.len() <= 255 => Ok(Some(s.clone())),
-        Some(_) => Err(IdTokenError::Invalid(format!("the `{name}` claim is malformed"))),
+        Some(_) => Err(IdTokenError::Invalid(format!(
+            "the `{name}` claim is malformed"
+        ))),
     }
 }
 
 fn check_claims(claims: &Map<String, Value>) -> Result<LogoutToken, IdTokenError> {
-    match claims.get("events").and_then(Value::as_object).and_then(|e| e.get(EVENT)) {
+    match claims
+        .get("events")
+        .and_then(Value::as_object)
+        .and_then(|e| e.get(EVENT))
+    {
         Some(Value::Object(_)) => {}
-        _ => return Err(invalid("the `events` claim lacks the back-channel logout event")),
+        _ => {
+            return Err(invalid(
+                "the `events` claim lacks the back-channel logout event",
+            ));
+        }
     }
     if claims.contains_key("nonce") {
         return Err(invalid("a logout token must not contain a nonce"));
@@ -53,11 +69,18 @@ fn check_claims(claims: &Map<String, Value>) -> Result<LogoutToken, IdTokenError
     }
     let jti = short_string(claims, "jti")?.ok_or_else(|| invalid("the `jti` claim is missing"))?;
     Ok(LogoutToken {
-        iss: claims.get("iss").and_then(Value::as_str).unwrap_or_default().to_owned(),
+        iss: claims
+            .get("iss")
+            .and_then(Value::as_str)
+            .unwrap_or_default()
+            .to_owned(),
         sub,
         sid,
         jti,
-        exp: claims.get("exp").and_then(Value::as_i64).unwrap_or_default(),
+        exp: claims
+            .get("exp")
+            .and_then(Value::as_i64)
+            .unwrap_or_default(),
     })
 }
 
@@ -78,28 +101,62 @@ mod tests {
 
     fn check(c: &Value) -> Result<LogoutToken, IdTokenError> {
         let keys = usable_keys(&json!({"keys": [test_keys::ec().public_jwk("k")]})).unwrap();
-        validate(&test_keys::ec().sign(Some("k"), c), &keys, ISS, "client1", NOW)
+        validate(
+            &test_keys::ec().sign(Some("k"), c),
+            &keys,
+            ISS,
+            "client1",
+            NOW,
+        )
     }
 
     #[test]
     fn accepts_a_valid_token() {
         let t = check(&claims()).unwrap();
-        assert_eq!((t.sub.as_deref(), t.sid.as_deref(), t.jti.as_str()), (Some("alice"), Some("s1"), "j1"));
+        assert_eq!(
+            (t.sub.as_deref(), t.sid.as_deref(), t.jti.as_str()),
+            (Some("alice"), Some("s1"), "j1")
+        );
     }
 
     #[test]
     fn rejects_what_the_spec_forbids() {
         type Mutation = Box<dyn Fn(&mut Value)>;
         let cases: Vec<(&str, Mutation)> = vec![
-            ("events", Box::new(|c| { c.as_object_mut().unwrap().remove("events"); })),
+            (
+                "events",
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("events");
+                }),
+            ),
             ("events", Box::new(|c| c["events"] = json!({"other": {}}))),
             ("nonce", Box::new(|c| c["nonce"] = json!("n"))),
-            ("sub", Box::new(|c| { let o = c.as_object_mut().unwrap(); o.remove("sub"); o.remove("sid"); })),
-            ("jti", Box::new(|c| { c.as_object_mut().unwrap().remove("jti"); })),
+            (
+                "sub",
+                Box::new(|c| {
+                    let o = c.as_object_mut().unwrap();
+                    o.remove("sub");
+                    o.remove("sid");
+                }),
+            ),
+            (
+                "jti",
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("jti");
+                }),
+            ),
             ("aud", Box::new(|c| c["aud"] = json!("other"))),
-            ("iss", Box::new(|c| c["iss"] = json!("https://evil.example"))),
+            (
+                "iss",
+                Box::new(|c| c["iss"] = json!("https://evil.example")),
+            ),
             ("expired", Box::new(|c| c["exp"] = json!(NOW - 600))),
-            ("iat", Box::new(|c| { c.as_object_mut().unwrap().remove("iat"); })),
+            (
+                "iat",
+                Box::new(|c| {
+                    c.as_object_mut().unwrap().remove("iat");
+                }),
+            ),
         ];
         for (what, mutate) in cases {
             let mut c = claims();

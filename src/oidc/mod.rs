@@ -6,11 +6,11 @@ pub mod id_token;
 pub mod jwks;
 pub mod logout_token;
 pub mod scope;
+#[cfg(test)]
+pub mod test_keys;
 pub mod token;
 pub mod transaction;
 pub mod userinfo;
-#[cfg(test)]
-pub mod test_keys;
 
 use crate::response::AppError;
 use crate::seams::{HttpClient, HttpError, HttpRequest};
@@ -40,42 +40,56 @@ impl From<OidcError> for AppError {
     fn from(e: OidcError) -> Self {
         match e {
             OidcError::Store(e) => e.into(),
-            OidcError::Transport(HttpError::Timeout) => {
-                AppError::new(504, "The identity provider did not answer in time. Please try again.")
-                    .logged("idp: timed out")
-            }
-            OidcError::Transport(e) => {
-                AppError::new(502, "The identity provider could not be reached. Please try again later.")
-                    .logged(format!("idp: {e}"))
-            }
-            OidcError::BadResponse(why) => {
-                AppError::new(502, format!("The identity provider sent an invalid response: {why}."))
-                    .logged(format!("idp: {why}"))
-            }
-            OidcError::InvalidUserinfo(why) => {
-                AppError::new(401, format!("The identity provider's userinfo response was rejected: {why}."))
-                    .logged(format!("userinfo rejected: {why}"))
-            }
-            OidcError::InvalidToken(why) => {
-                AppError::new(401, format!("The identity provider's ID token was rejected: {why}."))
-                    .logged(format!("id_token rejected: {why}"))
-            }
+            OidcError::Transport(HttpError::Timeout) => AppError::new(
+                504,
+                "The identity provider did not answer in time. Please try again.",
+            )
+            .logged("idp: timed out"),
+            OidcError::Transport(e) => AppError::new(
+                502,
+                "The identity provider could not be reached. Please try again later.",
+            )
+            .logged(format!("idp: {e}")),
+            OidcError::BadResponse(why) => AppError::new(
+                502,
+                format!("The identity provider sent an invalid response: {why}."),
+            )
+            .logged(format!("idp: {why}")),
+            OidcError::InvalidUserinfo(why) => AppError::new(
+                401,
+                format!("The identity provider's userinfo response was rejected: {why}."),
+            )
+            .logged(format!("userinfo rejected: {why}")),
+            OidcError::InvalidToken(why) => AppError::new(
+                401,
+                format!("The identity provider's ID token was rejected: {why}."),
+            )
+            .logged(format!("id_token rejected: {why}")),
         }
     }
 }
 
 /// GETs a JSON object from the IdP (discovery, JWKS): 200 and a JSON object, or an error.
-pub fn fetch_json(http: &dyn HttpClient, url: &str, what: &str) -> Result<serde_json::Value, OidcError> {
+pub fn fetch_json(
+    http: &dyn HttpClient,
+    url: &str,
+    what: &str,
+) -> Result<serde_json::Value, OidcError> {
     let request: HttpRequest = http::Request::get(url)
         .header("accept", "application/json")
         .body(Vec::new())
         .map_err(|_| OidcError::BadResponse(format!("invalid {what} URL")))?;
     let response = http.send(request).map_err(OidcError::Transport)?;
     if response.status() != 200 {
-        return Err(OidcError::BadResponse(format!("{what} answered HTTP {}", response.status().as_u16())));
+        return Err(OidcError::BadResponse(format!(
+            "{what} answered HTTP {}",
+            response.status().as_u16()
+        )));
     }
     match serde_json::from_slice::<serde_json::Value>(response.body()) {
         Ok(v) if v.is_object() => Ok(v),
-        _ => Err(OidcError::BadResponse(format!("{what} is not a JSON object"))),
+        _ => Err(OidcError::BadResponse(format!(
+            "{what} is not a JSON object"
+        ))),
     }
 }

@@ -11,7 +11,10 @@ pub fn normalize(raw: &str) -> Result<String, String> {
     }
     let mut scopes: Vec<&str> = Vec::new();
     for s in raw.split_ascii_whitespace() {
-        if !s.bytes().all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b)) {
+        if !s
+            .bytes()
+            .all(|b| b == 0x21 || (0x23..=0x5B).contains(&b) || (0x5D..=0x7E).contains(&b))
+        {
             return Err("contains characters a scope may not have".into());
         }
         if !scopes.contains(&s) {
@@ -37,8 +40,14 @@ mod tests {
 
     #[test]
     fn normalizes() {
-        assert_eq!(normalize("  openid   profile openid ").unwrap(), "openid profile");
-        assert_eq!(normalize("openid profile offline_access").unwrap(), "openid profile offline_access");
+        assert_eq!(
+            normalize("  openid   profile openid ").unwrap(),
+            "openid profile"
+        );
+        assert_eq!(
+            normalize("openid profile offline_access").unwrap(),
+            "openid profile offline_access"
+        );
     }
 
     #[test]

@@ -38,7 +38,11 @@ fn new_rsa() -> TestKey {
     use rsa::traits::PublicKeyParts;
     let key = rsa::RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
     let public = json!({"kty": "RSA", "n": b64(&key.n().to_bytes_be()), "e": b64(&key.e().to_bytes_be()), "use": "sig"});
-    TestKey { alg: Algorithm::RS256, encoding: EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes()), public }
+    TestKey {
+        alg: Algorithm::RS256,
+        encoding: EncodingKey::from_rsa_der(key.to_pkcs1_der().unwrap().as_bytes()),
+        public,
+    }
 }
 
 pub fn rsa() -> &'static TestKey {
@@ -55,9 +59,14 @@ pub fn rsa_other() -> &'static TestKey {
 fn new_ec() -> TestKey {
     use p256::pkcs8::EncodePrivateKey;
     let key = p256::SecretKey::random(&mut rand::thread_rng());
-    let point = p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
+    let point =
+        p256::elliptic_curve::sec1::ToEncodedPoint::to_encoded_point(&key.public_key(), false);
     let public = json!({"kty": "EC", "crv": "P-256", "x": b64(point.x().unwrap()), "y": b64(point.y().unwrap())});
-    TestKey { alg: Algorithm::ES256, encoding: EncodingKey::from_ec_der(key.to_pkcs8_der().unwrap().as_bytes()), public }
+    TestKey {
+        alg: Algorithm::ES256,
+        encoding: EncodingKey::from_ec_der(key.to_pkcs8_der().unwrap().as_bytes()),
+        public,
+    }
 }
 
 pub fn ec() -> &'static TestKey {
@@ -75,8 +84,13 @@ pub fn ed() -> &'static TestKey {
     K.get_or_init(|| {
         use ed25519_dalek::pkcs8::EncodePrivateKey;
         let key = ed25519_dalek::SigningKey::generate(&mut rand::thread_rng());
-        let public = json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.verifying_key().as_bytes())});
-        TestKey { alg: Algorithm::EdDSA, encoding: EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes()), public }
+        let public =
+            json!({"kty": "OKP", "crv": "Ed25519", "x": b64(key.verifying_key().as_bytes())});
+        TestKey {
+            alg: Algorithm::EdDSA,
+            encoding: EncodingKey::from_ed_der(key.to_pkcs8_der().unwrap().as_bytes()),
+            public,
+        }
     })
 }
 

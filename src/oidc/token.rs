@@ -5,13 +5,17 @@ use super::OidcError;
 use super::discovery::{ClientAuth, ProviderMetadata};
 use super::transaction::{LoginTransaction, VerifiedCallback};
 use crate::config::Config;
-use crate::secret::Secret;
 use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse};
-use oauth2::basic::{BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse, BasicTokenIntrospectionResponse, BasicTokenType};
+use crate::secret::Secret;
+use oauth2::basic::{
+    BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
+    BasicTokenIntrospectionResponse, BasicTokenType,
+};
 use oauth2::{
-    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet, EndpointSet,
-    ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken, RequestTokenError, RevocationUrl, Scope,
-    StandardRevocableToken, StandardTokenResponse, TokenResponse, TokenUrl,
+    AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    RequestTokenError, RevocationUrl, Scope, StandardRevocableToken, StandardTokenResponse,
+    TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
 
@@ -67,18 +71,30 @@ fn client(cfg: &Config, meta: &ProviderMetadata) -> Result<OidcClient<EndpointNo
     };
     Ok(oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
         .set_client_secret(ClientSecret::new(cfg.client_secret.expose().to_owned()))
-        .set_token_uri(TokenUrl::new(meta.token_endpoint.clone()).map_err(|_| OidcError::BadResponse("token_endpoint is not a URL".into()))?)
-        .set_redirect_uri(RedirectUrl::new(cfg.redirect_uri()).map_err(|_| OidcError::BadResponse("bad redirect URI".into()))?)
+        .set_token_uri(
+            TokenUrl::new(meta.token_endpoint.clone())
+                .map_err(|_| OidcError::BadResponse("token_endpoint is not a URL".into()))?,
+        )
+        .set_redirect_uri(
+            RedirectUrl::new(cfg.redirect_uri())
+                .map_err(|_| OidcError::BadResponse("bad redirect URI".into()))?,
+        )
         .set_auth_type(auth_type))
 }
 
 /// The URL that sends the browser to the IdP for this login transaction.
-pub fn authorization_url(cfg: &Config, meta: &ProviderMetadata, txn: &LoginTransaction) -> Result<String, OidcError> {
+pub fn authorization_url(
+    cfg: &Config,
+    meta: &ProviderMetadata,
+    txn: &LoginTransaction,
+) -> Result<String, OidcError> {
     let auth = AuthUrl::new(meta.authorization_endpoint.clone())
         .map_err(|_| OidcError::BadResponse("authorization_endpoint is not a URL".into()))?;
     let client = client(cfg, meta)?.set_auth_uri(auth);
     let state = txn.state.expose().to_owned();
-    let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(txn.pkce_verifier.expose().to_owned()));
+    let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
+        txn.pkce_verifier.expose().to_owned(),
+    ));
     debug_assert_eq!(challenge.as_str(), txn.pkce_challenge());
     let mut request = client
         .authorize_url(move || CsrfToken::new(state))
@@ -92,55 +108,97 @@ pub fn authorization_url(cfg: &Config, meta: &ProviderMetadata, txn: &LoginTrans
     Ok(request.url().0.to_string())
 }
 
-fn send_with<'a>(http: &'a dyn HttpClient) -> impl Fn(HttpRequest) -> Result<HttpResponse, HttpError> + 'a {
+fn send_with<'a>(
+    http: &'a dyn HttpClient,
+) -> impl Fn(HttpRequest) -> Result<HttpResponse, HttpError> + 'a {
     move |request| http.send(request)
 }
 
 fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenError {
     match e {
-        RequestTokenError::ServerResponse(r) if *r.error() == BasicErrorResponseType::InvalidGrant => TokenError::InvalidGrant,
+        RequestTokenError::ServerResponse(r)
+            if *r.error() == BasicErrorResponseType::InvalidGrant =>
+        {
+            TokenError::InvalidGrant
+        }
         RequestTokenError::ServerResponse(r) => {
-            TokenError::Failed(OidcError::BadResponse(format!("the token endpoint refused: {}", crate::request::truncate(r.error().as_ref(), 40))))
+            TokenError::Failed(OidcError::BadResponse(format!(
+                "the token endpoint refused: {}",
+                crate::request::truncate(r.error().as_ref(), 40)
+            )))
         }
         RequestTokenError::Request(e) => TokenError::Failed(OidcError::Transport(e)),
-        RequestTokenError::Parse(..) => TokenError::Failed(OidcError::BadResponse("the token response is malformed".into())),
-        RequestTokenError::Other(_) => TokenError::Failed(OidcError::BadResponse("unexpected token endpoint response".into())),
+        RequestTokenError::Parse(..) => TokenError::Failed(OidcError::BadResponse(
+            "the token response is malformed".into(),
+        )),
+        RequestTokenError::Other(_) => TokenError::Failed(OidcError::BadResponse(
+            "unexpected token endpoint response".into(),
+        )),
     }
 }
 
 fn into_token_set(r: OidcTokenResponse) -> Result<TokenSet, TokenError> {
     if *r.token_type() != BasicTokenType::Bearer {
-        return Err(TokenError::Failed(OidcError::BadResponse("the token type is not Bearer".into())));
+        return Err(TokenError::Failed(OidcError::BadResponse(
+            "the token type is not Bearer".into(),
+        )));
     }
     Ok(TokenSet {
         access_token: Secret::new(r.access_token().secret().clone()),
         refresh_token: r.refresh_token().map(|t| Secret::new(t.secret().clone())),
         id_token: r.extra_fields().id_token.clone(),
-        expires_in: r.expires_in().map(|d| d.as_secs().min(i64::MAX as u64) as i64),
-        scope: r.scopes().map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
+        expires_in: r
+            .expires_in()
+            .map(|d| d.as_secs().min(i64::MAX as u64) as i64),
+        scope: r
+            .scopes()
+            .map(|s| s.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(" ")),
     })
 }
 
 /// Exchanges the authorization code; only a verified callback can do this.
-pub fn exchange_code(http: &dyn HttpClient, cfg: &Config, meta: &ProviderMetadata, callback: &VerifiedCallback) -> Result<TokenSet, TokenError> {
+pub fn exchange_code(
+    http: &dyn HttpClient,
+    cfg: &Config,
+    meta: &ProviderMetadata,
+    callback: &VerifiedCallback,
+) -> Result<TokenSet, TokenError> {
     let response = client(cfg, meta)?
         .exchange_code(AuthorizationCode::new(callback.code.expose().to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(callback.txn.pkce_verifier.expose().to_owned()))
+        .set_pkce_verifier(PkceCodeVerifier::new(
+            callback.txn.pkce_verifier.expose().to_owned(),
+        ))
         .request(&send_with(http))
         .map_err(map_error)?;
     into_token_set(response)
 }
 
-pub fn refresh(http: &dyn HttpClient, cfg: &Config, meta: &ProviderMetadata, refresh_token: &Secret) -> Result<TokenSet, TokenError> {
+pub fn refresh(
+    http: &dyn HttpClient,
+    cfg: &Config,
+    meta: &ProviderMetadata,
+    refresh_token: &Secret,
+) -> Result<TokenSet, TokenError> {
     let token = RefreshToken::new(refresh_token.expose().to_owned());
-    let response = client(cfg, meta)?.exchange_refresh_token(&token).request(&send_with(http)).map_err(map_error)?;
+    let response = client(cfg, meta)?
+        .exchange_refresh_token(&token)
+        .request(&send_with(http))
+        .map_err(map_error)?;
     into_token_set(response)
 }
 
 /// Revokes a refresh token (RFC 7009), so an offline grant does not outlive logout.
-pub fn revoke(http: &dyn HttpClient, cfg: &Config, meta: &ProviderMetadata, endpoint: &str, refresh_token: &Secret) -> Result<(), OidcError> {
-    let url = RevocationUrl::new(endpoint.to_owned()).map_err(|_| OidcError::BadResponse("revocation_endpoint is not a URL".into()))?;
-    let token = StandardRevocableToken::RefreshToken(RefreshToken::new(refresh_token.expose().to_owned()));
+pub fn revoke(
+    http: &dyn HttpClient,
+    cfg: &Config,
+    meta: &ProviderMetadata,
+    endpoint: &str,
+    refresh_token: &Secret,
+) -> Result<(), OidcError> {
+    let url = RevocationUrl::new(endpoint.to_owned())
+        .map_err(|_| OidcError::BadResponse("revocation_endpoint is not a URL".into()))?;
+    let token =
+        StandardRevocableToken::RefreshToken(RefreshToken::new(refresh_token.expose().to_owned()));
     client(cfg, meta)?
         .set_revocation_url(url)
         .revoke_token(token)

@@ -6,8 +6,8 @@
 //! `state` matched (`PendingLogin::verify`) yields a `VerifiedCallback`, and only
 //! that can be exchanged for tokens.
 
-use crate::secret::{Secret, constant_time_eq};
 use crate::seams::{Clock, Random, random_token};
+use crate::secret::{Secret, constant_time_eq};
 use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
 use base64::Engine;
 use serde::{Deserialize, Serialize};
@@ -77,7 +77,11 @@ pub enum StateError {
 impl PendingLogin {
     /// Finds the transaction for a cookie value. Unknown, expired and unreadable
     /// transactions are all `None`; expired and unreadable ones are deleted.
-    pub fn find(kv: &dyn KeyValue, clock: &dyn Clock, id: &str) -> Result<Option<PendingLogin>, StoreError> {
+    pub fn find(
+        kv: &dyn KeyValue,
+        clock: &dyn Clock,
+        id: &str,
+    ) -> Result<Option<PendingLogin>, StoreError> {
         match get_json::<LoginTransaction>(kv, &key(id))? {
             Record::Missing => Ok(None),
             Record::Corrupt => {
@@ -88,7 +92,10 @@ impl PendingLogin {
                 kv.delete(&key(id))?;
                 Ok(None)
             }
-            Record::Found(txn) => Ok(Some(PendingLogin { id: id.to_owned(), txn })),
+            Record::Found(txn) => Ok(Some(PendingLogin {
+                id: id.to_owned(),
+                txn,
+            })),
         }
     }
 
@@ -107,12 +114,20 @@ impl PendingLogin {
     }
 
     /// Consumes the transaction (one use only) and pairs it with the code.
-    pub fn verify(self, kv: &dyn KeyValue, state: Option<&str>, code: Secret) -> Result<Result<VerifiedCallback, StateError>, StoreError> {
+    pub fn verify(
+        self,
+        kv: &dyn KeyValue,
+        state: Option<&str>,
+        code: Secret,
+    ) -> Result<Result<VerifiedCallback, StateError>, StoreError> {
         if let Err(e) = self.check_state(state) {
             return Ok(Err(e));
         }
         kv.delete(&key(&self.id))?;
-        Ok(Ok(VerifiedCallback { code, txn: self.txn }))
+        Ok(Ok(VerifiedCallback {
+            code,
+            txn: self.txn,
+        }))
     }
 }
 
@@ -133,7 +148,12 @@ mod tests {
     #[test]
     fn values_are_fresh_and_distinct() {
         let (_, _, id, txn) = setup();
-        let values = [id.as_str(), txn.state.expose(), txn.nonce.expose(), txn.pkce_verifier.expose()];
+        let values = [
+            id.as_str(),
+            txn.state.expose(),
+            txn.nonce.expose(),
+            txn.pkce_verifier.expose(),
+        ];
         for (i, a) in values.iter().enumerate() {
             assert_eq!(a.len(), 43);
             for b in &values[i + 1..] {
@@ -155,9 +175,15 @@ mod tests {
     fn verify_consumes_once() {
         let (kv, clock, id, txn) = setup();
         let p = PendingLogin::find(&kv, &clock, &id).unwrap().unwrap();
-        let v = p.verify(&kv, Some(txn.state.expose()), Secret::new("code")).unwrap().unwrap();
+        let v = p
+            .verify(&kv, Some(txn.state.expose()), Secret::new("code"))
+            .unwrap()
+            .unwrap();
         assert_eq!(v.txn, txn);
-        assert!(PendingLogin::find(&kv, &clock, &id).unwrap().is_none(), "replay must fail");
+        assert!(
+            PendingLogin::find(&kv, &clock, &id).unwrap().is_none(),
+            "replay must fail"
+        );
     }
 
     #[test]
@@ -166,7 +192,9 @@ mod tests {
         let before = kv.snapshot();
         let p = PendingLogin::find(&kv, &clock, &id).unwrap().unwrap();
         assert_eq!(p.check_state(None), Err(StateError::Missing));
-        let r = p.verify(&kv, Some("tampered"), Secret::new("code")).unwrap();
+        let r = p
+            .verify(&kv, Some("tampered"), Secret::new("code"))
+            .unwrap();
         assert!(matches!(r, Err(StateError::Mismatch)));
         assert_eq!(kv.snapshot(), before);
     }

@@ -4,7 +4,12 @@ use super::OidcError;
 use crate::seams::HttpClient;
 use serde_json::{Map, Value};
 
-pub fn fetch(http: &dyn HttpClient, endpoint: &str, access_token: &str, expected_sub: &str) -> Result<Map<String, Value>, OidcError> {
+pub fn fetch(
+    http: &dyn HttpClient,
+    endpoint: &str,
+    access_token: &str,
+    expected_sub: &str,
+) -> Result<Map<String, Value>, OidcError> {
     let request = http::Request::get(endpoint)
         .header("accept", "application/json")
         .header("authorization", format!("Bearer {access_token}"))
@@ -12,18 +17,31 @@ pub fn fetch(http: &dyn HttpClient, endpoint: &str, access_token: &str, expected
         .map_err(|_| OidcError::BadResponse("invalid userinfo request".into()))?;
     let response = http.send(request).map_err(OidcError::Transport)?;
     if response.status() != 200 {
-        return Err(OidcError::BadResponse(format!("userinfo answered HTTP {}", response.status().as_u16())));
+        return Err(OidcError::BadResponse(format!(
+            "userinfo answered HTTP {}",
+            response.status().as_u16()
+        )));
     }
-    let content_type = response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or("");
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
     if content_type.starts_with("application/jwt") {
-        return Err(OidcError::BadResponse("signed userinfo responses are not supported".into()));
+        return Err(OidcError::BadResponse(
+            "signed userinfo responses are not supported".into(),
+        ));
     }
     let Ok(Value::Object(claims)) = serde_json::from_slice::<Value>(response.body()) else {
-        return Err(OidcError::BadResponse("userinfo is not a JSON object".into()));
+        return Err(OidcError::BadResponse(
+            "userinfo is not a JSON object".into(),
+        ));
     };
     match claims.get("sub").and_then(Value::as_str) {
         Some(sub) if sub == expected_sub => Ok(claims),
-        _ => Err(OidcError::InvalidUserinfo("its `sub` differs from the ID token's".into())),
+        _ => Err(OidcError::InvalidUserinfo(
+            "its `sub` differs from the ID token's".into(),
+        )),
     }
 }
 
@@ -41,12 +59,19 @@ mod tests {
         });
         let claims = fetch(&http, "https://idp.example/userinfo", "at-1", "alice").unwrap();
         assert_eq!(claims["name"], "Alice");
-        assert!(matches!(fetch(&http, "https://idp.example/userinfo", "at-1", "bob"), Err(OidcError::InvalidUserinfo(_))));
+        assert!(matches!(
+            fetch(&http, "https://idp.example/userinfo", "at-1", "bob"),
+            Err(OidcError::InvalidUserinfo(_))
+        ));
     }
 
     #[test]
     fn garbage_is_bad_response() {
-        for resp in [json_response(200, &json!("x")), json_response(401, &json!({})), json_response(200, &json!({"name": "no sub"}))] {
+        for resp in [
+            json_response(200, &json!("x")),
+            json_response(401, &json!({})),
+            json_response(200, &json!({"name": "no sub"})),
+        ] {
             let http = FakeHttp::new(move |_| resp.clone());
             assert!(fetch(&http, "https://idp.example/userinfo", "at", "alice").is_err());
         }

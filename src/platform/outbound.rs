@@ -4,7 +4,9 @@
 
 use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse, MAX_IDP_RESPONSE};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
-use spin_sdk::wit::wasi::http0_2_0::types::{ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme};
+use spin_sdk::wit::wasi::http0_2_0::types::{
+    ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,
+};
 use std::time::Duration;
 
 pub struct WasiHttp {
@@ -25,9 +27,9 @@ fn map_code(code: ErrorCode) -> HttpError {
         ErrorCode::HttpRequestDenied => HttpError::Denied,
         ErrorCode::ConnectionRefused => HttpError::Unreachable("connection refused".into()),
         ErrorCode::DnsError(_) => HttpError::Unreachable("DNS lookup failed".into()),
-        ErrorCode::TlsCertificateError | ErrorCode::TlsAlertReceived(_) | ErrorCode::TlsProtocolError => {
-            HttpError::Unreachable("TLS failed".into())
-        }
+        ErrorCode::TlsCertificateError
+        | ErrorCode::TlsAlertReceived(_)
+        | ErrorCode::TlsProtocolError => HttpError::Unreachable("TLS failed".into()),
         ErrorCode::HttpResponseBodySize(_) => HttpError::TooLarge,
         other => HttpError::Unreachable(format!("{other:?}").chars().take(80).collect()),
     }
@@ -48,14 +50,28 @@ impl HttpClient for WasiHttp {
         };
         let headers = Fields::new();
         for (name, value) in &parts.headers {
-            headers.append(name.as_str(), value.as_bytes()).map_err(|_| other("invalid header"))?;
+            headers
+                .append(name.as_str(), value.as_bytes())
+                .map_err(|_| other("invalid header"))?;
         }
         let outgoing = OutgoingRequest::new(headers);
-        outgoing.set_method(&method).map_err(|_| other("invalid method"))?;
-        outgoing.set_scheme(Some(&scheme)).map_err(|_| other("invalid scheme"))?;
-        outgoing.set_authority(parts.uri.authority().map(|a| a.as_str())).map_err(|_| other("invalid authority"))?;
         outgoing
-            .set_path_with_query(Some(parts.uri.path_and_query().map(|p| p.as_str()).unwrap_or("/")))
+            .set_method(&method)
+            .map_err(|_| other("invalid method"))?;
+        outgoing
+            .set_scheme(Some(&scheme))
+            .map_err(|_| other("invalid scheme"))?;
+        outgoing
+            .set_authority(parts.uri.authority().map(|a| a.as_str()))
+            .map_err(|_| other("invalid authority"))?;
+        outgoing
+            .set_path_with_query(Some(
+                parts
+                    .uri
+                    .path_and_query()
+                    .map(|p| p.as_str())
+                    .unwrap_or("/"),
+            ))
             .map_err(|_| other("invalid path"))?;
         let outgoing_body = outgoing.body().map_err(|_| other("body unavailable"))?;
 
@@ -68,9 +84,13 @@ impl HttpClient for WasiHttp {
 
         let future = outgoing_handler::handle(outgoing, Some(options)).map_err(map_code)?;
         {
-            let stream = outgoing_body.write().map_err(|_| other("body stream unavailable"))?;
+            let stream = outgoing_body
+                .write()
+                .map_err(|_| other("body stream unavailable"))?;
             for chunk in body.chunks(4096) {
-                stream.blocking_write_and_flush(chunk).map_err(|_| other("could not send the request body"))?;
+                stream
+                    .blocking_write_and_flush(chunk)
+                    .map_err(|_| other("could not send the request body"))?;
             }
         }
         OutgoingBody::finish(outgoing_body, None).map_err(map_code)?;
@@ -86,10 +106,14 @@ impl HttpClient for WasiHttp {
         for (name, value) in response.headers().entries() {
             builder = builder.header(name, value);
         }
-        let incoming = response.consume().map_err(|_| other("response body unavailable"))?;
+        let incoming = response
+            .consume()
+            .map_err(|_| other("response body unavailable"))?;
         let mut bytes = Vec::new();
         {
-            let stream = incoming.stream().map_err(|_| other("response stream unavailable"))?;
+            let stream = incoming
+                .stream()
+                .map_err(|_| other("response stream unavailable"))?;
             loop {
                 match stream.blocking_read(64 * 1024) {
                     Ok(chunk) => {
@@ -99,7 +123,9 @@ impl HttpClient for WasiHttp {
                         bytes.extend_from_slice(&chunk);
                     }
                     Err(wasi::io::streams::StreamError::Closed) => break,
-                    Err(_) => return Err(HttpError::Unreachable("the response was cut off".into())),
+                    Err(_) => {
+                        return Err(HttpError::Unreachable("the response was cut off".into()));
+                    }
                 }
             }
         }

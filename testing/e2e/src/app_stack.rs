@@ -97,7 +97,13 @@ impl AppStack {
     /// also checks that the callback's answer sets the session cookie and clears the
     /// login cookie: two `Set-Cookie` headers in one response.
     pub fn sign_in(&self, browser: &mut Browser, login: &str, scope: Option<&str>) -> SignIn {
-        let signed = crate::app::sign_in(browser, self.base(), &self.idp, &LoginOptions::new(login), scope);
+        let signed = crate::app::sign_in(
+            browser,
+            self.base(),
+            &self.idp,
+            &LoginOptions::new(login),
+            scope,
+        );
         assert!(
             signed
                 .to_idp

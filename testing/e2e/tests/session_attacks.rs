@@ -572,7 +572,10 @@ impl RedirectAudit {
         let decoded = url::form_urlencoded::parse(raw.as_bytes())
             .map(|(k, v)| format!("{k}={v}"))
             .collect::<String>();
-        if [raw.to_ascii_lowercase(), decoded.to_ascii_lowercase()].iter().any(|s| s.contains("evil.example")) {
+        if [raw.to_ascii_lowercase(), decoded.to_ascii_lowercase()]
+            .iter()
+            .any(|s| s.contains("evil.example"))
+        {
             bad("echoes the attacker's value".into());
         }
         let Ok(target) = request_url.join(raw) else {

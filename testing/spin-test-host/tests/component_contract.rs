@@ -30,10 +30,16 @@ fn load() -> (Engine, Component, u64) {
 #[test]
 fn imports_only_wasi_0_2_and_spin_2_0_interfaces_and_exports_the_http_handler() {
     let (engine, component, size) = load();
-    assert!(size < 2 * 1024 * 1024, "release .wasm is {size} bytes, over 2 MB");
+    assert!(
+        size < 2 * 1024 * 1024,
+        "release .wasm is {size} bytes, over 2 MB"
+    );
 
     let ty = component.component_type();
-    let imports: Vec<String> = ty.imports(&engine).map(|(name, _)| name.to_owned()).collect();
+    let imports: Vec<String> = ty
+        .imports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
     let allowed = |name: &str| {
         name == "fermyon:spin/key-value@2.0.0"
             || name == "fermyon:spin/variables@2.0.0"
@@ -41,10 +47,25 @@ fn imports_only_wasi_0_2_and_spin_2_0_interfaces_and_exports_the_http_handler() 
     };
     let foreign: Vec<&String> = imports.iter().filter(|n| !allowed(n)).collect();
     assert!(foreign.is_empty(), "unexpected imports: {foreign:?}");
-    for needed in ["fermyon:spin/key-value@2.0.0", "fermyon:spin/variables@2.0.0", "wasi:http/outgoing-handler@0.2."] {
-        assert!(imports.iter().any(|n| n.starts_with(needed)), "{needed} not imported; imports: {imports:?}");
+    for needed in [
+        "fermyon:spin/key-value@2.0.0",
+        "fermyon:spin/variables@2.0.0",
+        "wasi:http/outgoing-handler@0.2.",
+    ] {
+        assert!(
+            imports.iter().any(|n| n.starts_with(needed)),
+            "{needed} not imported; imports: {imports:?}"
+        );
     }
 
-    let exports: Vec<String> = ty.exports(&engine).map(|(name, _)| name.to_owned()).collect();
-    assert!(exports.iter().any(|n| n == "wasi:http/incoming-handler@0.2.0"), "exports: {exports:?}");
+    let exports: Vec<String> = ty
+        .exports(&engine)
+        .map(|(name, _)| name.to_owned())
+        .collect();
+    assert!(
+        exports
+            .iter()
+            .any(|n| n == "wasi:http/incoming-handler@0.2.0"),
+        "exports: {exports:?}"
+    );
 }
