@@ -46,7 +46,8 @@ impl Default for IdpOptions {
             issuer_path: None,
             port: None,
             env: Vec::new(),
-            startup_timeout: Duration::from_secs(30),
+            // Generous: on 2 busy cores a Node start-up has been seen to take over 30 s.
+            startup_timeout: Duration::from_secs(90),
         }
     }
 }

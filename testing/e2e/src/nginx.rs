@@ -28,7 +28,7 @@ impl NginxOptions {
             port: None,
             upstreams: upstreams.iter().map(|s| s.as_ref().to_string()).collect(),
             forwarded_proto: None,
-            startup_timeout: Duration::from_secs(20),
+            startup_timeout: Duration::from_secs(60),
         }
     }
 }

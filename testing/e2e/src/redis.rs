@@ -10,7 +10,7 @@ use crate::paths::TempDir;
 use crate::process::ChildGuard;
 use crate::wait::wait_for;
 
-const STARTUP: Duration = Duration::from_secs(20);
+const STARTUP: Duration = Duration::from_secs(60);
 
 /// A redis-server without persistence (`--save '' --appendonly no`), listening on
 /// 127.0.0.1 only.

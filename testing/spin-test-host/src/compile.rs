@@ -24,28 +24,21 @@ fn cache_file(engine: &Engine, wasm: &[u8], cache_dir: &Path) -> PathBuf {
 }
 
 /// Loads the component at `path`, from the cache when possible; the flag
-/// tells whether the cache was used.
+/// tells whether the cache was used. Hosts started side by side on a cold
+/// cache take turns on a lock file, so one compiles and the others load its
+/// result instead of all running Cranelift at once and starving the machine.
 pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<(Component, bool)> {
     let started = Instant::now();
     let wasm =
         std::fs::read(path).with_context(|| format!("cannot read component {}", path.display()))?;
     let cached = cache_file(engine, &wasm, cache_dir);
 
-    if cached.exists() {
-        // SAFETY: the file was written by `precompile_component` below, into
-        // a directory only this tool writes; Wasmtime still checks that it
-        // was produced by a compatible engine before using it.
-        match unsafe { Component::deserialize_file(engine, &cached) } {
-            Ok(component) => {
-                eprintln!(
-                    "loaded cached compiled component {} in {} ms",
-                    cached.display(),
-                    started.elapsed().as_millis()
-                );
-                return Ok((component, true));
-            }
-            Err(e) => eprintln!("ignoring unusable cache file {}: {e}", cached.display()),
-        }
+    if let Some(component) = load_cached(engine, &cached, started) {
+        return Ok((component, true));
+    }
+    let _turn = take_turn(cache_dir);
+    if let Some(component) = load_cached(engine, &cached, started) {
+        return Ok((component, true));
     }
 
     let compiled = engine
@@ -63,6 +56,44 @@ pub fn load(engine: &Engine, path: &Path, cache_dir: &Path) -> Result<(Component
     // SAFETY: these bytes were just produced by this engine.
     let component = unsafe { Component::deserialize(engine, &compiled) }?;
     Ok((component, false))
+}
+
+fn load_cached(engine: &Engine, cached: &Path, started: Instant) -> Option<Component> {
+    if !cached.exists() {
+        return None;
+    }
+    // SAFETY: the file was written by `store_atomically` below, into a
+    // directory only this tool writes; Wasmtime still checks that it was
+    // produced by a compatible engine before using it.
+    match unsafe { Component::deserialize_file(engine, cached) } {
+        Ok(component) => {
+            eprintln!(
+                "loaded cached compiled component {} in {} ms",
+                cached.display(),
+                started.elapsed().as_millis()
+            );
+            Some(component)
+        }
+        Err(e) => {
+            eprintln!("ignoring unusable cache file {}: {e}", cached.display());
+            None
+        }
+    }
+}
+
+/// An exclusive lock on `<cache_dir>/.compile.lock`, released when dropped
+/// (or when the process dies). None when locking is impossible: then this
+/// host simply compiles on its own, as before.
+fn take_turn(cache_dir: &Path) -> Option<std::fs::File> {
+    std::fs::create_dir_all(cache_dir).ok()?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(cache_dir.join(".compile.lock"))
+        .ok()?;
+    file.lock().ok()?;
+    Some(file)
 }
 
 /// Writes via a temporary file and a rename, so a concurrent reader sees
@@ -101,13 +132,46 @@ mod tests {
 
         let (_, from_cache) = load(&engine, &wasm_path, &dir.join("cache")).unwrap();
         assert!(!from_cache);
-        let files: Vec<_> = std::fs::read_dir(dir.join("cache")).unwrap().collect();
-        assert_eq!(files.len(), 1, "one cache file, no temporary left over");
+        let files: Vec<_> = std::fs::read_dir(dir.join("cache"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .filter(|name| name != ".compile.lock")
+            .collect();
+        assert_eq!(
+            files.len(),
+            1,
+            "one cache file, no temporary left over: {files:?}"
+        );
         let (_, from_cache) = load(&engine, &wasm_path, &dir.join("cache")).unwrap();
         assert!(from_cache);
 
         std::fs::write(&wasm_path, b"not wasm").unwrap();
         assert!(load(&engine, &wasm_path, &dir.join("cache")).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    /// Four loads at once on a cold cache: exactly one compiles, the rest wait
+    /// for its result.
+    #[test]
+    fn concurrent_loads_on_a_cold_cache_compile_once() {
+        let dir = std::env::temp_dir().join(format!("spin-test-host-race-{}", unique_suffix()));
+        let wasm_path = dir.join("empty.wasm");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(&wasm_path, b"\0asm\x0d\0\x01\0").unwrap();
+        let engine = engine().unwrap();
+        let cache = dir.join("cache");
+
+        let from_cache: Vec<bool> = std::thread::scope(|s| {
+            let loads: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| load(&engine, &wasm_path, &cache).unwrap().1))
+                .collect();
+            loads.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert_eq!(
+            from_cache.iter().filter(|cached| !**cached).count(),
+            1,
+            "{from_cache:?}"
+        );
         std::fs::remove_dir_all(&dir).unwrap();
     }
 }
