@@ -3,7 +3,7 @@
 //! forwards) or as a receiver (e.g. of back-channel logout tokens).
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -121,51 +121,18 @@ fn serve(stream: TcpStream, connection: usize, name: &str, shared: &Shared) {
     let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
     let mut reader = BufReader::new(stream);
     loop {
-        let mut request_line = String::new();
-        match reader.read_line(&mut request_line) {
-            Ok(0) | Err(_) => return,
-            Ok(_) => {}
-        }
+        let Some(request) = crate::http1::read_request(&mut reader) else {
+            return;
+        };
         if shared.stopping.load(Ordering::SeqCst) {
             return;
         }
-        let mut parts = request_line.split_whitespace();
-        let method = parts.next().unwrap_or("").to_string();
-        let target = parts.next().unwrap_or("").to_string();
-        let version = parts.next().unwrap_or("HTTP/1.0").to_string();
-        let mut headers: BTreeMap<String, String> = BTreeMap::new();
-        loop {
-            let mut line = String::new();
-            if reader.read_line(&mut line).unwrap_or(0) == 0 {
-                return;
-            }
-            let line = line.trim_end();
-            if line.is_empty() {
-                break;
-            }
-            if let Some((k, v)) = line.split_once(':') {
-                headers
-                    .entry(k.trim().to_ascii_lowercase())
-                    .and_modify(|e| {
-                        e.push_str(", ");
-                        e.push_str(v.trim());
-                    })
-                    .or_insert_with(|| v.trim().to_string());
-            }
-        }
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        if reader.read_exact(&mut body).is_err() {
-            return;
-        }
+        let keep_alive = request.keep_alive;
         let recorded = RecordedRequest {
-            method,
-            target,
-            headers,
-            body: String::from_utf8_lossy(&body).into_owned(),
+            method: request.method,
+            target: request.target,
+            headers: request.headers,
+            body: String::from_utf8_lossy(&request.body).into_owned(),
             connection,
         };
         let answer = serde_json::json!({
@@ -177,11 +144,6 @@ fn serve(stream: TcpStream, connection: usize, name: &str, shared: &Shared) {
             "connection": connection,
         })
         .to_string();
-        let keep_alive = version == "HTTP/1.1"
-            && !recorded
-                .headers
-                .get("connection")
-                .is_some_and(|c| c.eq_ignore_ascii_case("close"));
         shared.requests.lock().unwrap().push(recorded);
         let response = format!(
             "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: {}\r\n\r\n{answer}",

@@ -21,6 +21,7 @@ pub mod echo;
 pub mod fake_idp;
 pub mod host;
 pub mod html;
+pub mod http1;
 pub mod idp;
 pub mod net;
 pub mod nginx;

@@ -1,8 +1,8 @@
 //! Just enough HTTP/1.1 for the fake IdP: one thread per connection, keep-alive,
-//! `Content-Length` bodies, and a stop that closes the port and every open connection.
+//! `Content-Length` or chunked bodies, and a stop that closes the port and every open connection.
 
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufReader, Write};
 use std::net::{Ipv4Addr, Shutdown, TcpListener, TcpStream};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
@@ -218,95 +218,21 @@ fn wait_for_stop(shared: &Shared, timeout: Option<Duration>) {
     }
 }
 
+/// The next request on the connection, with whether to keep it open.
 fn read_request(reader: &mut BufReader<TcpStream>) -> Option<(HttpRequest, bool)> {
-    let mut request_line = String::new();
-    if reader.read_line(&mut request_line).ok()? == 0 {
-        return None;
-    }
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let version = parts.next().unwrap_or("HTTP/1.0").to_string();
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).ok()? == 0 {
-            return None;
-        }
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers
-                .entry(k.trim().to_ascii_lowercase())
-                .and_modify(|e| {
-                    e.push_str(", ");
-                    e.push_str(v.trim());
-                })
-                .or_insert_with(|| v.trim().to_string());
-        }
-    }
-    let chunked = headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked {
-        read_chunked(reader)?
-    } else {
-        let length: usize = headers
-            .get("content-length")
-            .and_then(|l| l.parse().ok())
-            .unwrap_or(0);
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).ok()?;
-        body
-    };
-    let keep_alive = version == "HTTP/1.1"
-        && !headers
-            .get("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-    let (path, query) = match target.split_once('?') {
+    let raw = crate::http1::read_request(reader)?;
+    let (path, query) = match raw.target.split_once('?') {
         Some((p, q)) => (p.to_string(), Some(q.to_string())),
-        None => (target, None),
+        None => (raw.target, None),
     };
-    Some((
-        HttpRequest {
-            method,
-            path,
-            query,
-            headers,
-            body,
-        },
-        keep_alive,
-    ))
-}
-
-/// A chunked body (RFC 9112 7.1); trailers are skipped.
-fn read_chunked(reader: &mut BufReader<TcpStream>) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let mut size_line = String::new();
-        if reader.read_line(&mut size_line).ok()? == 0 {
-            return None;
-        }
-        let size = usize::from_str_radix(size_line.trim().split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            loop {
-                let mut trailer = String::new();
-                if reader.read_line(&mut trailer).ok()? == 0 || trailer.trim_end().is_empty() {
-                    return Some(body);
-                }
-            }
-        }
-        if body.len() + size > 1024 * 1024 {
-            return None;
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).ok()?;
-        let mut crlf = [0u8; 2];
-        reader.read_exact(&mut crlf).ok()?;
-    }
+    let request = HttpRequest {
+        method: raw.method,
+        path,
+        query,
+        headers: raw.headers,
+        body: raw.body,
+    };
+    Some((request, raw.keep_alive))
 }
 
 fn write_response(stream: &mut TcpStream, response: &HttpResponse, keep_alive: bool) -> bool {
