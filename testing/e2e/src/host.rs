@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::idp::Idp;
 use crate::paths::TempDir;
-use crate::process::ChildGuard;
+use crate::process::{ChildGuard, Restartable};
 use crate::redis::Redis;
 
 /// How to start the test host.
@@ -94,7 +94,7 @@ impl HostOptions {
 /// A running test host.
 pub struct Host {
     // Dropped first: the host stops before its config directory goes.
-    guard: Option<ChildGuard>,
+    process: Restartable,
     opts: HostOptions,
     port: u16,
     base_url: String,
@@ -111,14 +111,14 @@ impl Host {
             port,
             base_url: String::new(),
             config_dir: TempDir::new("e2e-host"),
-            guard: None,
+            process: Restartable::default(),
         };
         host.spawn();
         host
     }
 
     fn spawn(&mut self) {
-        assert!(self.guard.is_none(), "the host is already running");
+        self.process.assert_stopped("the host");
         let binary = crate::paths::host_binary();
         crate::paths::component_wasm();
         let manifest = self
@@ -162,7 +162,7 @@ impl Host {
             },
         );
         self.base_url = base_url;
-        self.guard = Some(guard);
+        self.process.started("the host", guard);
     }
 
     /// `http://127.0.0.1:PORT`, as the host printed it.
@@ -184,22 +184,17 @@ impl Host {
     }
 
     pub fn is_running(&mut self) -> bool {
-        self.guard.as_mut().is_some_and(ChildGuard::is_running)
+        self.process.is_running()
     }
 
     /// The host's stderr log so far.
     pub fn log(&self) -> String {
-        self.guard
-            .as_ref()
-            .and_then(|g| std::fs::read_to_string(g.stderr_log()).ok())
-            .unwrap_or_default()
+        self.process.stderr()
     }
 
     /// Stops the host (its in-memory store, if any, is gone).
     pub fn stop(&mut self) {
-        if let Some(mut guard) = self.guard.take() {
-            guard.stop();
-        }
+        self.process.stop();
     }
 
     /// Starts it again on the same port with the same options.

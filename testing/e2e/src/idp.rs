@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::{Origin, Url};
 
 use crate::browser::{Browser, Response};
-use crate::process::ChildGuard;
+use crate::process::{ChildGuard, Restartable};
 
 /// The client registered at the test IdP.
 pub const CLIENT_ID: &str = "client1";
@@ -110,7 +110,7 @@ pub struct Idp {
     opts: IdpOptions,
     port: u16,
     issuer: String,
-    guard: Option<ChildGuard>,
+    process: Restartable,
 }
 
 const MAX_STEPS: usize = 30;
@@ -123,14 +123,14 @@ impl Idp {
             opts,
             port,
             issuer: String::new(),
-            guard: None,
+            process: Restartable::default(),
         };
         idp.spawn();
         idp
     }
 
     fn spawn(&mut self) {
-        assert!(self.guard.is_none(), "the IdP is already running");
+        self.process.assert_stopped("the IdP");
         let dir = crate::paths::idp_dir();
         let node = std::env::var_os("E2E_NODE").unwrap_or_else(|| "node".into());
         let mut command = Command::new(node);
@@ -172,7 +172,7 @@ impl Idp {
             },
         );
         self.issuer = issuer;
-        self.guard = Some(guard);
+        self.process.started("the IdP", guard);
     }
 
     /// The issuer, e.g. `http://127.0.0.1:PORT/realms/demo`.
@@ -207,23 +207,18 @@ impl Idp {
 
     /// Whether the IdP process is running.
     pub fn is_running(&mut self) -> bool {
-        self.guard.as_mut().is_some_and(ChildGuard::is_running)
+        self.process.is_running()
     }
 
     /// The IdP's stderr log so far: server.js logs its events there, e.g.
     /// `idp: backchannel.success <client> <sub> <sid>` or `idp: backchannel.error ...`.
     pub fn log(&self) -> String {
-        self.guard
-            .as_ref()
-            .and_then(|g| std::fs::read_to_string(g.stderr_log()).ok())
-            .unwrap_or_default()
+        self.process.stderr()
     }
 
     /// Stops the IdP (its sessions, grants and keys are gone: they live in memory).
     pub fn stop(&mut self) {
-        if let Some(mut guard) = self.guard.take() {
-            guard.stop();
-        }
+        self.process.stop();
     }
 
     /// Starts it again on the same port and issuer, with fresh keys and no sessions.

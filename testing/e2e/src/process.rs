@@ -267,6 +267,48 @@ impl Drop for ChildGuard {
     }
 }
 
+/// The current run, if any, of a process that a test may stop and start again
+/// (the test host, the IdP, Redis): one place for what they all do with it.
+#[derive(Default)]
+pub struct Restartable(Option<ChildGuard>);
+
+impl Restartable {
+    /// Keeps a run that has just started; `what` names the process if one is
+    /// still running, which would be a harness bug.
+    pub fn started(&mut self, what: &str, guard: ChildGuard) {
+        assert!(self.0.is_none(), "{what} is already running");
+        self.0 = Some(guard);
+    }
+
+    pub fn assert_stopped(&self, what: &str) {
+        assert!(self.0.is_none(), "{what} is already running");
+    }
+
+    pub fn is_running(&mut self) -> bool {
+        self.0.as_mut().is_some_and(ChildGuard::is_running)
+    }
+
+    /// The current run's guard, if any.
+    pub fn guard(&self) -> Option<&ChildGuard> {
+        self.0.as_ref()
+    }
+
+    /// The current run's stderr log so far ("" when stopped).
+    pub fn stderr(&self) -> String {
+        self.0
+            .as_ref()
+            .and_then(|g| std::fs::read_to_string(g.stderr_log()).ok())
+            .unwrap_or_default()
+    }
+
+    /// Stops the current run, if any.
+    pub fn stop(&mut self) {
+        if let Some(mut guard) = self.0.take() {
+            guard.stop();
+        }
+    }
+}
+
 /// The last `lines` lines of a file (reads at most its last 64 KiB).
 pub fn tail_of_file(path: &Path, lines: usize) -> String {
     let Ok(mut file) = File::open(path) else {

@@ -7,7 +7,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::paths::TempDir;
-use crate::process::ChildGuard;
+use crate::process::{ChildGuard, Restartable};
 use crate::wait::wait_for;
 
 const STARTUP: Duration = Duration::from_secs(60);
@@ -16,7 +16,7 @@ const STARTUP: Duration = Duration::from_secs(60);
 /// 127.0.0.1 only.
 pub struct Redis {
     // Dropped first: the server stops before its directory goes.
-    guard: Option<ChildGuard>,
+    process: Restartable,
     port: u16,
     dir: TempDir,
     starts: u32,
@@ -29,14 +29,14 @@ impl Redis {
             port: crate::net::free_port(),
             dir: TempDir::new("e2e-redis"),
             starts: 0,
-            guard: None,
+            process: Restartable::default(),
         };
         redis.spawn();
         redis
     }
 
     fn spawn(&mut self) {
-        assert!(self.guard.is_none(), "redis-server is already running");
+        self.process.assert_stopped("redis-server");
         let binary = std::env::var_os("REDIS_SERVER").unwrap_or_else(|| "redis-server".into());
         let mut command = Command::new(&binary);
         command
@@ -81,7 +81,7 @@ impl Redis {
                 "{e} (is redis-server installed? `apt-get install -y redis-server`)"
             ));
         }
-        self.guard = Some(guard);
+        self.process.started("redis-server", guard);
     }
 
     pub fn port(&self) -> u16 {
@@ -103,14 +103,12 @@ impl Redis {
 
     /// Whether the server is running (it may have been stopped by the test).
     pub fn is_running(&mut self) -> bool {
-        self.guard.as_mut().is_some_and(ChildGuard::is_running)
+        self.process.is_running()
     }
 
     /// Stops the server (SIGTERM; the data is gone, nothing is saved).
     pub fn stop(&mut self) {
-        if let Some(mut guard) = self.guard.take() {
-            guard.stop();
-        }
+        self.process.stop();
     }
 
     /// Starts the server again on the same port (empty, since nothing was saved).
@@ -191,7 +189,7 @@ impl Redis {
 
     /// Where the server's log goes.
     pub fn log_path(&self) -> Option<PathBuf> {
-        self.guard.as_ref().map(|g| g.stdout_log().to_path_buf())
+        self.process.guard().map(|g| g.stdout_log().to_path_buf())
     }
 }
 
