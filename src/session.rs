@@ -219,16 +219,21 @@ pub mod tests {
         absolute: 250,
     };
 
+    /// Sessions over `kv` at `clock`, idle lifetime 100 s, absolute 250 s.
+    fn sessions<'a>(kv: &'a MemoryStore, clock: &'a FixedClock) -> Sessions<'a> {
+        Sessions {
+            kv,
+            clock,
+            lifetimes: LIFE,
+        }
+    }
+
     #[test]
     fn create_then_load_reads_once_and_never_writes() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let rng = CountingRandom::default();
-        let s = Sessions {
-            kv: &kv,
-            clock: &clock,
-            lifetimes: LIFE,
-        };
+        let s = sessions(&kv, &clock);
         let (id, created) = s.create(&rng, identity(), tokens("at-1")).unwrap();
         assert_eq!(created.expires_at, 1100);
         let (reads, writes) = (kv.reads.get(), kv.writes.get());
@@ -243,11 +248,7 @@ pub mod tests {
     fn stored_json_is_readable() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions {
-            kv: &kv,
-            clock: &clock,
-            lifetimes: LIFE,
-        };
+        let s = sessions(&kv, &clock);
         let (id, _) = s
             .create(&CountingRandom::default(), identity(), tokens("at-1"))
             .unwrap();
@@ -263,11 +264,7 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let rng = CountingRandom::default();
-        let s = Sessions {
-            kv: &kv,
-            clock: &clock,
-            lifetimes: LIFE,
-        };
+        let s = sessions(&kv, &clock);
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
             let (id, _) = s.create(&rng, identity(), tokens("a")).unwrap();
@@ -280,11 +277,7 @@ pub mod tests {
     fn idle_expiry_deletes_on_read() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions {
-            kv: &kv,
-            clock: &clock,
-            lifetimes: LIFE,
-        };
+        let s = sessions(&kv, &clock);
         let (id, _) = s
             .create(&CountingRandom::default(), identity(), tokens("a"))
             .unwrap();
@@ -299,11 +292,7 @@ pub mod tests {
     fn refresh_extends_idle_but_not_absolute() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions {
-            kv: &kv,
-            clock: &clock,
-            lifetimes: LIFE,
-        };
+        let s = sessions(&kv, &clock);
         let (id, sess) = s
             .create(&CountingRandom::default(), identity(), tokens("a"))
             .unwrap();
@@ -321,11 +310,7 @@ pub mod tests {
     fn corrupt_record_is_absent_and_removed() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions {
-            kv: &kv,
-            clock: &clock,
-            lifetimes: LIFE,
-        };
+        let s = sessions(&kv, &clock);
         let id = SessionId::parse(&"a".repeat(43)).unwrap();
         kv.set(&id.key(), b"{not json").unwrap();
         assert!(s.load(&id).unwrap().is_none());
@@ -336,11 +321,7 @@ pub mod tests {
     fn store_failure_is_an_error_not_absence() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let s = Sessions {
-            kv: &kv,
-            clock: &clock,
-            lifetimes: LIFE,
-        };
+        let s = sessions(&kv, &clock);
         let id = SessionId::parse(&"a".repeat(43)).unwrap();
         kv.down.set(true);
         assert!(s.load(&id).is_err());
