@@ -33,7 +33,7 @@ step "Kubernetes manifests: schemas and cross-checks"
 .venv-manifests/bin/python testing/manifests/check.py
 .venv-manifests/bin/python -m unittest discover -s testing/manifests
 
-step "Rust tests: component, test host, end-to-end"
+step "Rust tests: component, test host, fuzz targets (bounded), end-to-end"
 cargo test --workspace --no-fail-fast
 
 step "All tests passed"

@@ -1,0 +1,54 @@
+//! Prints the fixed world's values that seeds refer to: the seeded session id,
+//! the login transaction's cookie value and state, tokens the IdP signed, its
+//! JWKS, and the store's records.
+//! `cargo run -p fuzz --example world`
+
+fn main() {
+    let rng = fuzz::world::CountingRandom::default();
+    let seeded = fuzz::world::seeded_store(&rng);
+    println!("session {}", seeded.session.as_str());
+    println!("login {}", seeded.login);
+    println!("state {}", seeded.state);
+    println!("csrf {}", csrf(&seeded));
+    let token = fuzz::world::key().sign(&fuzz::world::good_claims());
+    println!("id_token {token}");
+    let mut logout = serde_json::json!({
+        "iss": fuzz::world::ISSUER, "aud": fuzz::world::CLIENT_ID, "iat": fuzz::world::NOW,
+        "exp": fuzz::world::NOW + 120, "jti": "jti-1", "sid": "idp-session-1",
+        "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+    });
+    println!("logout_token {}", fuzz::world::key().sign(&logout));
+    logout["sub"] = "alice".into();
+    println!("logout_claims {logout}");
+    println!("jwks {}", fuzz::world::key().jwks());
+    // Fill the discovery and JWKS caches as a login would.
+    let idp = fuzz::world::Idp {
+        nonce: seeded.nonce.clone(),
+    };
+    let meta = oidc_client::oidc::discovery::load(
+        &seeded.kv,
+        &idp,
+        &fuzz::world::FixedClock,
+        fuzz::world::config(),
+    )
+    .unwrap();
+    let key_set = oidc_client::oidc::jwks::KeySet {
+        kv: &seeded.kv,
+        http: &idp,
+        clock: &fuzz::world::FixedClock,
+        ttl: 300,
+        backchannel: false,
+    };
+    key_set.current(&meta.jwks_uri).unwrap();
+    for (key, value) in seeded.kv.snapshot() {
+        let kind = key.replace(':', "_");
+        println!("record_{kind} {}", String::from_utf8_lossy(&value));
+    }
+}
+
+fn csrf(seeded: &fuzz::world::Seeded) -> String {
+    use oidc_client::store::KeyValue;
+    let raw = seeded.kv.get(&seeded.session.key()).unwrap().unwrap();
+    let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
+    record["csrf"].as_str().unwrap().to_owned()
+}

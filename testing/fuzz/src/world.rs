@@ -1,0 +1,259 @@
+//! A fixed, deterministic world for the targets: configuration, a signing key,
+//! an IdP that answers from memory, a clock that never moves, counting
+//! randomness, and a store holding one live session and one login transaction.
+//! Fixed so that a failing input fails again when replayed.
+
+use std::cell::Cell;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+use base64::Engine;
+use jsonwebtoken::jwk::Jwk;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use oidc_client::app::Platform;
+use oidc_client::config::{Config, Variables};
+use oidc_client::oidc::{jwks, transaction};
+use oidc_client::seams::{Clock, HttpClient, HttpError, HttpRequest, HttpResponse, Random};
+use oidc_client::secret::Secret;
+use oidc_client::session::{Identity, Lifetimes, SessionId, Sessions, Tokens};
+use oidc_client::store::{KeyValue, MemoryStore};
+use p256::elliptic_curve::sec1::ToEncodedPoint;
+use p256::pkcs8::EncodePrivateKey;
+use serde_json::{Value, json};
+
+pub const ISSUER: &str = "https://idp.example/realms/demo";
+pub const IDP_ORIGIN: &str = "https://idp.example";
+pub const CLIENT_ID: &str = "client1";
+pub const CLIENT_SECRET: &str = "fuzz-client-secret-0123456789";
+pub const NONCE: &str = "fuzz-nonce";
+pub const KID: &str = "fuzz-es256";
+/// The fixed "now" of every target.
+pub const NOW: i64 = 1_800_000_000;
+
+/// The session's tokens: they may appear on `/user` to their owner, nowhere else.
+pub const ACCESS_TOKEN: &str = "fuzz-access-token-7c1e";
+pub const REFRESH_TOKEN: &str = "fuzz-refresh-token-91b2";
+pub const ID_TOKEN: &str = "fuzz.id-token.5d0a";
+
+pub struct Vars(HashMap<&'static str, &'static str>);
+
+impl Variables for Vars {
+    fn get(&self, name: &str) -> Result<Option<String>, String> {
+        Ok(self.0.get(name).map(|v| (*v).to_owned()))
+    }
+}
+
+pub fn vars() -> Vars {
+    Vars(HashMap::from([
+        ("client_id", CLIENT_ID),
+        ("client_secret", CLIENT_SECRET),
+        ("oidc_issuer_url", ISSUER),
+        ("oidc_idp_origin", IDP_ORIGIN),
+        ("client_base_url", "https://app.example"),
+    ]))
+}
+
+pub fn config() -> &'static Config {
+    static CONFIG: OnceLock<Config> = OnceLock::new();
+    CONFIG.get_or_init(|| Config::load(&vars()).expect("the fuzz configuration is valid"))
+}
+
+pub struct FixedClock;
+
+impl Clock for FixedClock {
+    fn now(&self) -> i64 {
+        NOW
+    }
+}
+
+/// Counter-based bytes: reproducible, and never the same twice in one world.
+#[derive(Default)]
+pub struct CountingRandom(Cell<u64>);
+
+impl Random for CountingRandom {
+    fn fill(&self, buf: &mut [u8]) {
+        for b in buf.iter_mut() {
+            let n = self.0.get().wrapping_add(1);
+            self.0.set(n);
+            *b = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
+        }
+    }
+}
+
+/// The ES256 key the world's IdP signs with (a fixed scalar: reproducible).
+pub struct SigningKey {
+    encoding: EncodingKey,
+    public: Value,
+}
+
+impl SigningKey {
+    pub fn sign(&self, claims: &Value) -> String {
+        let mut header = Header::new(Algorithm::ES256);
+        header.kid = Some(KID.to_owned());
+        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign claims")
+    }
+
+    /// The JWKS the IdP publishes.
+    pub fn jwks(&self) -> Value {
+        json!({ "keys": [self.public] })
+    }
+}
+
+pub fn key() -> &'static SigningKey {
+    static KEY: OnceLock<SigningKey> = OnceLock::new();
+    KEY.get_or_init(|| {
+        let secret = p256::SecretKey::from_slice(&[0x42; 32]).expect("a valid P-256 scalar");
+        let point = secret.public_key().to_encoded_point(false);
+        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+        SigningKey {
+            encoding: EncodingKey::from_ec_der(secret.to_pkcs8_der().expect("pkcs8").as_bytes()),
+            public: json!({
+                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": KID,
+                "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y")),
+            }),
+        }
+    })
+}
+
+/// The IdP's keys, as the component holds them after fetching the JWKS.
+pub fn keys() -> &'static [Jwk] {
+    static KEYS: OnceLock<Vec<Jwk>> = OnceLock::new();
+    KEYS.get_or_init(|| jwks::usable_keys(&key().jwks()).expect("the fuzz JWKS is usable"))
+}
+
+/// Claims the component accepts as an ID token at `NOW`.
+pub fn good_claims() -> Value {
+    json!({
+        "iss": ISSUER, "aud": CLIENT_ID, "sub": "alice", "nonce": NONCE,
+        "iat": NOW - 10, "exp": NOW + 300, "sid": "idp-session-1",
+    })
+}
+
+pub fn discovery() -> Value {
+    json!({
+        "issuer": ISSUER,
+        "authorization_endpoint": format!("{ISSUER}/auth"),
+        "token_endpoint": format!("{ISSUER}/token"),
+        "jwks_uri": format!("{ISSUER}/jwks"),
+        "userinfo_endpoint": format!("{ISSUER}/userinfo"),
+        "end_session_endpoint": format!("{ISSUER}/logout"),
+        "revocation_endpoint": format!("{ISSUER}/revoke"),
+        "backchannel_logout_supported": true,
+        "authorization_response_iss_parameter_supported": true,
+    })
+}
+
+/// Tokens the IdP issues at its token endpoint (for any code or refresh token):
+/// like the session's, they may appear on no page.
+pub const NEW_ACCESS_TOKEN: &str = "fuzz-new-access-token-3f9c";
+pub const NEW_REFRESH_TOKEN: &str = "fuzz-new-refresh-token-a8d4";
+
+/// An IdP that serves discovery and the JWKS, answers every token request with
+/// tokens for alice (the ID token carrying `nonce`, the pending login's) and
+/// her userinfo, and is otherwise unreachable.
+pub struct Idp {
+    pub nonce: String,
+}
+
+impl Idp {
+    fn token_response(&self) -> Value {
+        let mut claims = good_claims();
+        claims["nonce"] = json!(self.nonce);
+        json!({
+            "access_token": NEW_ACCESS_TOKEN,
+            "refresh_token": NEW_REFRESH_TOKEN,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "id_token": key().sign(&claims),
+        })
+    }
+}
+
+impl HttpClient for Idp {
+    fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+        let path = request.uri().path().to_owned();
+        let (status, body) = match path.as_str() {
+            "/realms/demo/.well-known/openid-configuration" => (200, discovery()),
+            "/realms/demo/jwks" => (200, key().jwks()),
+            "/realms/demo/token" => (200, self.token_response()),
+            "/realms/demo/userinfo" => (200, json!({"sub": "alice", "email": "alice@example.com"})),
+            "/realms/demo/revoke" => (200, json!({})),
+            _ => return Err(HttpError::Unreachable("connection refused".into())),
+        };
+        http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body.to_string().into_bytes())
+            .map_err(|e| HttpError::Other(e.to_string()))
+    }
+}
+
+pub const LIFETIMES: Lifetimes = Lifetimes {
+    idle: 3600,
+    absolute: 28800,
+};
+
+/// A store with one live session and one pending login transaction; returns
+/// the store, the session id and the transaction's cookie value and state.
+pub struct Seeded {
+    pub kv: MemoryStore,
+    pub session: SessionId,
+    pub login: String,
+    pub state: String,
+    pub nonce: String,
+}
+
+pub fn seeded_store(rng: &CountingRandom) -> Seeded {
+    let kv = MemoryStore::new();
+    let sessions = Sessions {
+        kv: &kv,
+        clock: &FixedClock,
+        lifetimes: LIFETIMES,
+    };
+    let identity = Identity {
+        iss: ISSUER.into(),
+        sub: "alice".into(),
+        sid: Some("idp-session-1".into()),
+        username: "alice".into(),
+        claims: good_claims().as_object().cloned().unwrap_or_default(),
+        userinfo: None,
+    };
+    let tokens = Tokens {
+        id_token: Secret::new(ID_TOKEN),
+        access_token: Secret::new(ACCESS_TOKEN),
+        refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        token_type: "Bearer".into(),
+        access_token_expires_at: Some(NOW + 300),
+        scope: Some("openid profile".into()),
+    };
+    let (session, _) = sessions
+        .create(rng, identity, tokens)
+        .expect("the memory store is up");
+    let (login, txn) = transaction::new(rng, &FixedClock, "openid profile".into());
+    transaction::save(&kv, &login, &txn).expect("the memory store is up");
+    Seeded {
+        kv,
+        session,
+        login,
+        state: txn.state.expose().to_owned(),
+        nonce: txn.nonce.expose().to_owned(),
+    }
+}
+
+/// Runs `f` with a platform over a freshly seeded store.
+pub fn with_platform<T>(f: impl FnOnce(&Platform, &Seeded) -> T) -> T {
+    let rng = CountingRandom::default();
+    let seeded = seeded_store(&rng);
+    let vars = vars();
+    let idp = Idp {
+        nonce: seeded.nonce.clone(),
+    };
+    let platform = Platform {
+        vars: &vars,
+        kv: &seeded.kv as &dyn KeyValue,
+        http: &idp,
+        clock: &FixedClock,
+        rng: &rng,
+    };
+    f(&platform, &seeded)
+}
