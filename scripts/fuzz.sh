@@ -45,5 +45,5 @@ for t in "${targets[@]}"; do
   fi
 done
 
-printf '\n%s\n' "${summary[@]}"
+echo; printf '%s\n' "${summary[@]}"
 ! printf '%s\n' "${summary[@]}" | grep -q FAILED
