@@ -9,7 +9,7 @@ fn main() {
     println!("session {}", seeded.session.as_str());
     println!("login {}", seeded.login);
     println!("state {}", seeded.state);
-    println!("csrf {}", csrf(&seeded));
+    println!("csrf {}", seeded.csrf);
     let token = fuzz::world::key().sign(&fuzz::world::good_claims());
     println!("id_token {token}");
     let mut logout = serde_json::json!({
@@ -24,7 +24,9 @@ fn main() {
     // Fill the discovery and JWKS caches as a login would.
     let idp = fuzz::world::Idp {
         nonce: seeded.nonce.clone(),
+        fuzzed: None,
     };
+    println!("token_response {}", idp.token_response());
     let meta = oidc_client::oidc::discovery::load(
         &seeded.kv,
         &idp,
@@ -44,11 +46,4 @@ fn main() {
         let kind = key.replace(':', "_");
         println!("record_{kind} {}", String::from_utf8_lossy(&value));
     }
-}
-
-fn csrf(seeded: &fuzz::world::Seeded) -> String {
-    use oidc_client::store::KeyValue;
-    let raw = seeded.kv.get(&seeded.session.key()).unwrap().unwrap();
-    let record: serde_json::Value = serde_json::from_slice(&raw).unwrap();
-    record["csrf"].as_str().unwrap().to_owned()
 }

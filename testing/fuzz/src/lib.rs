@@ -1,7 +1,8 @@
 //! Fuzz targets for every parser of outside input in the component: the
 //! `Cookie` header, query strings and form bodies, compact JWTs (header,
 //! payload, signature) and signed claims, discovery and JWKS JSON, records read
-//! back from the key-value store, and whole requests through `app::handle`.
+//! back from the key-value store, whole requests through `app::handle`, and the
+//! IdP's answers (token, userinfo, JWKS, discovery) during a login or refresh.
 //!
 //! Each target takes arbitrary bytes, must never panic, and checks what the
 //! component promises about inputs it accepts (an accepted ID token names our
@@ -30,4 +31,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("jwks_json", targets::jwks_json),
     ("store_records", targets::store_records),
     ("app_request", targets::app_request),
+    ("idp_response", targets::idp_response),
 ];

@@ -226,6 +226,145 @@ pub fn app_request(data: &[u8]) {
     });
 }
 
+/// Which IdP answer a byte of `idp_response` replaces, and the user's step that
+/// asks for it.
+const IDP_ANSWERS: &[(&str, Step)] = &[
+    ("/realms/demo/token", Step::Callback),
+    ("/realms/demo/userinfo", Step::Callback),
+    ("/realms/demo/jwks", Step::Callback),
+    ("/realms/demo/token", Step::Refresh),
+    ("/realms/demo/.well-known/openid-configuration", Step::Login),
+];
+
+#[derive(Clone, Copy, PartialEq)]
+enum Step {
+    Login,
+    Callback,
+    Refresh,
+}
+
+/// The first byte picks an IdP endpoint, the rest is its answer (status 200),
+/// while the user logs in, comes back from the IdP, or refreshes: never a 500,
+/// and a failed step leaves no new session and no altered one.
+pub fn idp_response(data: &[u8]) {
+    let Some((&selector, body)) = data.split_first() else {
+        return;
+    };
+    let (path, step) = IDP_ANSWERS[selector as usize % IDP_ANSWERS.len()];
+    world::with_idp_answering(Some((path, body.to_vec())), |p, seeded| {
+        let before = seeded.kv.snapshot();
+        let req = step_request(step, seeded);
+        let response = app::handle(&req, p);
+        check_response(data, &req, &response, seeded);
+        let after = seeded.kv.snapshot();
+        let location = response
+            .headers
+            .iter()
+            .find(|(name, _)| name == "location")
+            .map(|(_, value)| value.as_str());
+        let sessions = |m: &std::collections::BTreeMap<String, Vec<u8>>| {
+            m.keys().filter(|k| k.starts_with("sess:")).count()
+        };
+        let ours = seeded.session.key();
+        let succeeded = response.status == 303 && location.is_some();
+        match step {
+            Step::Callback if !(succeeded && location == Some("/user")) => {
+                assert_eq!(
+                    sessions(&after),
+                    sessions(&before),
+                    "a failed login made a session"
+                );
+                assert_eq!(
+                    after.get(&ours),
+                    before.get(&ours),
+                    "a failed login changed a session"
+                );
+            }
+            Step::Refresh if !(succeeded && location == Some("/user")) => assert!(
+                after.get(&ours).is_none() || after.get(&ours) == before.get(&ours),
+                "a failed refresh changed the session"
+            ),
+            Step::Refresh => {
+                let record: Value = serde_json::from_slice(&after[&ours]).expect("JSON");
+                assert_eq!(
+                    record["identity"]["sub"], "alice",
+                    "a refresh changed the user"
+                );
+            }
+            Step::Login if succeeded => {
+                let target = Url::parse(location.unwrap_or_default()).expect("an absolute URL");
+                assert!(
+                    ["https", "http"].contains(&target.scheme()),
+                    "redirected to {}",
+                    target.scheme()
+                );
+            }
+            Step::Login => assert!(
+                after
+                    .keys()
+                    .filter(|k| k.starts_with(transaction::KEY_PREFIX))
+                    .count()
+                    == before
+                        .keys()
+                        .filter(|k| k.starts_with(transaction::KEY_PREFIX))
+                        .count(),
+                "a failed login start stored a transaction"
+            ),
+            Step::Callback => {}
+        }
+    });
+}
+
+/// The status `idp_response` sees for `data`, for tests of its seeds.
+pub fn idp_response_status(data: &[u8]) -> u16 {
+    let Some((&selector, body)) = data.split_first() else {
+        return 0;
+    };
+    let (path, step) = IDP_ANSWERS[selector as usize % IDP_ANSWERS.len()];
+    world::with_idp_answering(Some((path, body.to_vec())), |p, seeded| {
+        app::handle(&step_request(step, seeded), p).status
+    })
+}
+
+/// The request of `step` for the seeded browser.
+fn step_request(step: Step, seeded: &world::Seeded) -> Request {
+    let form = |path: &str, body: String, cookie: String| Request {
+        method: "POST".into(),
+        path: path.into(),
+        query: None,
+        headers: vec![
+            ("origin".into(), "https://app.example".into()),
+            (
+                "content-type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+            ("cookie".into(), cookie),
+        ],
+        body: body.into_bytes(),
+    };
+    match step {
+        Step::Login => form("/login", "scope=openid+profile".into(), String::new()),
+        Step::Refresh => form(
+            "/refresh",
+            format!("csrf={}", seeded.csrf),
+            format!("__Host-oidc_session={}", seeded.session.as_str()),
+        ),
+        Step::Callback => Request {
+            method: "GET".into(),
+            path: "/callback".into(),
+            query: Some(format!(
+                "code=abc&state={}&iss=https%3A%2F%2Fidp.example%2Frealms%2Fdemo",
+                seeded.state
+            )),
+            headers: vec![(
+                "cookie".into(),
+                format!("__Host-oidc_login={}", seeded.login),
+            )],
+            body: Vec::new(),
+        },
+    }
+}
+
 /// Runs one request through the app and returns it with the response, for
 /// tests that check the seeds reach the pages they are meant to.
 pub fn app_response(data: &[u8]) -> (Request, Response) {

@@ -150,13 +150,15 @@ pub const NEW_REFRESH_TOKEN: &str = "fuzz-new-refresh-token-a8d4";
 
 /// An IdP that serves discovery and the JWKS, answers every token request with
 /// tokens for alice (the ID token carrying `nonce`, the pending login's) and
-/// her userinfo, and is otherwise unreachable.
+/// her userinfo, and is otherwise unreachable. `fuzzed` replaces the answer at
+/// one path with raw bytes.
 pub struct Idp {
     pub nonce: String,
+    pub fuzzed: Option<(&'static str, Vec<u8>)>,
 }
 
 impl Idp {
-    fn token_response(&self) -> Value {
+    pub fn token_response(&self) -> Value {
         let mut claims = good_claims();
         claims["nonce"] = json!(self.nonce);
         json!({
@@ -172,6 +174,11 @@ impl Idp {
 impl HttpClient for Idp {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let path = request.uri().path().to_owned();
+        if let Some((fuzzed_path, body)) = &self.fuzzed {
+            if path == *fuzzed_path {
+                return respond(200, body.clone());
+            }
+        }
         let (status, body) = match path.as_str() {
             "/realms/demo/.well-known/openid-configuration" => (200, discovery()),
             "/realms/demo/jwks" => (200, key().jwks()),
@@ -180,12 +187,16 @@ impl HttpClient for Idp {
             "/realms/demo/revoke" => (200, json!({})),
             _ => return Err(HttpError::Unreachable("connection refused".into())),
         };
-        http::Response::builder()
-            .status(status)
-            .header("content-type", "application/json")
-            .body(body.to_string().into_bytes())
-            .map_err(|e| HttpError::Other(e.to_string()))
+        respond(status, body.to_string().into_bytes())
     }
+}
+
+fn respond(status: u16, body: Vec<u8>) -> Result<HttpResponse, HttpError> {
+    http::Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(body)
+        .map_err(|e| HttpError::Other(e.to_string()))
 }
 
 pub const LIFETIMES: Lifetimes = Lifetimes {
@@ -201,6 +212,8 @@ pub struct Seeded {
     pub login: String,
     pub state: String,
     pub nonce: String,
+    /// The session's CSRF token, which its forms carry.
+    pub csrf: String,
 }
 
 pub fn seeded_store(rng: &CountingRandom) -> Seeded {
@@ -226,7 +239,7 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         access_token_expires_at: Some(NOW + 300),
         scope: Some("openid profile".into()),
     };
-    let (session, _) = sessions
+    let (session, record) = sessions
         .create(rng, identity, tokens)
         .expect("the memory store is up");
     let (login, txn) = transaction::new(rng, &FixedClock, "openid profile".into());
@@ -237,16 +250,26 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         login,
         state: txn.state.expose().to_owned(),
         nonce: txn.nonce.expose().to_owned(),
+        csrf: record.csrf.expose().to_owned(),
     }
 }
 
 /// Runs `f` with a platform over a freshly seeded store.
 pub fn with_platform<T>(f: impl FnOnce(&Platform, &Seeded) -> T) -> T {
+    with_idp_answering(None, f)
+}
+
+/// Like [`with_platform`], with the IdP answering `fuzzed.1` at path `fuzzed.0`.
+pub fn with_idp_answering<T>(
+    fuzzed: Option<(&'static str, Vec<u8>)>,
+    f: impl FnOnce(&Platform, &Seeded) -> T,
+) -> T {
     let rng = CountingRandom::default();
     let seeded = seeded_store(&rng);
     let vars = vars();
     let idp = Idp {
         nonce: seeded.nonce.clone(),
+        fuzzed,
     };
     let platform = Platform {
         vars: &vars,

@@ -115,3 +115,19 @@ fn app_seeds_reach_the_pages_they_name() {
         assert_eq!(sent_to, location, "{seed}");
     }
 }
+
+/// The IdP-answer seeds are answers the app accepts: each step succeeds.
+#[test]
+fn idp_answer_seeds_are_accepted() {
+    for seed in [
+        "token_at_callback",
+        "userinfo_at_callback",
+        "jwks_at_callback",
+        "token_at_refresh",
+        "discovery_at_login",
+    ] {
+        let data = std::fs::read(seeds_dir().join("idp_response").join(seed)).unwrap();
+        let status = fuzz::targets::idp_response_status(&data);
+        assert_eq!(status, 303, "{seed}");
+    }
+}
