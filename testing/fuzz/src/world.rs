@@ -174,10 +174,10 @@ impl Idp {
 impl HttpClient for Idp {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let path = request.uri().path().to_owned();
-        if let Some((fuzzed_path, body)) = &self.fuzzed {
-            if path == *fuzzed_path {
-                return respond(200, body.clone());
-            }
+        if let Some((fuzzed_path, body)) = &self.fuzzed
+            && path == *fuzzed_path
+        {
+            return respond(200, body.clone());
         }
         let (status, body) = match path.as_str() {
             "/realms/demo/.well-known/openid-configuration" => (200, discovery()),
