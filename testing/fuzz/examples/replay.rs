@@ -17,7 +17,7 @@ fn main() {
             for (name, value) in &response.headers {
                 println!("{name}: {value}");
             }
-            println!("\n{}", String::from_utf8_lossy(&response.body));
+            println!("\n{}", response.body_text());
         }
         run(&data);
         println!("{file}: no panic");

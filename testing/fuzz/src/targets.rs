@@ -11,6 +11,7 @@ use oidc_client::request::{self, Request};
 use oidc_client::response::Response;
 use oidc_client::session::{SessionId, Sessions};
 use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use url::Url;
 
 use crate::world::{self, CLIENT_ID, ISSUER, NONCE, NOW};
@@ -247,31 +248,18 @@ enum Step {
 /// while the user logs in, comes back from the IdP, or refreshes: never a 500,
 /// and a failed step leaves no new session and no altered one.
 pub fn idp_response(data: &[u8]) {
-    let Some((&selector, body)) = data.split_first() else {
-        return;
-    };
-    let (path, step) = IDP_ANSWERS[selector as usize % IDP_ANSWERS.len()];
-    world::with_idp_answering(Some((path, body.to_vec())), |p, seeded| {
-        let before = seeded.kv.snapshot();
-        let req = step_request(step, seeded);
-        let response = app::handle(&req, p);
-        check_response(data, &req, &response, seeded);
+    idp_step(data, |seeded, run| {
+        check_response(data, &run.request, &run.response, seeded);
         let after = seeded.kv.snapshot();
-        let location = response
-            .headers
-            .iter()
-            .find(|(name, _)| name == "location")
-            .map(|(_, value)| value.as_str());
-        let sessions = |m: &std::collections::BTreeMap<String, Vec<u8>>| {
-            m.keys().filter(|k| k.starts_with("sess:")).count()
-        };
+        let before = &run.before;
+        let location = run.response.header("location");
         let ours = seeded.session.key();
-        let succeeded = response.status == 303 && location.is_some();
-        match step {
+        let succeeded = run.response.status == 303 && location.is_some();
+        match run.step {
             Step::Callback if !(succeeded && location == Some("/user")) => {
                 assert_eq!(
-                    sessions(&after),
-                    sessions(&before),
+                    count_prefixed(&after, "sess:"),
+                    count_prefixed(before, "sess:"),
                     "a failed login made a session"
                 );
                 assert_eq!(
@@ -299,15 +287,9 @@ pub fn idp_response(data: &[u8]) {
                     target.scheme()
                 );
             }
-            Step::Login => assert!(
-                after
-                    .keys()
-                    .filter(|k| k.starts_with(transaction::KEY_PREFIX))
-                    .count()
-                    == before
-                        .keys()
-                        .filter(|k| k.starts_with(transaction::KEY_PREFIX))
-                        .count(),
+            Step::Login => assert_eq!(
+                count_prefixed(&after, transaction::KEY_PREFIX),
+                count_prefixed(before, transaction::KEY_PREFIX),
                 "a failed login start stored a transaction"
             ),
             Step::Callback => {}
@@ -317,13 +299,42 @@ pub fn idp_response(data: &[u8]) {
 
 /// The status `idp_response` sees for `data`, for tests of its seeds.
 pub fn idp_response_status(data: &[u8]) -> u16 {
-    let Some((&selector, body)) = data.split_first() else {
-        return 0;
-    };
+    idp_step(data, |_, run| run.response.status).unwrap_or(0)
+}
+
+/// One user step against an IdP whose answer was fuzzed.
+struct IdpStep {
+    step: Step,
+    /// The store before the step.
+    before: BTreeMap<String, Vec<u8>>,
+    request: Request,
+    response: Response,
+}
+
+/// Runs the step the first byte of `data` picks, with the IdP answering the
+/// rest of `data` at that step's endpoint; None for empty input.
+fn idp_step<T>(data: &[u8], then: impl FnOnce(&world::Seeded, IdpStep) -> T) -> Option<T> {
+    let (&selector, body) = data.split_first()?;
     let (path, step) = IDP_ANSWERS[selector as usize % IDP_ANSWERS.len()];
-    world::with_idp_answering(Some((path, body.to_vec())), |p, seeded| {
-        app::handle(&step_request(step, seeded), p).status
-    })
+    Some(world::with_idp_answering(
+        Some((path, body.to_vec())),
+        |p, seeded| {
+            let before = seeded.kv.snapshot();
+            let request = step_request(step, seeded);
+            let response = app::handle(&request, p);
+            let run = IdpStep {
+                step,
+                before,
+                request,
+                response,
+            };
+            then(seeded, run)
+        },
+    ))
+}
+
+fn count_prefixed(store: &BTreeMap<String, Vec<u8>>, prefix: &str) -> usize {
+    store.keys().filter(|k| k.starts_with(prefix)).count()
 }
 
 /// The request of `step` for the seeded browser.
@@ -384,7 +395,7 @@ fn check_response(data: &[u8], req: &Request, response: &Response, seeded: &worl
         "{} {} gave a 500",
         req.method, req.path
     );
-    let page = String::from_utf8_lossy(&response.body);
+    let page = response.body_text();
     let headers: Vec<String> = response
         .headers
         .iter()
