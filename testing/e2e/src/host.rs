@@ -162,7 +162,7 @@ impl Host {
             },
         );
         self.base_url = base_url;
-        self.process.started("the host", guard);
+        self.process.started(guard);
     }
 
     /// `http://127.0.0.1:PORT`, as the host printed it.

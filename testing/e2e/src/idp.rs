@@ -172,7 +172,7 @@ impl Idp {
             },
         );
         self.issuer = issuer;
-        self.process.started("the IdP", guard);
+        self.process.started(guard);
     }
 
     /// The issuer, e.g. `http://127.0.0.1:PORT/realms/demo`.

@@ -273,15 +273,14 @@ impl Drop for ChildGuard {
 pub struct Restartable(Option<ChildGuard>);
 
 impl Restartable {
-    /// Keeps a run that has just started; `what` names the process if one is
-    /// still running, which would be a harness bug.
-    pub fn started(&mut self, what: &str, guard: ChildGuard) {
-        assert!(self.0.is_none(), "{what} is already running");
-        self.0 = Some(guard);
-    }
-
+    /// Checked before starting a run: a second one at once is a harness bug.
     pub fn assert_stopped(&self, what: &str) {
         assert!(self.0.is_none(), "{what} is already running");
+    }
+
+    /// Keeps a run that has just started (after `assert_stopped`).
+    pub fn started(&mut self, guard: ChildGuard) {
+        self.0 = Some(guard);
     }
 
     pub fn is_running(&mut self) -> bool {

@@ -81,7 +81,7 @@ impl Redis {
                 "{e} (is redis-server installed? `apt-get install -y redis-server`)"
             ));
         }
-        self.process.started("redis-server", guard);
+        self.process.started(guard);
     }
 
     pub fn port(&self) -> u16 {
