@@ -256,6 +256,16 @@ impl Idp {
         )
     }
 
+    /// Redeems an authorization code for client1 (PKCE `verifier`).
+    pub fn redeem_code(&self, code: &str, redirect_uri: &str, verifier: &str) -> Response {
+        self.token_request(&[
+            ("grant_type", "authorization_code"),
+            ("code", code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", verifier),
+        ])
+    }
+
     fn is_idp(&self, url: &Url) -> bool {
         url.origin() == self.url_origin()
     }

@@ -125,12 +125,7 @@ fn idp_code_flow_refresh_and_logout() {
     let code = back.location_param("code").expect("an authorization code");
 
     // A wrong code verifier is refused (PKCE is enforced for this confidential client).
-    let wrong = idp.token_request(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", &redirect_uri),
-        ("code_verifier", &Pkce::new().verifier),
-    ]);
+    let wrong = idp.redeem_code(&code, &redirect_uri, &Pkce::new().verifier);
     assert_eq!(wrong.status, 400, "{}", wrong.describe());
     assert_eq!(wrong.json()["error"], "invalid_grant");
 
@@ -158,12 +153,7 @@ fn idp_code_flow_refresh_and_logout() {
     );
     let code = back.location_param("code").expect("an authorization code");
 
-    let tokens = idp.token_request(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", &redirect_uri),
-        ("code_verifier", &pkce.verifier),
-    ]);
+    let tokens = idp.redeem_code(&code, &redirect_uri, &pkce.verifier);
     tokens.assert_status(200);
     let tokens = tokens.json();
     let id_token = tokens["id_token"].as_str().expect("an id_token");
@@ -310,12 +300,7 @@ fn idp_code_flow_refresh_and_logout() {
     );
     assert!(trace.login_form, "signed out at the IdP: {trace:?}");
     let code = back.location_param("code").unwrap();
-    let tokens = idp.token_request(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", &redirect_uri),
-        ("code_verifier", &pkce.verifier),
-    ]);
+    let tokens = idp.redeem_code(&code, &redirect_uri, &pkce.verifier);
     tokens.assert_status(200);
     let tokens = tokens.json();
     assert!(
@@ -434,12 +419,7 @@ fn idp_backchannel_logout_reaches_loopback() {
         "dave",
     );
     let code = back.location_param("code").unwrap();
-    let tokens = idp.token_request(&[
-        ("grant_type", "authorization_code"),
-        ("code", &code),
-        ("redirect_uri", &redirect_uri),
-        ("code_verifier", &pkce.verifier),
-    ]);
+    let tokens = idp.redeem_code(&code, &redirect_uri, &pkce.verifier);
     tokens.assert_status(200);
     let id_token = tokens.json()["id_token"].as_str().unwrap().to_string();
     let sid = jwt_claims(&id_token)["sid"]

@@ -946,17 +946,13 @@ mod tests {
         assert_eq!(param(&back, "state").as_deref(), Some("st-1"));
         assert_eq!(param(&back, "iss").as_deref(), Some(idp.issuer()));
         let code = param(&back, "code").unwrap();
-        let tokens = token_request(
-            &idp,
-            &mut browser,
-            "basic",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &pkce.verifier),
-            ],
-        );
+        let code_grant = [
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", REDIRECT),
+            ("code_verifier", &pkce.verifier),
+        ];
+        let tokens = token_request(&idp, &mut browser, "basic", &code_grant);
         tokens.assert_status(200);
         let tokens = tokens.json();
         let id_token = tokens["id_token"].as_str().unwrap();
@@ -977,17 +973,7 @@ mod tests {
         );
 
         // The code is single-use; the refresh token works and brings a nonce-less ID token.
-        let again = token_request(
-            &idp,
-            &mut browser,
-            "basic",
-            &[
-                ("grant_type", "authorization_code"),
-                ("code", &code),
-                ("redirect_uri", REDIRECT),
-                ("code_verifier", &pkce.verifier),
-            ],
-        );
+        let again = token_request(&idp, &mut browser, "basic", &code_grant);
         again.assert_status(400);
         let refresh = tokens["refresh_token"].as_str().unwrap();
         let refreshed = token_request(
