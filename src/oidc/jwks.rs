@@ -216,13 +216,16 @@ mod tests {
         assert!(usable_keys(&json!({"nokeys": []})).is_err());
     }
 
+    /// A JWKS endpoint with one EC key, `e1`.
+    fn serving_one_ec_key() -> FakeHttp {
+        FakeHttp::new(|_| json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]})))
+    }
+
     #[test]
     fn forced_refetch_is_rate_limited() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let http = FakeHttp::new(|_| {
-            json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]}))
-        });
+        let http = serving_one_ec_key();
         let ks = KeySet {
             kv: &kv,
             http: &http,
@@ -248,9 +251,7 @@ mod tests {
     fn backchannel_floods_do_not_use_up_the_login_budget() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let http = FakeHttp::new(|_| {
-            json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]}))
-        });
+        let http = serving_one_ec_key();
         let backchannel = KeySet {
             kv: &kv,
             http: &http,
