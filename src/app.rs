@@ -69,6 +69,22 @@ impl Ctx<'_> {
         Ok(self.sessions().load(&id)?.map(|s| (id, s)))
     }
 
+    /// The caller's live session for a page view: [`Ctx::current_session`],
+    /// then the visit is recorded when due ([`Sessions::touch`]). A failure to
+    /// record it is logged, not shown: the page can still be served.
+    pub fn visit_session(
+        &self,
+        req: &Request,
+    ) -> Result<Option<(SessionId, Session)>, StoreError> {
+        let Some((id, mut session)) = self.current_session(req)? else {
+            return Ok(None);
+        };
+        if let Err(e) = self.sessions().touch(&id, &mut session) {
+            eprintln!("session: cannot record activity: {e}");
+        }
+        Ok(Some((id, session)))
+    }
+
     pub fn header(&self) -> Header<'_> {
         Header {
             title: &self.cfg.client_title,

@@ -3,8 +3,13 @@
 //! Key `sess:<id>`, where `<id>` is the opaque cookie value (256 bits from the
 //! CSPRNG), so `redis-cli keys '*'` shows one key per logged-in browser. The
 //! value is readable JSON. Spin key-value has no TTL: expiry is enforced on read
-//! and an expired record is deleted when found. Reading never writes otherwise,
-//! so `GET /user` costs exactly one store read.
+//! and an expired record is deleted when found.
+//!
+//! The idle lifetime slides with activity, but a visit records it only when
+//! `last_seen` is more than a tenth of the idle lifetime old ([`Sessions::touch`]):
+//! a write per request would cost far more than the page (Spin's default SQLite
+//! store manages a few hundred writes per second). So `GET /user` is one store
+//! read, plus one write per session per tenth of the idle timeout.
 
 use crate::seams::{Clock, Random, random_token};
 use crate::secret::Secret;
@@ -12,6 +17,11 @@ use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
 use serde::{Deserialize, Serialize};
 
 pub const KEY_PREFIX: &str = "sess:";
+
+/// A visit records activity once `last_seen` is older than the idle lifetime
+/// divided by this: a session then lives at least 90% of the idle timeout past
+/// its last visit, for one write per session per tenth of it.
+const TOUCH_DIVISOR: i64 = 10;
 
 /// The opaque session id; `Debug` hides it because it is a bearer credential.
 #[derive(Clone, PartialEq, Eq)]
@@ -78,7 +88,8 @@ pub struct Session {
     /// Per-session token required by state-changing forms (CSRF defence).
     pub csrf: Secret,
     pub created_at: i64,
-    /// Last login or refresh: the idle lifetime counts from here.
+    /// Last recorded activity (login, refresh, or a visit when due): the idle
+    /// lifetime counts from here.
     pub last_seen: i64,
     /// When the session ends at the latest (idle and absolute limits combined).
     pub expires_at: i64,
@@ -141,6 +152,27 @@ impl Sessions<'_> {
         }
     }
 
+    /// Records a visit to a live session, when due: moves `last_seen` to now and
+    /// extends the idle lifetime (never past the absolute one). Otherwise, and
+    /// when the session is already at its absolute limit, it writes nothing.
+    pub fn touch(&self, id: &SessionId, session: &mut Session) -> Result<(), StoreError> {
+        let now = self.clock.now();
+        let due = now - session.last_seen >= (self.lifetimes.idle / TOUCH_DIVISOR).max(1);
+        let expires_at = self.sliding_expiry(session, now);
+        if !due || expires_at <= session.expires_at {
+            return Ok(());
+        }
+        let before = (session.last_seen, session.expires_at);
+        (session.last_seen, session.expires_at) = (now, expires_at);
+        set_json(self.kv, &id.key(), session).inspect_err(|_| {
+            (session.last_seen, session.expires_at) = before;
+        })
+    }
+
+    fn sliding_expiry(&self, session: &Session, now: i64) -> i64 {
+        (now + self.lifetimes.idle).min(session.created_at + self.lifetimes.absolute)
+    }
+
     /// Replaces the tokens after a refresh and extends the idle lifetime,
     /// never past the absolute one.
     pub fn update_tokens(
@@ -154,8 +186,7 @@ impl Sessions<'_> {
         session.identity = identity;
         session.tokens = tokens;
         session.last_seen = now;
-        session.expires_at =
-            (now + self.lifetimes.idle).min(session.created_at + self.lifetimes.absolute);
+        session.expires_at = self.sliding_expiry(&session, now);
         set_json(self.kv, &id.key(), &session)?;
         Ok(session)
     }
@@ -304,6 +335,76 @@ pub mod tests {
         assert_eq!(sess.expires_at, 1250, "capped by the absolute lifetime");
         clock.advance(70);
         assert!(s.load(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn visits_extend_the_idle_lifetime_with_one_write_per_tenth_of_it() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = sessions(&kv, &clock);
+        let (id, mut sess) = s
+            .create(&CountingRandom::default(), identity(), tokens("a"))
+            .unwrap();
+        let writes = kv.writes.get();
+        // A visit every second for 9 s: not due yet, nothing written.
+        for _ in 0..9 {
+            clock.advance(1);
+            sess = s.load(&id).unwrap().unwrap();
+            s.touch(&id, &mut sess).unwrap();
+        }
+        assert_eq!(kv.writes.get(), writes);
+        assert_eq!(sess.expires_at, 1100);
+        // At a tenth of the idle lifetime (10 s) the visit is recorded, once.
+        clock.advance(1);
+        s.touch(&id, &mut sess).unwrap();
+        assert_eq!((sess.last_seen, sess.expires_at), (1010, 1110));
+        assert_eq!(kv.writes.get(), writes + 1);
+        assert_eq!(s.load(&id).unwrap().unwrap(), sess, "what was written");
+        s.touch(&id, &mut sess).unwrap();
+        assert_eq!(kv.writes.get(), writes + 1);
+        // So a session visited now and then outlives its first idle deadline.
+        clock.advance(95);
+        assert!(s.load(&id).unwrap().is_some());
+    }
+
+    #[test]
+    fn visits_never_extend_past_the_absolute_lifetime() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = sessions(&kv, &clock);
+        let (id, mut sess) = s
+            .create(&CountingRandom::default(), identity(), tokens("a"))
+            .unwrap();
+        while clock.now() < 1235 {
+            clock.advance(9);
+            sess = s.load(&id).unwrap().unwrap();
+            s.touch(&id, &mut sess).unwrap();
+        }
+        assert_eq!(sess.expires_at, 1250, "capped by the absolute lifetime");
+        let writes = kv.writes.get();
+        clock.0.set(1245);
+        s.touch(&id, &mut s.load(&id).unwrap().unwrap()).unwrap();
+        assert_eq!(kv.writes.get(), writes, "nothing to extend: no write");
+        clock.0.set(1250);
+        assert!(s.load(&id).unwrap().is_none());
+    }
+
+    #[test]
+    fn a_visit_that_cannot_be_recorded_changes_nothing() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = sessions(&kv, &clock);
+        let (id, _) = s
+            .create(&CountingRandom::default(), identity(), tokens("a"))
+            .unwrap();
+        clock.advance(50);
+        let mut sess = s.load(&id).unwrap().unwrap();
+        let before = sess.clone();
+        kv.down.set(true);
+        assert!(s.touch(&id, &mut sess).is_err());
+        assert_eq!(sess, before);
+        kv.down.set(false);
+        assert_eq!(s.load(&id).unwrap().unwrap(), before);
     }
 
     #[test]

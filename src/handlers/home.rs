@@ -6,7 +6,7 @@ use crate::request::Request;
 use crate::response::{AppResult, Response};
 
 pub fn show(req: &Request, ctx: &Ctx) -> AppResult {
-    let session = ctx.current_session(req)?;
+    let session = ctx.visit_session(req)?;
     let user = session.as_ref().map(|(_, s)| s.identity.username.as_str());
     let cfg = ctx.cfg;
     Ok(Response::html(

@@ -1,4 +1,5 @@
-//! `GET /user`: the hot path. One store read, no writes.
+//! `GET /user`: the hot path. One store read; a write only when the visit is
+//! due to extend the idle lifetime (see `session`), not on every request.
 //!
 //! A cookie whose session is not in this store (expired, store restarted, or
 //! another replica's local store in the v2 setup) just means "not logged in".
@@ -10,7 +11,7 @@ use crate::request::Request;
 use crate::response::{AppResult, Response};
 
 pub fn show(req: &Request, ctx: &Ctx) -> AppResult {
-    match ctx.current_session(req)? {
+    match ctx.visit_session(req)? {
         Some((_, session)) => Ok(Response::html(200, pages::user(&ctx.header(), &session))),
         None => Ok(Response::redirect("/")),
     }
