@@ -1,4 +1,4 @@
-//! HTML pages. Every dynamic value goes through `escape`.
+//! HTML pages. Every dynamic value goes through [`Html`].
 
 use crate::session::Session;
 
@@ -11,26 +11,38 @@ pub struct Header<'a> {
 
 pub const STYLE: &str = include_str!("style.css");
 
-pub fn escape(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
+/// A text, HTML-escaped when formatted. It writes the runs between special
+/// characters whole, straight into the page: the tokens that make up most of
+/// `/user` have none, so they are copied once, without a temporary string.
+pub struct Html<'a>(pub &'a str);
+
+impl std::fmt::Display for Html<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let s = self.0;
+        let mut start = 0;
+        for (i, b) in s.bytes().enumerate() {
+            let entity = match b {
+                b'&' => "&amp;",
+                b'<' => "&lt;",
+                b'>' => "&gt;",
+                b'"' => "&quot;",
+                b'\'' => "&#39;",
+                _ => continue,
+            };
+            // Special characters are ASCII, so `i` is a character boundary.
+            f.write_str(&s[start..i])?;
+            f.write_str(entity)?;
+            start = i + 1;
         }
+        f.write_str(&s[start..])
     }
-    out
 }
 
-fn layout(h: &Header, body: &str) -> String {
+fn layout(h: &Header, body: std::fmt::Arguments) -> String {
     let heading = format!(
         "{} ({} @ {})",
-        escape(h.title),
-        escape(h.pod),
+        Html(h.title),
+        Html(h.pod),
         crate::timefmt::utc(h.now)
     );
     format!(
@@ -38,7 +50,7 @@ fn layout(h: &Header, body: &str) -> String {
 <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
 <title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\n\
 <body><header><h1 id=\"heading\">{heading}</h1></header>\n<main>\n{body}\n</main></body></html>\n",
-        title = escape(h.title),
+        title = Html(h.title),
     )
 }
 
@@ -53,21 +65,21 @@ pub fn home(
     let session = match logged_in_as {
         Some(user) => format!(
             "<section><p>You are logged in as <strong>{}</strong>. <a id=\"user-link\" href=\"/user\">Show your tokens</a></p></section>\n",
-            escape(user)
+            Html(user)
         ),
         None => String::new(),
     };
     layout(
         h,
-        &format!(
+        format_args!(
             "{session}<section><h2>Client</h2><dl><dt>Client ID</dt><dd id=\"client-id\">{}</dd>\
 <dt>Issuer</dt><dd id=\"issuer\">{}</dd></dl></section>\n\
 <section><h2>Log in</h2><form method=\"post\" action=\"/login\">\
 <label for=\"scope\">Scopes</label><input type=\"text\" id=\"scope\" name=\"scope\" value=\"{}\">\
 <button type=\"submit\">Log in</button></form></section>",
-            escape(client_id),
-            escape(issuer),
-            escape(default_scope),
+            Html(client_id),
+            Html(issuer),
+            Html(default_scope),
         ),
     )
 }
@@ -87,14 +99,14 @@ pub fn user(h: &Header, s: &Session) -> String {
     let userinfo = match &s.identity.userinfo {
         Some(u) => format!(
             "<section><h2>UserInfo</h2><pre id=\"userinfo\">{}</pre></section>\n",
-            escape(&pretty(u))
+            Html(&pretty(u))
         ),
         None => String::new(),
     };
-    let csrf = escape(s.csrf.expose());
+    let csrf = Html(s.csrf.expose());
     layout(
         h,
-        &format!(
+        format_args!(
             "<section><h2>Logged in as <span id=\"username\">{user}</span></h2>\
 <dl><dt>Subject</dt><dd id=\"sub\">{sub}</dd><dt>Session ends</dt><dd>{ends}</dd></dl>\
 <form class=\"inline\" method=\"post\" action=\"/refresh\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"refresh\" type=\"submit\">Refresh</button></form>\
@@ -103,13 +115,13 @@ pub fn user(h: &Header, s: &Session) -> String {
 <section><h2>ID token claims</h2><pre id=\"claims\">{claims}</pre></section>\n{userinfo}\
 <section><h2>Access token</h2><pre id=\"access-token\">{access}</pre></section>\n\
 <section><h2>Refresh token</h2><pre id=\"refresh-token\">{refresh}</pre></section>",
-            user = escape(&s.identity.username),
-            sub = escape(&s.identity.sub),
+            user = Html(&s.identity.username),
+            sub = Html(&s.identity.sub),
             ends = crate::timefmt::utc(s.expires_at),
-            id_token = escape(s.tokens.id_token.expose()),
-            claims = escape(&pretty(&s.identity.claims)),
-            access = escape(s.tokens.access_token.expose()),
-            refresh = escape(refresh),
+            id_token = Html(s.tokens.id_token.expose()),
+            claims = Html(&pretty(&s.identity.claims)),
+            access = Html(s.tokens.access_token.expose()),
+            refresh = Html(refresh),
         ),
     )
 }
@@ -117,10 +129,10 @@ pub fn user(h: &Header, s: &Session) -> String {
 pub fn error(h: &Header, status: u16, message: &str) -> String {
     layout(
         h,
-        &format!(
+        format_args!(
             "<section><h2>{status} {}</h2><p class=\"error\" id=\"error\">{}</p><p><a href=\"/\">Back to the start page</a></p></section>",
             crate::response::reason(status),
-            escape(message)
+            Html(message)
         ),
     )
 }
@@ -138,9 +150,12 @@ mod tests {
     #[test]
     fn escapes_everything_dynamic() {
         assert_eq!(
-            escape("<a href='x'>&\"</a>"),
+            Html("<a href='x'>&\"</a>").to_string(),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
         );
+        assert_eq!(Html("é<ü>x&&").to_string(), "é&lt;ü&gt;x&amp;&amp;");
+        assert_eq!(Html("plain token_-.~").to_string(), "plain token_-.~");
+        assert_eq!(Html("").to_string(), "");
         let page = home(&H, "<c>", "<i>", "openid \"x\"", Some("<b>bob</b>"));
         assert!(!page.contains("<script>"));
         assert!(!page.contains("<c>") && !page.contains("<i>") && !page.contains("<b>bob"));
