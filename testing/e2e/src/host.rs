@@ -179,6 +179,11 @@ impl Host {
         self.port
     }
 
+    /// The host's process id (None when stopped); its process group has the same id.
+    pub fn pid(&self) -> Option<u32> {
+        self.process.guard().map(ChildGuard::pid)
+    }
+
     pub fn options(&self) -> &HostOptions {
         &self.opts
     }

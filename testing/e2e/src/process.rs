@@ -8,6 +8,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::Mutex;
 use std::sync::mpsc::{self, Receiver, RecvTimeoutError};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -22,7 +23,9 @@ pub struct ChildGuard {
     pgid: i32,
     stderr_log: PathBuf,
     stdout_log: PathBuf,
-    lines: Receiver<String>,
+    /// In a mutex only so that a guard can be shared between threads (a load
+    /// driver's workers read the IdP's address); reads take `&mut self` anyway.
+    lines: Mutex<Receiver<String>>,
     reader: Option<JoinHandle<()>>,
     exited: Option<ExitStatus>,
 }
@@ -83,7 +86,7 @@ impl ChildGuard {
             pgid,
             stderr_log,
             stdout_log,
-            lines,
+            lines: Mutex::new(lines),
             reader: Some(reader),
             exited: None,
         }
@@ -175,7 +178,7 @@ impl ChildGuard {
                 ));
             }
             let slice = (deadline - now).min(Duration::from_millis(100));
-            match self.lines.recv_timeout(slice) {
+            match self.stdout_lines().recv_timeout(slice) {
                 Ok(line) => {
                     if let Some(found) = matcher(&line) {
                         return found;
@@ -202,9 +205,13 @@ impl ChildGuard {
         }
     }
 
+    fn stdout_lines(&mut self) -> &mut Receiver<String> {
+        self.lines.get_mut().unwrap_or_else(|e| e.into_inner())
+    }
+
     /// Stdout lines printed since the last read, without waiting.
     pub fn drain_lines(&mut self) -> Vec<String> {
-        self.lines.try_iter().collect()
+        self.stdout_lines().try_iter().collect()
     }
 
     /// Sends `signal` to the whole process group.
