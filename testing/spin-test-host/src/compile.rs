@@ -9,8 +9,14 @@ use anyhow::{Context, Result};
 use wasmtime::component::Component;
 use wasmtime::{Config, Engine};
 
+/// The engine. With `SPIN_TEST_HOST_PERFMAP` set, it writes `/tmp/perf-<pid>.map`
+/// so that `perf report` names the component's functions (for profiling the
+/// benchmarks; see bench/PROFILE.md).
 pub fn engine() -> Result<Engine> {
-    let config = Config::new();
+    let mut config = Config::new();
+    if std::env::var_os("SPIN_TEST_HOST_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Ok(Engine::new(&config)?)
 }
 
