@@ -15,6 +15,8 @@ use crate::seams::{Clock, Random, random_token};
 use crate::secret::Secret;
 use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+use serde_json::{Map, Value};
 
 pub const KEY_PREFIX: &str = "sess:";
 
@@ -67,6 +69,41 @@ pub struct Tokens {
     pub scope: Option<String>,
 }
 
+/// A JSON object kept as the pretty-printed text `/user` shows, so the hot
+/// path neither builds a tree from it nor serializes it again: the record stays
+/// plain JSON, and reading it only checks this part's syntax.
+#[derive(Clone, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct PrettyJson(Box<RawValue>);
+
+impl PrettyJson {
+    pub fn new(object: &Map<String, Value>) -> Self {
+        let text = serde_json::to_string_pretty(object).unwrap_or_else(|_| "{}".into());
+        Self(RawValue::from_string(text).unwrap_or_else(|_| empty_object()))
+    }
+
+    /// The JSON text, as stored.
+    pub fn text(&self) -> &str {
+        self.0.get()
+    }
+}
+
+fn empty_object() -> Box<RawValue> {
+    RawValue::from_string("{}".into()).expect("{} is JSON")
+}
+
+impl PartialEq for PrettyJson {
+    fn eq(&self, other: &Self) -> bool {
+        self.text() == other.text()
+    }
+}
+
+impl std::fmt::Debug for PrettyJson {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.text())
+    }
+}
+
 /// Who logged in, from the validated ID token (and userinfo).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
@@ -76,9 +113,10 @@ pub struct Identity {
     #[serde(default)]
     pub sid: Option<String>,
     pub username: String,
-    pub claims: serde_json::Map<String, serde_json::Value>,
+    /// The ID token's claims.
+    pub claims: PrettyJson,
     #[serde(default)]
-    pub userinfo: Option<serde_json::Map<String, serde_json::Value>>,
+    pub userinfo: Option<PrettyJson>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -213,10 +251,7 @@ pub mod tests {
             sub: "alice".into(),
             sid: Some("sid-1".into()),
             username: "alice".into(),
-            claims: serde_json::json!({"sub": "alice"})
-                .as_object()
-                .unwrap()
-                .clone(),
+            claims: PrettyJson::new(serde_json::json!({"sub": "alice"}).as_object().unwrap()),
             userinfo: None,
         }
     }
@@ -234,7 +269,7 @@ pub mod tests {
 
     pub fn session_with_claims(claims: serde_json::Value) -> Session {
         let mut identity = identity();
-        identity.claims = claims.as_object().unwrap().clone();
+        identity.claims = PrettyJson::new(claims.as_object().unwrap());
         Session {
             identity,
             tokens: tokens("at"),
@@ -288,6 +323,49 @@ pub mod tests {
         assert_eq!(raw["tokens"]["access_token"], "at-1");
         assert_eq!(raw["identity"]["sub"], "alice");
         assert_eq!(raw["created_at"], 1000);
+    }
+
+    #[test]
+    fn claims_are_stored_as_the_pretty_text_shown_and_stay_json() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = sessions(&kv, &clock);
+        let mut who = identity();
+        who.claims = PrettyJson::new(
+            serde_json::json!({"sub": "alice", "name": "A \"q\" <b>"})
+                .as_object()
+                .unwrap(),
+        );
+        let (id, _) = s.create(&CountingRandom::default(), who, tokens("a")).unwrap();
+        let loaded = s.load(&id).unwrap().unwrap();
+        assert_eq!(
+            loaded.identity.claims.text(),
+            "{\n  \"name\": \"A \\\"q\\\" <b>\",\n  \"sub\": \"alice\"\n}"
+        );
+        let raw: serde_json::Value =
+            serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
+        assert_eq!(raw["identity"]["claims"]["sub"], "alice", "still plain JSON");
+    }
+
+    #[test]
+    fn records_with_compact_claims_still_load() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let s = sessions(&kv, &clock);
+        let (id, _) = s
+            .create(&CountingRandom::default(), identity(), tokens("a"))
+            .unwrap();
+        let mut raw: serde_json::Value =
+            serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
+        raw["identity"]["claims"] = serde_json::json!({"sub": "alice"});
+        raw["identity"]["userinfo"] = serde_json::json!({"email": "a@example.test"});
+        kv.set(&id.key(), raw.to_string().as_bytes()).unwrap();
+        let loaded = s.load(&id).unwrap().unwrap();
+        assert_eq!(loaded.identity.claims.text(), r#"{"sub":"alice"}"#);
+        assert_eq!(
+            loaded.identity.userinfo.unwrap().text(),
+            r#"{"email":"a@example.test"}"#
+        );
     }
 
     #[test]

@@ -13,7 +13,7 @@ use crate::oidc::{OidcError, token, userinfo};
 use crate::request::{Request, truncate};
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::Secret;
-use crate::session::{Identity, Tokens};
+use crate::session::{Identity, PrettyJson, Tokens};
 
 const UNKNOWN_STATE: &str = "Unknown login state: this login was not started here, has expired, or was already completed. Please log in again.";
 
@@ -125,8 +125,8 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
         iss: valid.iss,
         sub: valid.sub,
         sid: valid.sid,
-        claims: valid.claims,
-        userinfo: info,
+        claims: PrettyJson::new(&valid.claims),
+        userinfo: info.as_ref().map(PrettyJson::new),
     };
     let tokens = Tokens {
         id_token: Secret::new(raw_id_token),

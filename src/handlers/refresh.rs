@@ -10,7 +10,7 @@ use crate::oidc::token::{self, TokenError};
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::Secret;
-use crate::session::Tokens;
+use crate::session::{PrettyJson, Tokens};
 
 pub fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
     let Some((id, session)) = ctx.current_session(req)? else {
@@ -62,7 +62,7 @@ pub fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
                 ));
             }
             identity.sid = valid.sid.or(identity.sid);
-            identity.claims = valid.claims;
+            identity.claims = PrettyJson::new(&valid.claims);
             Secret::new(raw)
         }
         None => session.tokens.id_token.clone(),

@@ -15,7 +15,7 @@ use oidc_client::config::{Config, Variables};
 use oidc_client::oidc::{jwks, transaction};
 use oidc_client::seams::{Clock, HttpClient, HttpError, HttpRequest, HttpResponse, Random};
 use oidc_client::secret::Secret;
-use oidc_client::session::{Identity, Lifetimes, SessionId, Sessions, Tokens};
+use oidc_client::session::{Identity, Lifetimes, PrettyJson, SessionId, Sessions, Tokens};
 use oidc_client::store::{KeyValue, MemoryStore};
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
@@ -228,7 +228,7 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         sub: "alice".into(),
         sid: Some("idp-session-1".into()),
         username: "alice".into(),
-        claims: good_claims().as_object().cloned().unwrap_or_default(),
+        claims: PrettyJson::new(&good_claims().as_object().cloned().unwrap_or_default()),
         userinfo: None,
     };
     let tokens = Tokens {
