@@ -7,17 +7,57 @@ use std::time::Instant;
 
 use anyhow::{Context, Result};
 use wasmtime::component::Component;
-use wasmtime::{Config, Engine};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, PoolingAllocationConfig};
 
-/// The engine. With `SPIN_TEST_HOST_PERFMAP` set, it writes `/tmp/perf-<pid>.map`
-/// so that `perf report` names the component's functions (for profiling the
-/// benchmarks; see bench/PROFILE.md).
+/// The engine, configured as `spin up` configures its own. With
+/// `SPIN_TEST_HOST_PERFMAP` set, it also writes `/tmp/perf-<pid>.map` so that
+/// `perf report` names the component's functions (bench/PROFILE.md).
 pub fn engine() -> Result<Engine> {
     let mut config = Config::new();
     if std::env::var_os("SPIN_TEST_HOST_PERFMAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
+    let pooling = match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
+        Ok("0") => false,
+        Ok("1") | Err(_) => true,
+        Ok(other) => anyhow::bail!("SPIN_WASMTIME_POOLING={other:?}: only 1 or 0"),
+    };
+    if pooling {
+        config.allocation_strategy(InstanceAllocationStrategy::Pooling(spin_pool()));
+        match Engine::new(&config) {
+            Ok(engine) => return Ok(engine),
+            // Like Spin: where the address space is too small for the pool.
+            Err(e) => eprintln!("pooling allocator unavailable ({e}); allocating on demand"),
+        }
+        config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
+    }
     Ok(Engine::new(&config)?)
+}
+
+/// Spin's default pool (spin-core's `Config::default`), for the default of
+/// 1,000 instances: requests reuse pre-mapped slots instead of mapping and
+/// unmapping memory each time, which is most of a request's cost otherwise.
+fn spin_pool() -> PoolingAllocationConfig {
+    const MB: usize = 1 << 20;
+    const INSTANCES: u32 = 1_000;
+    let mut pool = PoolingAllocationConfig::default();
+    pool.total_component_instances(INSTANCES)
+        .total_memories(INSTANCES)
+        .total_tables(2 * INSTANCES)
+        .total_stacks(INSTANCES)
+        .total_core_instances(4 * INSTANCES)
+        .table_elements(100_000)
+        .max_component_instance_size(10 * MB)
+        .max_core_instance_size(10 * MB)
+        .max_core_instances_per_component(200)
+        .max_tables_per_component(64)
+        .max_memories_per_component(32)
+        .max_tables_per_module(2)
+        .max_memories_per_module(2)
+        .max_memory_size(4 << 30)
+        .linear_memory_keep_resident(2 * MB)
+        .table_keep_resident(MB / 2);
+    pool
 }
 
 /// Where the compiled form of `wasm` lives: keyed by the bytes and by the

@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::convert::Infallible;
+use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -78,11 +79,14 @@ impl Server {
             eprintln!("{method} {path}: {e:#}");
             plain(StatusCode::INTERNAL_SERVER_ERROR, "")
         });
-        eprintln!(
-            "{method} {path} {} {}ms",
+        // One write(2): stderr is unbuffered, and `eprintln!` would make one
+        // per formatted piece, on every request.
+        let line = format!(
+            "{method} {path} {} {}ms\n",
             response.status().as_u16(),
             started.elapsed().as_millis()
         );
+        let _ = std::io::stderr().write_all(line.as_bytes());
         Ok(response)
     }
 
