@@ -1,4 +1,4 @@
-//! HTML pages. Every dynamic value goes through [`Html`].
+//! HTML pages. Every dynamic value is escaped on its way in ([`Page`]).
 
 use crate::session::Session;
 
@@ -11,72 +11,110 @@ pub struct Header<'a> {
 
 pub const STYLE: &str = include_str!("style.css");
 
-/// A text, HTML-escaped when formatted. It writes the runs between special
-/// characters whole, straight into the page: the tokens that make up most of
-/// `/user` have none, so they are copied once, without a temporary string.
-pub struct Html<'a>(pub &'a str);
+/// A page under construction: literal markup goes in as is, every dynamic
+/// value escaped, by [`Page::text`] in element content and by [`Page::attr`]
+/// in attribute values. Writing with `push_str` rather than `format!`, and
+/// leaving quotes alone where they cannot end anything, matters on `/user`:
+/// most of it is tokens and JSON, and the claims are full of quotes.
+struct Page(String);
 
-impl std::fmt::Display for Html<'_> {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let s = self.0;
-        let mut start = 0;
-        while let Some(i) = next_special(s.as_bytes(), start) {
-            // Special characters are ASCII, so `i` is a character boundary.
-            f.write_str(&s[start..i])?;
-            f.write_str(match s.as_bytes()[i] {
-                b'&' => "&amp;",
-                b'<' => "&lt;",
-                b'>' => "&gt;",
-                b'"' => "&quot;",
-                _ => "&#39;",
-            })?;
-            start = i + 1;
-        }
-        f.write_str(&s[start..])
+impl Page {
+    fn raw(&mut self, markup: &str) -> &mut Self {
+        self.0.push_str(markup);
+        self
+    }
+
+    /// Element content: `&`, `<` and `>` escaped.
+    fn text(&mut self, text: &str) -> &mut Self {
+        escape_into(&mut self.0, text, Quotes::Keep);
+        self
+    }
+
+    /// A double-quoted attribute value: quotes escaped too.
+    fn attr(&mut self, value: &str) -> &mut Self {
+        escape_into(&mut self.0, value, Quotes::Escape);
+        self
     }
 }
 
-fn is_special(b: u8) -> bool {
-    matches!(b, b'&' | b'<' | b'>' | b'"' | b'\'')
+#[derive(Clone, Copy, PartialEq)]
+enum Quotes {
+    Keep,
+    Escape,
+}
+
+/// Appends `s` HTML-escaped, copying the runs between special characters whole.
+fn escape_into(out: &mut String, s: &str, quotes: Quotes) {
+    let bytes = s.as_bytes();
+    let mut start = 0;
+    while let Some(i) = next_special(bytes, start, quotes) {
+        // Special characters are ASCII, so `i` is a character boundary.
+        out.push_str(&s[start..i]);
+        out.push_str(match bytes[i] {
+            b'&' => "&amp;",
+            b'<' => "&lt;",
+            b'>' => "&gt;",
+            b'"' => "&quot;",
+            _ => "&#39;",
+        });
+        start = i + 1;
+    }
+    out.push_str(&s[start..]);
+}
+
+fn is_special(b: u8, quotes: Quotes) -> bool {
+    matches!(b, b'&' | b'<' | b'>') || (quotes == Quotes::Escape && matches!(b, b'"' | b'\''))
 }
 
 /// The index of the first special character at or after `from`. Skips eight
 /// bytes at a time while none of them is special (tokens, most of `/user`,
-/// never have one); the test per word is exact, so no byte is missed.
-fn next_special(bytes: &[u8], from: usize) -> Option<usize> {
-    const ONES: u64 = u64::from_ne_bytes([0x01; 8]);
-    const HIGHS: u64 = u64::from_ne_bytes([0x80; 8]);
-    let has_byte = |word: u64, b: u8| {
-        let v = word ^ (ONES * u64::from(b));
-        v.wrapping_sub(ONES) & !v & HIGHS != 0
-    };
+/// never have one). A word holds byte `c` exactly when `word ^ splat(c)` has
+/// a zero byte, and the zero-byte test is exact for the word as a whole, so
+/// no special character is ever skipped.
+fn next_special(bytes: &[u8], from: usize, quotes: Quotes) -> Option<usize> {
+    const fn splat(b: u8) -> u64 {
+        u64::from_ne_bytes([b; 8])
+    }
+    const ONES: u64 = splat(0x01);
+    const HIGHS: u64 = splat(0x80);
+    let zero_byte = |v: u64| v.wrapping_sub(ONES) & !v;
     let mut i = from;
-    while let Some(chunk) = bytes.get(i..i + 8) {
-        let word = u64::from_ne_bytes(chunk.try_into().ok()?);
-        if [b'&', b'<', b'>', b'"', b'\''].iter().any(|&b| has_byte(word, b)) {
+    while let Some(&[b0, b1, b2, b3, b4, b5, b6, b7]) = bytes.get(i..i + 8) {
+        let w = u64::from_ne_bytes([b0, b1, b2, b3, b4, b5, b6, b7]);
+        let mut found =
+            zero_byte(w ^ splat(b'&')) | zero_byte(w ^ splat(b'<')) | zero_byte(w ^ splat(b'>'));
+        if quotes == Quotes::Escape {
+            found |= zero_byte(w ^ splat(b'"')) | zero_byte(w ^ splat(b'\''));
+        }
+        if found & HIGHS != 0 {
             break;
         }
         i += 8;
     }
-    bytes.get(i..)?.iter().position(|&b| is_special(b)).map(|p| i + p)
+    bytes
+        .get(i..)?
+        .iter()
+        .position(|&b| is_special(b, quotes))
+        .map(|p| i + p)
 }
 
-/// The page around `body`, written once into a buffer of about the right
-/// size (`body_size`: roughly how long the body's dynamic parts are).
-fn layout(h: &Header, body_size: usize, body: std::fmt::Arguments) -> String {
-    use std::fmt::Write;
-    let mut page = String::with_capacity(body_size + 2048);
-    let _ = write!(
-        page,
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-<title>{title}</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\n\
-<body><header><h1 id=\"heading\">{title} ({pod} @ {now})</h1></header>\n<main>\n{body}\n</main></body></html>\n",
-        title = Html(h.title),
-        pod = Html(h.pod),
-        now = crate::timefmt::utc(h.now),
-    );
-    page
+/// A whole page: the header and `body`, in one buffer sized for the body's
+/// dynamic parts (`body_size`, roughly) and the markup around them.
+fn page(h: &Header, body_size: usize, body: impl FnOnce(&mut Page)) -> String {
+    let mut p = Page(String::with_capacity(body_size + 2048));
+    p.raw("<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>")
+        .text(h.title)
+        .raw("</title><link rel=\"stylesheet\" href=\"/style.css\"></head>\n<body><header><h1 id=\"heading\">")
+        .text(h.title)
+        .raw(" (")
+        .text(h.pod)
+        .raw(" @ ")
+        .raw(&crate::timefmt::utc(h.now))
+        .raw(")</h1></header>\n<main>\n");
+    body(&mut p);
+    p.raw("\n</main></body></html>\n");
+    p.0
 }
 
 /// The login page; a visitor who is logged in also gets a link to `/user`.
@@ -87,90 +125,98 @@ pub fn home(
     default_scope: &str,
     logged_in_as: Option<&str>,
 ) -> String {
-    let session = match logged_in_as {
-        Some(user) => format!(
-            "<section><p>You are logged in as <strong>{}</strong>. <a id=\"user-link\" href=\"/user\">Show your tokens</a></p></section>\n",
-            Html(user)
-        ),
-        None => String::new(),
-    };
-    layout(
-        h,
-        session.len() + client_id.len() + issuer.len() + default_scope.len(),
-        format_args!(
-            "{session}<section><h2>Client</h2><dl><dt>Client ID</dt><dd id=\"client-id\">{}</dd>\
-<dt>Issuer</dt><dd id=\"issuer\">{}</dd></dl></section>\n\
-<section><h2>Log in</h2><form method=\"post\" action=\"/login\">\
-<label for=\"scope\">Scopes</label><input type=\"text\" id=\"scope\" name=\"scope\" value=\"{}\">\
-<button type=\"submit\">Log in</button></form></section>",
-            Html(client_id),
-            Html(issuer),
-            Html(default_scope),
-        ),
-    )
+    let size = client_id.len() + issuer.len() + default_scope.len();
+    page(h, size + 512, |p| {
+        if let Some(user) = logged_in_as {
+            p.raw("<section><p>You are logged in as <strong>")
+                .text(user)
+                .raw("</strong>. <a id=\"user-link\" href=\"/user\">Show your tokens</a></p></section>\n");
+        }
+        p.raw("<section><h2>Client</h2><dl><dt>Client ID</dt><dd id=\"client-id\">")
+            .text(client_id)
+            .raw("</dd><dt>Issuer</dt><dd id=\"issuer\">")
+            .text(issuer)
+            .raw("</dd></dl></section>\n<section><h2>Log in</h2><form method=\"post\" action=\"/login\">\
+<label for=\"scope\">Scopes</label><input type=\"text\" id=\"scope\" name=\"scope\" value=\"")
+            .attr(default_scope)
+            .raw("\"><button type=\"submit\">Log in</button></form></section>");
+    })
 }
 
 /// The logged-in page: who, the raw tokens, the claims, Refresh and Logout.
 pub fn user(h: &Header, s: &Session) -> String {
-    let refresh = s
-        .tokens
+    let t = &s.tokens;
+    let refresh = t
         .refresh_token
         .as_ref()
         .map(|t| t.expose())
         .unwrap_or("(none: ask for the offline_access scope)");
-    let userinfo = match &s.identity.userinfo {
-        Some(u) => format!(
-            "<section><h2>UserInfo</h2><pre id=\"userinfo\">{}</pre></section>\n",
-            Html(u.text())
-        ),
-        None => String::new(),
-    };
-    let csrf = Html(s.csrf.expose());
-    let t = &s.tokens;
+    let userinfo = s.identity.userinfo.as_ref().map(|u| u.text());
+    let csrf = s.csrf.expose();
     let size = t.id_token.expose().len()
         + t.access_token.expose().len()
         + refresh.len()
         + s.identity.claims.text().len()
-        + userinfo.len()
-        + 2 * s.csrf.expose().len();
-    layout(
-        h,
-        size + size / 8,
-        format_args!(
-            "<section><h2>Logged in as <span id=\"username\">{user}</span></h2>\
-<dl><dt>Subject</dt><dd id=\"sub\">{sub}</dd><dt>Session ends</dt><dd>{ends}</dd></dl>\
-<form class=\"inline\" method=\"post\" action=\"/refresh\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"refresh\" type=\"submit\">Refresh</button></form>\
-<form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\"><button id=\"logout\" class=\"secondary\" type=\"submit\">Logout</button></form></section>\n\
-<section><h2>ID token</h2><pre id=\"id-token\">{id_token}</pre></section>\n\
-<section><h2>ID token claims</h2><pre id=\"claims\">{claims}</pre></section>\n{userinfo}\
-<section><h2>Access token</h2><pre id=\"access-token\">{access}</pre></section>\n\
-<section><h2>Refresh token</h2><pre id=\"refresh-token\">{refresh}</pre></section>",
-            user = Html(&s.identity.username),
-            sub = Html(&s.identity.sub),
-            ends = crate::timefmt::utc(s.expires_at),
-            id_token = Html(s.tokens.id_token.expose()),
-            claims = Html(s.identity.claims.text()),
-            access = Html(s.tokens.access_token.expose()),
-            refresh = Html(refresh),
-        ),
-    )
+        + userinfo.map_or(0, str::len)
+        + 2 * csrf.len();
+    page(h, size + size / 8 + 1024, |p| {
+        p.raw("<section><h2>Logged in as <span id=\"username\">")
+            .text(&s.identity.username)
+            .raw("</span></h2><dl><dt>Subject</dt><dd id=\"sub\">")
+            .text(&s.identity.sub)
+            .raw("</dd><dt>Session ends</dt><dd>")
+            .raw(&crate::timefmt::utc(s.expires_at))
+            .raw("</dd></dl><form class=\"inline\" method=\"post\" action=\"/refresh\"><input type=\"hidden\" name=\"csrf\" value=\"")
+            .attr(csrf)
+            .raw("\"><button id=\"refresh\" type=\"submit\">Refresh</button></form>\
+<form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"")
+            .attr(csrf)
+            .raw("\"><button id=\"logout\" class=\"secondary\" type=\"submit\">Logout</button></form></section>\n\
+<section><h2>ID token</h2><pre id=\"id-token\">")
+            .text(t.id_token.expose())
+            .raw("</pre></section>\n<section><h2>ID token claims</h2><pre id=\"claims\">")
+            .text(s.identity.claims.text())
+            .raw("</pre></section>\n");
+        if let Some(userinfo) = userinfo {
+            p.raw("<section><h2>UserInfo</h2><pre id=\"userinfo\">")
+                .text(userinfo)
+                .raw("</pre></section>\n");
+        }
+        p.raw("<section><h2>Access token</h2><pre id=\"access-token\">")
+            .text(t.access_token.expose())
+            .raw("</pre></section>\n<section><h2>Refresh token</h2><pre id=\"refresh-token\">")
+            .text(refresh)
+            .raw("</pre></section>");
+    })
 }
 
 pub fn error(h: &Header, status: u16, message: &str) -> String {
-    layout(
-        h,
-        message.len(),
-        format_args!(
-            "<section><h2>{status} {}</h2><p class=\"error\" id=\"error\">{}</p><p><a href=\"/\">Back to the start page</a></p></section>",
-            crate::response::reason(status),
-            Html(message)
-        ),
-    )
+    page(h, message.len() + 256, |p| {
+        p.raw("<section><h2>")
+            .raw(&status.to_string())
+            .raw(" ")
+            .raw(crate::response::reason(status))
+            .raw("</h2><p class=\"error\" id=\"error\">")
+            .text(message)
+            .raw("</p><p><a href=\"/\">Back to the start page</a></p></section>");
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn escape(s: &str) -> String {
+        let mut out = String::new();
+        escape_into(&mut out, s, Quotes::Escape);
+        out
+    }
+
+    fn escape_text(s: &str) -> String {
+        let mut out = String::new();
+        escape_into(&mut out, s, Quotes::Keep);
+        out
+    }
 
     const H: Header = Header {
         title: "T<script>",
@@ -181,26 +227,31 @@ mod tests {
     #[test]
     fn escapes_everything_dynamic() {
         assert_eq!(
-            Html("<a href='x'>&\"</a>").to_string(),
+            escape("<a href='x'>&\"</a>"),
             "&lt;a href=&#39;x&#39;&gt;&amp;&quot;&lt;/a&gt;"
         );
-        assert_eq!(Html("é<ü>x&&").to_string(), "é&lt;ü&gt;x&amp;&amp;");
-        assert_eq!(Html("plain token_-.~").to_string(), "plain token_-.~");
-        assert_eq!(Html("").to_string(), "");
+        assert_eq!(escape("é<ü>x&&"), "é&lt;ü&gt;x&amp;&amp;");
+        assert_eq!(escape("plain token_-.~"), "plain token_-.~");
+        assert_eq!(escape(""), "");
+        assert_eq!(
+            escape_text("{\"a\": \"<b>'&'\"}"),
+            "{\"a\": \"&lt;b&gt;'&amp;'\"}",
+            "quotes cannot end element content"
+        );
     }
 
     /// The word-at-a-time scan against a byte-by-byte reference, at every
     /// offset and length around the 8-byte boundaries.
     #[test]
     fn escaping_finds_every_special_character() {
-        let reference = |s: &str| -> String {
+        let reference = |s: &str, quotes: bool| -> String {
             s.chars()
                 .map(|c| match c {
                     '&' => "&amp;".to_string(),
                     '<' => "&lt;".to_string(),
                     '>' => "&gt;".to_string(),
-                    '"' => "&quot;".to_string(),
-                    '\'' => "&#39;".to_string(),
+                    '"' if quotes => "&quot;".to_string(),
+                    '\'' if quotes => "&#39;".to_string(),
                     c => c.to_string(),
                 })
                 .collect()
@@ -209,18 +260,30 @@ mod tests {
             for len in 0..20 {
                 for at in 0..len {
                     let s: String = (0..len)
-                        .map(|i| if i == at { special } else { ['a', 'é', '%', '\u{7f}'][i % 4] })
+                        .map(|i| {
+                            if i == at {
+                                special
+                            } else {
+                                ['a', 'é', '%', '\u{7f}'][i % 4]
+                            }
+                        })
                         .collect();
-                    assert_eq!(Html(&s).to_string(), reference(&s), "{s:?}");
+                    assert_eq!(escape(&s), reference(&s, true), "{s:?}");
+                    assert_eq!(escape_text(&s), reference(&s, false), "{s:?}");
                 }
             }
         }
         let mixed = format!("{}{}<", "x<&'\">yz".repeat(5), "token.part-_".repeat(9));
-        assert_eq!(Html(&mixed).to_string(), reference(&mixed));
+        assert_eq!(escape(&mixed), reference(&mixed, true));
+        assert_eq!(escape_text(&mixed), reference(&mixed, false));
         let page = home(&H, "<c>", "<i>", "openid \"x\"", Some("<b>bob</b>"));
         assert!(!page.contains("<script>"));
         assert!(!page.contains("<c>") && !page.contains("<i>") && !page.contains("<b>bob"));
-        assert!(page.contains("T&lt;script&gt; (pod-1&quot; @ 1970-01-01 00:00:00 UTC)"));
+        assert!(page.contains("T&lt;script&gt; (pod-1\" @ 1970-01-01 00:00:00 UTC)"));
+        assert!(
+            page.contains("value=\"openid &quot;x&quot;\""),
+            "attributes escape quotes"
+        );
     }
 
     #[test]
@@ -235,9 +298,11 @@ mod tests {
             serde_json::json!({"name": "</pre><script>alert(1)</script>"}),
         );
         s.identity.username = "<img src=x>".into();
+        s.csrf = crate::secret::Secret::new("x\" onclick=\"y");
         let page = user(&H, &s);
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
+        assert!(page.contains("value=\"x&quot; onclick=&quot;y\""), "{page}");
         assert!(page.contains("name=\"csrf\""));
     }
 
