@@ -17,6 +17,7 @@ pub fn engine() -> Result<Engine> {
     if std::env::var_os("SPIN_TEST_HOST_PERFMAP").is_some() {
         config.profiler(wasmtime::ProfilingStrategy::PerfMap);
     }
+    config.consume_fuel(metering_fuel());
     let pooling = match std::env::var("SPIN_WASMTIME_POOLING").as_deref() {
         Ok("0") => false,
         Ok("1") | Err(_) => true,
@@ -32,6 +33,14 @@ pub fn engine() -> Result<Engine> {
         config.allocation_strategy(InstanceAllocationStrategy::OnDemand);
     }
     Ok(Engine::new(&config)?)
+}
+
+/// With `SPIN_TEST_HOST_FUEL` set, every request logs `fuel <path> <n>`: the
+/// wasm instructions the component executed for it (Wasmtime's fuel), a cost
+/// that, unlike time, does not vary from run to run (bench/PROFILE.md).
+pub fn metering_fuel() -> bool {
+    static ON: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+    *ON.get_or_init(|| std::env::var_os("SPIN_TEST_HOST_FUEL").is_some())
 }
 
 /// Spin's default pool (spin-core's `Config::default`), for the default of

@@ -140,6 +140,10 @@ impl Server {
             component.pre.engine(),
             HostState::new(component.config.clone()),
         );
+        let metered = crate::compile::metering_fuel().then(|| req.uri().path().to_owned());
+        if metered.is_some() {
+            store.set_fuel(u64::MAX)?;
+        }
         let (sender, receiver) = tokio::sync::oneshot::channel();
         let req = store
             .data_mut()
@@ -150,10 +154,16 @@ impl Server {
 
         let task = tokio::spawn(async move {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
+            let handled = proxy
                 .wasi_http_incoming_handler()
                 .call_handle(&mut store, req, out)
-                .await
+                .await;
+            if let Some(path) = metered
+                && let Ok(left) = store.get_fuel()
+            {
+                eprintln!("fuel {path} {}", u64::MAX - left);
+            }
+            handled
         });
 
         match receiver.await {
