@@ -72,10 +72,7 @@ impl Ctx<'_> {
     /// The caller's live session for a page view: [`Ctx::current_session`],
     /// then the visit is recorded when due ([`Sessions::touch`]). A failure to
     /// record it is logged, not shown: the page can still be served.
-    pub fn visit_session(
-        &self,
-        req: &Request,
-    ) -> Result<Option<(SessionId, Session)>, StoreError> {
+    pub fn visit_session(&self, req: &Request) -> Result<Option<(SessionId, Session)>, StoreError> {
         let Some((id, mut session)) = self.current_session(req)? else {
             return Ok(None);
         };

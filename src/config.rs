@@ -93,7 +93,7 @@ impl Config {
             client_title,
             pod_name,
             default_scope,
-            session_idle_secs: seconds(vars, "session_idle_timeout", 3600)?,
+            session_idle_secs: seconds(vars, "session_idle_timeout", 1800)?,
             session_absolute_secs: seconds(vars, "session_absolute_timeout", 28800)?,
             discovery_ttl_secs: seconds(vars, "discovery_cache_ttl", 300)?,
             idp_timeout_secs: seconds(vars, "idp_timeout", 10)? as u64,

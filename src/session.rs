@@ -336,7 +336,9 @@ pub mod tests {
                 .as_object()
                 .unwrap(),
         );
-        let (id, _) = s.create(&CountingRandom::default(), who, tokens("a")).unwrap();
+        let (id, _) = s
+            .create(&CountingRandom::default(), who, tokens("a"))
+            .unwrap();
         let loaded = s.load(&id).unwrap().unwrap();
         assert_eq!(
             loaded.identity.claims.text(),
@@ -344,7 +346,10 @@ pub mod tests {
         );
         let raw: serde_json::Value =
             serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
-        assert_eq!(raw["identity"]["claims"]["sub"], "alice", "still plain JSON");
+        assert_eq!(
+            raw["identity"]["claims"]["sub"], "alice",
+            "still plain JSON"
+        );
     }
 
     #[test]
