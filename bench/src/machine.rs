@@ -2,27 +2,12 @@
 
 use std::process::Command;
 
-/// `YYYY-MM-DD` (UTC) for a Unix time, via days-to-civil (proleptic Gregorian).
-pub fn utc_date(unix_secs: u64) -> String {
-    let days = (unix_secs / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}")
-}
-
+/// Today's date, `YYYY-MM-DD` (UTC).
 pub fn today() -> String {
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    utc_date(now)
+        .map_or(0, |d| d.as_secs() as i64);
+    oidc_client::timefmt::utc(now)[..10].to_string()
 }
 
 fn read(path: &str) -> String {
@@ -115,17 +100,4 @@ pub fn about() -> Vec<(String, String)> {
             command_line("wrk", &["--version"]).unwrap_or_default(),
         ),
     ]
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn civil_dates() {
-        assert_eq!(utc_date(0), "1970-01-01");
-        assert_eq!(utc_date(951_782_400), "2000-02-29");
-        assert_eq!(utc_date(1_795_478_400), "2026-11-24");
-        assert_eq!(utc_date(1_795_478_399), "2026-11-23");
-    }
 }
