@@ -285,6 +285,12 @@ pub mod tests {
         absolute: 250,
     };
 
+    /// A new session for alice in `s`.
+    fn created(s: &Sessions) -> (SessionId, Session) {
+        s.create(&CountingRandom::default(), identity(), tokens("a"))
+            .unwrap()
+    }
+
     /// Sessions over `kv` at `clock`, idle lifetime 100 s, absolute 250 s.
     fn sessions<'a>(kv: &'a MemoryStore, clock: &'a FixedClock) -> Sessions<'a> {
         Sessions {
@@ -357,9 +363,7 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let s = sessions(&kv, &clock);
-        let (id, _) = s
-            .create(&CountingRandom::default(), identity(), tokens("a"))
-            .unwrap();
+        let (id, _) = created(&s);
         let mut raw: serde_json::Value =
             serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
         raw["identity"]["claims"] = serde_json::json!({"sub": "alice"});
@@ -392,9 +396,7 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let s = sessions(&kv, &clock);
-        let (id, _) = s
-            .create(&CountingRandom::default(), identity(), tokens("a"))
-            .unwrap();
+        let (id, _) = created(&s);
         clock.advance(99);
         assert!(s.load(&id).unwrap().is_some());
         clock.advance(1);
@@ -407,9 +409,7 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let s = sessions(&kv, &clock);
-        let (id, sess) = s
-            .create(&CountingRandom::default(), identity(), tokens("a"))
-            .unwrap();
+        let (id, sess) = created(&s);
         clock.advance(90);
         let sess = s.update_tokens(&id, sess, identity(), tokens("b")).unwrap();
         assert_eq!(sess.expires_at, 1190);
@@ -425,9 +425,7 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let s = sessions(&kv, &clock);
-        let (id, mut sess) = s
-            .create(&CountingRandom::default(), identity(), tokens("a"))
-            .unwrap();
+        let (id, mut sess) = created(&s);
         let writes = kv.writes.get();
         // A visit every second for 9 s: not due yet, nothing written.
         for _ in 0..9 {
@@ -455,9 +453,7 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let s = sessions(&kv, &clock);
-        let (id, mut sess) = s
-            .create(&CountingRandom::default(), identity(), tokens("a"))
-            .unwrap();
+        let (id, mut sess) = created(&s);
         while clock.now() < 1235 {
             clock.advance(9);
             sess = s.load(&id).unwrap().unwrap();
@@ -477,9 +473,7 @@ pub mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let s = sessions(&kv, &clock);
-        let (id, _) = s
-            .create(&CountingRandom::default(), identity(), tokens("a"))
-            .unwrap();
+        let (id, _) = created(&s);
         clock.advance(50);
         let mut sess = s.load(&id).unwrap().unwrap();
         let before = sess.clone();

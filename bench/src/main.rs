@@ -295,26 +295,17 @@ fn measure_stack(
         for round in 0..settings.rounds {
             for (i, scenario) in Scenario::WRK.into_iter().enumerate() {
                 let url = server.url(scenario.path());
-                let headers: &[String] = if scenario == Scenario::User {
-                    &headers
-                } else {
-                    &[]
-                };
-                let load = |duration| wrk::Load {
-                    url: &url,
-                    connections,
-                    duration,
-                    headers,
-                };
+                let load = wrk::Load::of(scenario, &url, connections, &headers);
                 if round == 0 {
-                    wrk::run(&load(settings.warmup)).unwrap_or_else(|e| panic!("warm-up: {e}"));
+                    wrk::run(&load.lasting(settings.warmup))
+                        .unwrap_or_else(|e| panic!("warm-up: {e}"));
                 }
                 let counting = stack.store == Store::Redis;
                 if counting {
                     store_ops::reset(redis);
                 }
                 let sampler = PeakRss::start(server.pgid());
-                let measured = wrk::run(&load(settings.duration))
+                let measured = wrk::run(&load.lasting(settings.duration))
                     .unwrap_or_else(|e| panic!("{}: {e}", scenario.label()));
                 peaks[i] = peaks[i].max(sampler.finish());
                 if counting {
@@ -423,24 +414,14 @@ fn run_profiles(settings: &Settings) {
         let cookie = [format!("Cookie: oidc_session={}", sign_in(&server, &idp))];
         for scenario in [Scenario::Readyz, Scenario::User] {
             let url = server.url(scenario.path());
-            let headers: &[String] = if scenario == Scenario::User {
-                &cookie
-            } else {
-                &[]
-            };
-            let load = |duration| wrk::Load {
-                url: &url,
-                connections,
-                duration,
-                headers,
-            };
-            wrk::run(&load(settings.warmup)).unwrap_or_else(|e| panic!("warm-up: {e}"));
+            let load = wrk::Load::of(scenario, &url, connections, &cookie);
+            wrk::run(&load.lasting(settings.warmup)).unwrap_or_else(|e| panic!("warm-up: {e}"));
             let name = format!(
                 "{:?}-{}",
                 stack.store,
                 scenario.path().trim_start_matches('/')
             );
-            let profile = profile::record(&load(settings.duration), &out, &name)
+            let profile = profile::record(&load.lasting(settings.duration), &out, &name)
                 .unwrap_or_else(|e| panic!("profiling {}: {e}", scenario.label()));
             eprintln!("   {}: {}", scenario.label(), profile.report.display());
             profiles.push((

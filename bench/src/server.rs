@@ -134,18 +134,7 @@ fn spawn_spin(spin: &Path, opts: &HostOptions, port: u16) -> (ChildGuard, TempDi
         .arg("--listen")
         .arg(format!("127.0.0.1:{port}"))
         .current_dir(e2e::repo_root());
-    if let Some(config) = &opts.runtime_config {
-        let path = dir.path().join("runtime-config.toml");
-        std::fs::write(&path, config).expect("write the runtime config");
-        command.arg("--runtime-config-file").arg(path);
-    }
-    for (name, value) in &opts.variables {
-        command.env(
-            format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-            value,
-        );
-    }
-    command.envs(opts.env.iter().map(|(k, v)| (k, v)));
+    opts.configure(&mut command, dir.path());
     (ChildGuard::spawn(&opts.name, command), dir)
 }
 

@@ -6,6 +6,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use crate::measure::Measurement;
+use crate::report::Scenario;
 
 /// One wrk run: `connections` keep-alive connections on one wrk thread.
 #[derive(Debug, Clone)]
@@ -15,6 +16,34 @@ pub struct Load<'a> {
     pub duration: Duration,
     /// Extra request headers, e.g. the session cookie.
     pub headers: &'a [String],
+}
+
+impl<'a> Load<'a> {
+    /// The load of one scenario: `/user`'s requests carry the session cookie.
+    pub fn of(
+        scenario: Scenario,
+        url: &'a str,
+        connections: u32,
+        cookie: &'a [String],
+    ) -> Load<'a> {
+        Load {
+            url,
+            connections,
+            duration: Duration::ZERO,
+            headers: if scenario == Scenario::User {
+                cookie
+            } else {
+                &[]
+            },
+        }
+    }
+
+    pub fn lasting(&self, duration: Duration) -> Load<'a> {
+        Load {
+            duration,
+            ..self.clone()
+        }
+    }
 }
 
 fn script() -> PathBuf {

@@ -63,6 +63,32 @@ impl HostOptions {
         self
     }
 
+    /// Gives `command` (the test host, or `spin up`: they take the same flag and
+    /// environment) the runtime config, written into `config_dir`, the variables as
+    /// `SPIN_VARIABLE_<NAME>` (and no others from this process), and the extra
+    /// environment.
+    pub fn configure(&self, command: &mut Command, config_dir: &std::path::Path) {
+        if let Some(config) = &self.runtime_config {
+            let path = config_dir.join("runtime-config.toml");
+            std::fs::write(&path, config).expect("write the runtime config");
+            command.arg("--runtime-config-file").arg(path);
+        }
+        for (key, _) in std::env::vars_os() {
+            if key.to_string_lossy().starts_with("SPIN_VARIABLE_") {
+                command.env_remove(key);
+            }
+        }
+        for (name, value) in &self.variables {
+            command.env(
+                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
+                value,
+            );
+        }
+        for (k, v) in &self.env {
+            command.env(k, v);
+        }
+    }
+
     /// Removes variable `name` (to test a missing required variable).
     pub fn without_variable(mut self, name: &str) -> HostOptions {
         self.variables.retain(|(n, _)| n != name);
@@ -133,25 +159,7 @@ impl Host {
             .arg("--listen")
             .arg(format!("127.0.0.1:{}", self.port))
             .current_dir(crate::paths::repo_root());
-        if let Some(config) = &self.opts.runtime_config {
-            let path = self.config_dir.path().join("runtime-config.toml");
-            std::fs::write(&path, config).expect("write the runtime config");
-            command.arg("--runtime-config-file").arg(path);
-        }
-        for (key, _) in std::env::vars_os() {
-            if key.to_string_lossy().starts_with("SPIN_VARIABLE_") {
-                command.env_remove(key);
-            }
-        }
-        for (name, value) in &self.opts.variables {
-            command.env(
-                format!("SPIN_VARIABLE_{}", name.to_ascii_uppercase()),
-                value,
-            );
-        }
-        for (k, v) in &self.opts.env {
-            command.env(k, v);
-        }
+        self.opts.configure(&mut command, self.config_dir.path());
         let mut guard = ChildGuard::spawn(&self.opts.name, command);
         let base_url = guard.wait_for_line(
             self.opts.startup_timeout,
