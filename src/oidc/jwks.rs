@@ -109,19 +109,10 @@ impl KeySet<'_> {
         {
             return usable_keys(&serde_json::json!({ "keys": c.keys }));
         }
-        let keys = fetch(self.http, jwks_uri)?;
         let (forced_at, forced_at_backchannel) = cached
             .map(|c| (c.forced_at, c.forced_at_backchannel))
             .unwrap_or_default();
-        let record = Cached {
-            fetched_at: now,
-            forced_at,
-            forced_at_backchannel,
-            jwks_uri: jwks_uri.into(),
-            keys: keys.clone(),
-        };
-        set_json(self.kv, CACHE_KEY, &record)?;
-        usable_keys(&serde_json::json!({ "keys": keys }))
+        self.fetch_and_cache(jwks_uri, now, forced_at, forced_at_backchannel)
     }
 
     /// Fetches the keys again because a token named an unknown key.
@@ -140,12 +131,25 @@ impl KeySet<'_> {
             }
             (forced_at, forced_at_backchannel) = (c.forced_at, c.forced_at_backchannel);
         }
-        let keys = fetch(self.http, jwks_uri)?;
         if self.backchannel {
             forced_at_backchannel = Some(now);
         } else {
             forced_at = Some(now);
         }
+        self.fetch_and_cache(jwks_uri, now, forced_at, forced_at_backchannel)
+            .map(Some)
+    }
+
+    /// Fetches the JWKS, caches it with the given refetch times, and returns
+    /// its usable keys.
+    fn fetch_and_cache(
+        &self,
+        jwks_uri: &str,
+        now: i64,
+        forced_at: Option<i64>,
+        forced_at_backchannel: Option<i64>,
+    ) -> Result<Vec<Jwk>, OidcError> {
+        let keys = fetch(self.http, jwks_uri)?;
         let record = Cached {
             fetched_at: now,
             forced_at,
@@ -154,7 +158,7 @@ impl KeySet<'_> {
             keys: keys.clone(),
         };
         set_json(self.kv, CACHE_KEY, &record)?;
-        Ok(Some(usable_keys(&serde_json::json!({ "keys": keys }))?))
+        usable_keys(&serde_json::json!({ "keys": keys }))
     }
 }
 
