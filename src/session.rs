@@ -167,7 +167,7 @@ impl Sessions<'_> {
             csrf: Secret::new(random_token(rng, 32)),
             created_at: now,
             last_seen: now,
-            expires_at: now + self.lifetimes.idle.min(self.lifetimes.absolute),
+            expires_at: self.expiry(now, now),
         };
         set_json(self.kv, &id.key(), &session)?;
         Ok((id, session))
@@ -196,7 +196,7 @@ impl Sessions<'_> {
     pub fn touch(&self, id: &SessionId, session: &mut Session) -> Result<(), StoreError> {
         let now = self.clock.now();
         let due = now - session.last_seen >= (self.lifetimes.idle / TOUCH_DIVISOR).max(1);
-        let expires_at = self.sliding_expiry(session, now);
+        let expires_at = self.expiry(session.created_at, now);
         if !due || expires_at <= session.expires_at {
             return Ok(());
         }
@@ -207,8 +207,10 @@ impl Sessions<'_> {
         })
     }
 
-    fn sliding_expiry(&self, session: &Session, now: i64) -> i64 {
-        (now + self.lifetimes.idle).min(session.created_at + self.lifetimes.absolute)
+    /// The end of a session created at `created_at` and last active `now`: the
+    /// idle or the absolute limit, whichever comes first.
+    fn expiry(&self, created_at: i64, now: i64) -> i64 {
+        (now + self.lifetimes.idle).min(created_at + self.lifetimes.absolute)
     }
 
     /// Replaces the tokens after a refresh and extends the idle lifetime,
@@ -224,7 +226,7 @@ impl Sessions<'_> {
         session.identity = identity;
         session.tokens = tokens;
         session.last_seen = now;
-        session.expires_at = self.sliding_expiry(&session, now);
+        session.expires_at = self.expiry(session.created_at, now);
         set_json(self.kv, &id.key(), &session)?;
         Ok(session)
     }
