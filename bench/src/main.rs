@@ -104,29 +104,19 @@ fn main() {
             std::process::exit(2);
         }
     };
-    // The harness files each process's logs under target/e2e-logs/<thread name>.
     if settings.fuel {
-        let done = std::thread::Builder::new()
-            .name("bench-fuel".into())
-            .spawn(move || println!("{}", only_fuel()))
-            .expect("spawn the fuel thread")
-            .join();
-        std::process::exit(if done.is_ok() { 0 } else { 1 });
+        let table = on_named_thread("bench-fuel", only_fuel);
+        std::process::exit(table.map_or(1, |t| {
+            println!("{t}");
+            0
+        }));
     }
     if settings.profile {
-        let done = std::thread::Builder::new()
-            .name("bench-profile".into())
-            .spawn(move || run_profiles(&settings))
-            .expect("spawn the profile thread")
-            .join();
-        std::process::exit(if done.is_ok() { 0 } else { 1 });
+        let done = on_named_thread("bench-profile", move || run_profiles(&settings));
+        std::process::exit(if done.is_some() { 0 } else { 1 });
     }
-    let report = std::thread::Builder::new()
-        .name("bench".into())
-        .spawn(move || run(&settings).map(|r| (r, settings)))
-        .expect("spawn the bench thread")
-        .join();
-    let Ok(Some((report, settings))) = report else {
+    let report = on_named_thread("bench", move || run(&settings).map(|r| (r, settings)));
+    let Some(Some((report, settings))) = report else {
         eprintln!("bench: failed (logs in target/e2e-logs/bench)");
         std::process::exit(1);
     };
@@ -142,6 +132,20 @@ fn main() {
     if report.targets().iter().any(|(_, met)| !met) {
         eprintln!("bench: some targets were missed (see above)");
     }
+}
+
+/// Runs `work` on a thread named `name` (the harness files each process's logs
+/// under `target/e2e-logs/<thread name>/`); None when it panicked.
+fn on_named_thread<T: Send + 'static>(
+    name: &str,
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Option<T> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(work)
+        .expect("spawn a bench thread")
+        .join()
+        .ok()
 }
 
 /// `<out>/<date>-<machine>.md`, or `...-2.md` and so on, never overwriting.
@@ -196,17 +200,8 @@ fn run(settings: &Settings) -> Option<Report> {
         })
         .collect();
     let (cold_port, fuel_port) = (e2e::free_port(), e2e::free_port());
-    let bases: Vec<String> = stacks
-        .iter()
-        .map(|s| s.port)
-        .chain([cold_port, fuel_port])
-        .map(|p| format!("http://127.0.0.1:{p}"))
-        .collect();
-    let idp = Idp::start(IdpOptions {
-        redirect_uris: bases.iter().map(|b| format!("{b}/callback")).collect(),
-        post_logout_redirect_uris: bases.iter().map(|b| format!("{b}/")).collect(),
-        ..IdpOptions::default()
-    });
+    let ports: Vec<u16> = stacks.iter().map(|s| s.port).collect();
+    let idp = idp_for(ports.iter().copied().chain([cold_port, fuel_port]));
     let redis = Redis::start();
 
     // The test host's start on an empty compile cache (Cranelift included).
@@ -225,14 +220,7 @@ fn run(settings: &Settings) -> Option<Report> {
     });
     drop(cold);
 
-    let metered = Server::start(&Runtime::TestHost, &idp, fuel_port, "host-fuel", |o| {
-        HostOptions {
-            manifest: Some(copy.clone()),
-            ..o.env("SPIN_TEST_HOST_FUEL", "1")
-        }
-    });
-    report.fuel = fuel::measure(&metered, &sign_in(&metered, &idp));
-    drop(metered);
+    report.fuel = count_fuel(&idp, fuel_port, Some(copy.clone()));
 
     for stack in &stacks {
         eprintln!("== {} / {}", stack.runtime.name(), stack.store.label());
@@ -372,15 +360,33 @@ fn measure_stack(
 /// `--fuel`: just the component's instructions per request, as a table.
 fn only_fuel() -> String {
     let port = e2e::free_port();
-    let idp = Idp::start(IdpOptions::for_client(&format!("http://127.0.0.1:{port}")));
-    let metered = Server::start(&Runtime::TestHost, &idp, port, "host-fuel", |o| {
-        o.env("SPIN_TEST_HOST_FUEL", "1")
-    });
     let report = Report {
-        fuel: fuel::measure(&metered, &sign_in(&metered, &idp)),
+        fuel: count_fuel(&idp_for([port]), port, None),
         ..Report::default()
     };
     report.fuel_table()
+}
+
+/// The test IdP, with client1 registered for the app on each of `ports`.
+fn idp_for(ports: impl IntoIterator<Item = u16>) -> Idp {
+    let bases: Vec<String> = ports
+        .into_iter()
+        .map(|p| format!("http://127.0.0.1:{p}"))
+        .collect();
+    let bases: Vec<&str> = bases.iter().map(String::as_str).collect();
+    Idp::start(IdpOptions::for_clients(&bases))
+}
+
+/// The component's instructions per request ([`fuel`]), from a test host with
+/// the fuel on at `port`, running `manifest` (None: the repository's).
+fn count_fuel(idp: &Idp, port: u16, manifest: Option<PathBuf>) -> Vec<(Scenario, u64)> {
+    let metered = Server::start(&Runtime::TestHost, idp, port, "host-fuel", |o| {
+        HostOptions {
+            manifest,
+            ..o.env("SPIN_TEST_HOST_FUEL", "1")
+        }
+    });
+    fuel::measure(&metered, &sign_in(&metered, idp))
 }
 
 /// perf profiles of the one-read floor and of `/user`, per store, at the
@@ -393,14 +399,7 @@ fn run_profiles(settings: &Settings) {
         store,
         port: e2e::free_port(),
     });
-    let bases: Vec<String> = stacks
-        .iter()
-        .map(|s| format!("http://127.0.0.1:{}", s.port))
-        .collect();
-    let idp = Idp::start(IdpOptions {
-        redirect_uris: bases.iter().map(|b| format!("{b}/callback")).collect(),
-        ..IdpOptions::default()
-    });
+    let idp = idp_for(stacks.iter().map(|s| s.port));
     let redis = Redis::start();
     let named = e2e::repo_root().join("target/wasm32-wasip2/profiling/oidc_client.wasm");
     let (_dir, copy) = server::cold_copy(&named);

@@ -56,10 +56,16 @@ impl IdpOptions {
     /// Options for a relying party at `base_url` (no trailing slash): redirect URI
     /// `<base>/callback`, post-logout redirect URI `<base>/`.
     pub fn for_client(base_url: &str) -> IdpOptions {
-        let base = base_url.trim_end_matches('/');
+        IdpOptions::for_clients(&[base_url])
+    }
+
+    /// Like [`IdpOptions::for_client`], for the same client at several base URLs
+    /// (several deployments of the app sharing one IdP).
+    pub fn for_clients(base_urls: &[&str]) -> IdpOptions {
+        let bases = base_urls.iter().map(|b| b.trim_end_matches('/'));
         IdpOptions {
-            redirect_uris: vec![format!("{base}/callback")],
-            post_logout_redirect_uris: vec![format!("{base}/")],
+            redirect_uris: bases.clone().map(|b| format!("{b}/callback")).collect(),
+            post_logout_redirect_uris: bases.map(|b| format!("{b}/")).collect(),
             ..IdpOptions::default()
         }
     }
