@@ -6,6 +6,7 @@
 // stdout carries exactly one line, `oidc-provider listening on <issuer>`, once the
 // server accepts connections. Everything else goes to stderr.
 
+import { existsSync, writeFileSync } from 'node:fs';
 import { generateKeyPairSync } from 'node:crypto';
 import { createServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
@@ -54,12 +55,20 @@ const tokenAuthMethod = process.env.IDP_TOKEN_AUTH_METHOD || 'client_secret_basi
 const backchannelLogoutUri = process.env.IDP_BACKCHANNEL_LOGOUT_URI || undefined;
 const idTokenAlg = process.env.IDP_ID_TOKEN_SIGNING_ALG || 'RS256';
 
+// Start-up steps go to stderr with their times, so a slow or stuck start-up says
+// where it is.
+function step(what) {
+  console.error(`idp: ${what} (${Math.round(process.uptime() * 1000)} ms after start)`);
+}
+
 // Fresh signing keys for every run: an RS256 key (the default for ID tokens) and an
 // ES256 key, both published in the JWKS.
 function signingKey(type, options, alg) {
   const { privateKey } = generateKeyPairSync(type, options);
+  step(`generated the ${alg} signing key`);
   return { ...privateKey.export({ format: 'jwk' }), use: 'sig', alg };
 }
+step('modules loaded');
 const jwks = {
   keys: [
     signingKey('rsa', { modulusLength: 2048 }, 'RS256'),
@@ -159,6 +168,7 @@ const configuration = {
 };
 
 const provider = new Provider(issuer, configuration);
+step('provider configured');
 provider.on('server_error', (ctx, err) => console.error('idp: server_error', err));
 provider.on('grant.error', (ctx, err) => console.error('idp: grant.error', err.message, err.error_description ?? ''));
 provider.on('authorization.error', (ctx, err) => console.error('idp: authorization.error', err.message, err.error_description ?? ''));
@@ -190,9 +200,18 @@ const server = createServer((req, res) => {
 });
 
 server.on('error', (err) => fail(`cannot listen on 127.0.0.1:${port}: ${err.message}`));
-server.listen(port, '127.0.0.1', () => {
-  process.stdout.write(`oidc-provider listening on ${issuer}\n`);
-});
+// For the harness's test of its start-up retry: while the marker file does not exist,
+// create it and never get ready.
+const stallMarker = process.env.IDP_STALL_FIRST_START;
+if (stallMarker && !existsSync(stallMarker)) {
+  writeFileSync(stallMarker, '');
+  step('stalling on purpose (IDP_STALL_FIRST_START)');
+  setInterval(() => {}, 1 << 30);
+} else {
+  server.listen(port, '127.0.0.1', () => {
+    process.stdout.write(`oidc-provider listening on ${issuer}\n`);
+  });
+}
 
 function shutdown(signal) {
   console.error(`idp: ${signal}, exiting`);

@@ -7,7 +7,7 @@ use std::time::Duration;
 use url::{Origin, Url};
 
 use crate::browser::{Browser, Response};
-use crate::process::{ChildGuard, Restartable};
+use crate::process::{ChildGuard, Restartable, WaitFailure};
 
 /// The client registered at the test IdP.
 pub const CLIENT_ID: &str = "client1";
@@ -46,8 +46,9 @@ impl Default for IdpOptions {
             issuer_path: None,
             port: None,
             env: Vec::new(),
-            // Generous: on 2 busy cores a Node start-up has been seen to take over 30 s.
-            startup_timeout: Duration::from_secs(90),
+            // Per attempt (there are two). Generous: on 2 busy cores a Node start-up
+            // has been seen to take over 30 s.
+            startup_timeout: Duration::from_secs(60),
         }
     }
 }
@@ -111,6 +112,22 @@ pub struct LoginTrace {
     pub urls: Vec<String>,
 }
 
+/// A copy of `command`'s program, arguments, directory and environment changes.
+fn clone_command(command: &Command) -> Command {
+    let mut copy = Command::new(command.get_program());
+    copy.args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        copy.current_dir(dir);
+    }
+    for (key, value) in command.get_envs() {
+        match value {
+            Some(value) => copy.env(key, value),
+            None => copy.env_remove(key),
+        };
+    }
+    copy
+}
+
 /// A running test IdP.
 pub struct Idp {
     opts: IdpOptions,
@@ -168,16 +185,36 @@ impl Idp {
         for (k, v) in &o.env {
             command.env(k, v);
         }
-        let mut guard = ChildGuard::spawn("idp", command);
-        let issuer = guard.wait_for_line(
-            o.startup_timeout,
-            "`oidc-provider listening on <issuer>`",
-            |line| {
-                line.strip_prefix("oidc-provider listening on ")
-                    .map(|s| s.trim().to_string())
-            },
-        );
-        self.issuer = issuer;
+        let ready = |guard: &mut ChildGuard| {
+            guard.try_wait_for_line(
+                o.startup_timeout,
+                "`oidc-provider listening on <issuer>`",
+                |line| {
+                    line.strip_prefix("oidc-provider listening on ")
+                        .map(|s| s.trim().to_string())
+                },
+            )
+        };
+        let mut guard = ChildGuard::spawn("idp", clone_command(&command));
+        // A Node start-up has once stalled for good before its provider was built
+        // (CI, stop 8): a second process gets one more chance, after the first one's
+        // state is on record. A start-up that exits with an error is not retried.
+        let mut result = ready(&mut guard);
+        if let Err(WaitFailure::TimedOut(message)) = &result {
+            eprintln!(
+                "e2e: {}--- end of logs ---\ne2e: starting the IdP once more",
+                guard.failure_report(message)
+            );
+            guard.stop();
+            guard = ChildGuard::spawn("idp", command);
+            result = ready(&mut guard);
+        }
+        match result {
+            Ok(issuer) => self.issuer = issuer,
+            Err(WaitFailure::TimedOut(message) | WaitFailure::Ended(message)) => {
+                guard.fail(&message)
+            }
+        }
         self.process.started(guard);
     }
 

@@ -27,7 +27,11 @@ pub struct ChildGuard {
     /// driver's workers read the IdP's address); reads take `&mut self` anyway.
     lines: Mutex<Receiver<String>>,
     reader: Option<JoinHandle<()>>,
+    /// The leader's exit status, once seen. The leader is reaped only in `stop`, after
+    /// its group has been killed: until then its zombie keeps the process-group id
+    /// reserved, so the group kill cannot reach a new group that reused the id.
     exited: Option<ExitStatus>,
+    reaped: bool,
 }
 
 /// A path `<dir>/<name>.<suffix>` that does not exist yet (`<name>-2.<suffix>`, ... when
@@ -89,6 +93,7 @@ impl ChildGuard {
             lines: Mutex::new(lines),
             reader: Some(reader),
             exited: None,
+            reaped: false,
         }
     }
 
@@ -114,12 +119,48 @@ impl ChildGuard {
     }
 
     fn poll_exit(&mut self) -> Option<ExitStatus> {
-        if self.exited.is_none()
-            && let Ok(Some(status)) = self.child.try_wait()
-        {
-            self.exited = Some(status);
+        if self.exited.is_none() {
+            self.exited = leader_exit_status(self.child.id());
         }
         self.exited
+    }
+
+    /// One line per thread of a running process: its name, scheduler state (R running,
+    /// S sleeping, D in uninterruptible I/O, ...), the kernel function it waits in and
+    /// the system call it is in, from /proc. Tells a stuck start-up from a slow one.
+    pub fn thread_states(&self) -> String {
+        let pid = self.child.id();
+        let Ok(tasks) = std::fs::read_dir(format!("/proc/{pid}/task")) else {
+            return format!("(no /proc/{pid}/task)");
+        };
+        let mut lines: Vec<String> = tasks
+            .flatten()
+            .map(|task| {
+                let dir = task.path();
+                let read = |name: &str| {
+                    std::fs::read_to_string(dir.join(name))
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_else(|_| "?".to_string())
+                };
+                let stat = read("stat");
+                // `pid (comm) state ...`: the state follows the last ')'.
+                let state = stat
+                    .rsplit_once(')')
+                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                    .unwrap_or("?")
+                    .to_string();
+                let syscall = read("syscall");
+                let syscall = syscall.split_whitespace().next().unwrap_or("?");
+                format!(
+                    "tid {} {:<16} state {state} wchan {} syscall {syscall}",
+                    task.file_name().to_string_lossy(),
+                    read("comm"),
+                    read("wchan"),
+                )
+            })
+            .collect();
+        lines.sort();
+        lines.join("\n")
     }
 
     /// The last `lines` lines of the process's stderr log.
@@ -149,15 +190,24 @@ impl ChildGuard {
     /// Panics with `message`, the exit status if the process has ended, and the tails
     /// of its logs.
     pub fn fail(&mut self, message: &str) -> ! {
+        panic!("{}--- end of logs ---", self.failure_report(message));
+    }
+
+    /// `message`, the exit status (or, while it runs, its threads' states) and the
+    /// tails of its logs.
+    pub fn failure_report(&mut self, message: &str) -> String {
         let status = match self.poll_exit() {
             Some(status) => format!("it exited: {status}"),
-            None => "it is still running".to_string(),
+            None => format!(
+                "it is still running; its threads:\n{}\n",
+                self.thread_states()
+            ),
         };
-        panic!(
-            "{}: {message} ({status}).\n{}--- end of logs ---",
+        format!(
+            "{}: {message} ({status}).\n{}",
             self.name,
             self.log_tails(60)
-        );
+        )
     }
 
     /// Reads stdout lines until `matcher` returns `Some`, for at most `timeout`. Panics
@@ -166,28 +216,46 @@ impl ChildGuard {
         &mut self,
         timeout: Duration,
         what: &str,
-        mut matcher: impl FnMut(&str) -> Option<T>,
+        matcher: impl FnMut(&str) -> Option<T>,
     ) -> T {
+        match self.try_wait_for_line(timeout, what, matcher) {
+            Ok(found) => found,
+            Err(WaitFailure::TimedOut(message) | WaitFailure::Ended(message)) => {
+                self.fail(&message)
+            }
+        }
+    }
+
+    /// [`ChildGuard::wait_for_line`] that returns the failure instead of panicking, for
+    /// a caller that can start the process again.
+    pub fn try_wait_for_line<T>(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        mut matcher: impl FnMut(&str) -> Option<T>,
+    ) -> Result<T, WaitFailure> {
         let deadline = Instant::now() + timeout;
         let mut seen = Vec::new();
         loop {
             let now = Instant::now();
             if now >= deadline {
-                self.fail(&format!(
+                return Err(WaitFailure::TimedOut(format!(
                     "did not print {what} within {timeout:?}; stdout so far: {seen:?}"
-                ));
+                )));
             }
             let slice = (deadline - now).min(Duration::from_millis(100));
             match self.stdout_lines().recv_timeout(slice) {
                 Ok(line) => {
                     if let Some(found) = matcher(&line) {
-                        return found;
+                        return Ok(found);
                     }
                     seen.push(line);
                 }
                 Err(RecvTimeoutError::Timeout) => {
                     if self.poll_exit().is_some() {
-                        self.fail(&format!("exited before printing {what}; stdout: {seen:?}"));
+                        return Err(WaitFailure::Ended(format!(
+                            "exited before printing {what}; stdout: {seen:?}"
+                        )));
                     }
                 }
                 Err(RecvTimeoutError::Disconnected) => {
@@ -197,9 +265,9 @@ impl ChildGuard {
                     while self.poll_exit().is_none() && Instant::now() < until {
                         std::thread::sleep(Duration::from_millis(10));
                     }
-                    self.fail(&format!(
+                    return Err(WaitFailure::Ended(format!(
                         "closed its stdout before printing {what}; stdout: {seen:?}"
-                    ));
+                    )));
                 }
             }
         }
@@ -225,40 +293,69 @@ impl ChildGuard {
     /// Stops the process group: SIGTERM, then SIGKILL after a grace period. Returns the
     /// exit status. Idempotent.
     pub fn stop(&mut self) -> ExitStatus {
-        if let Some(status) = self.exited {
-            self.sweep();
-            return status;
-        }
-        self.signal(libc::SIGTERM);
-        let deadline = Instant::now() + TERM_GRACE;
-        let status = loop {
-            match self.child.try_wait() {
-                Ok(Some(status)) => break status,
-                Ok(None) if Instant::now() < deadline => {
-                    std::thread::sleep(Duration::from_millis(10))
+        if !self.reaped {
+            if self.poll_exit().is_none() {
+                self.signal(libc::SIGTERM);
+                let deadline = Instant::now() + TERM_GRACE;
+                while self.poll_exit().is_none() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
                 }
-                _ => {
+                if self.exited.is_none() {
                     eprintln!(
                         "e2e: {} did not exit {TERM_GRACE:?} after SIGTERM; killing it",
                         self.name
                     );
-                    self.signal(libc::SIGKILL);
-                    break self.child.wait().expect("wait for a killed child");
                 }
             }
-        };
-        self.exited = Some(status);
-        self.sweep();
-        status
-    }
-
-    /// Kills whatever is left of the process group and joins the stdout reader.
-    fn sweep(&mut self) {
-        self.signal(libc::SIGKILL);
-        if let Some(reader) = self.reader.take() {
-            let _ = reader.join();
+            // The leader is dead or a zombie (its pid still reserves the group id), so
+            // this reaches only what is left of our own group.
+            self.signal(libc::SIGKILL);
+            let status = self.child.wait().expect("wait for our child");
+            self.exited = Some(status);
+            self.reaped = true;
+            if let Some(reader) = self.reader.take() {
+                let _ = reader.join();
+            }
         }
+        self.exited.expect("set when reaped")
     }
+}
+
+/// Why [`ChildGuard::try_wait_for_line`] gave up.
+#[derive(Debug)]
+pub enum WaitFailure {
+    /// The time ran out with the process still running.
+    TimedOut(String),
+    /// The process exited or closed its stdout first.
+    Ended(String),
+}
+
+/// The exit status of process `pid` (our child) if it has exited, without reaping it.
+fn leader_exit_status(pid: u32) -> Option<ExitStatus> {
+    use std::os::unix::process::ExitStatusExt;
+    // SAFETY: waitid writes into the zeroed siginfo we pass; WNOWAIT leaves the child
+    // waitable, so `Child::wait` still reaps it later.
+    let info = unsafe {
+        let mut info: libc::siginfo_t = std::mem::zeroed();
+        let rc = libc::waitid(
+            libc::P_PID,
+            pid as libc::id_t,
+            &mut info,
+            libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+        );
+        if rc != 0 || info.si_pid() == 0 {
+            return None;
+        }
+        info
+    };
+    // Rebuild the wait(2) status word that ExitStatus wraps.
+    let status = unsafe { info.si_status() };
+    let raw = match info.si_code {
+        libc::CLD_EXITED => (status & 0xff) << 8,
+        libc::CLD_DUMPED => (status & 0x7f) | 0x80,
+        _ => status & 0x7f,
+    };
+    Some(ExitStatus::from_raw(raw))
 }
 
 impl Drop for ChildGuard {

@@ -1,5 +1,6 @@
 //! The harness's process guards, Redis and nginx helpers, without the component.
 
+use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
 
@@ -38,6 +39,54 @@ fn guard_kills_the_whole_process_group() {
         (!alive(grandchild)).then_some(())
     })
     .unwrap();
+}
+
+#[test]
+fn a_leader_that_exited_keeps_its_group_id_until_stop() {
+    use std::os::unix::process::ExitStatusExt;
+
+    let mut command = Command::new("sh");
+    command
+        .arg("-c")
+        .arg("sleep 1000 & echo \"child $!\"; exit 3");
+    let mut guard = ChildGuard::spawn("sh", command);
+    let grandchild: i32 = guard.wait_for_line(Duration::from_secs(10), "the child's pid", |line| {
+        line.strip_prefix("child ")
+            .and_then(|p| p.trim().parse().ok())
+    });
+    let shell = guard.pid() as i32;
+    wait_until(Duration::from_secs(10), "the shell has exited", || {
+        (!guard.is_running()).then_some(())
+    })
+    .unwrap();
+    let state = std::fs::read_to_string(format!("/proc/{shell}/stat")).unwrap();
+    assert!(
+        state
+            .rsplit_once(')')
+            .unwrap()
+            .1
+            .trim_start()
+            .starts_with('Z'),
+        "seen to exit but not reaped, so the group id stays ours: {state}"
+    );
+    assert!(alive(grandchild), "the rest of the group runs until stop");
+    let status = guard.stop();
+    assert_eq!(status.code(), Some(3));
+    assert!(!Path::new(&format!("/proc/{shell}")).exists(), "reaped");
+    wait_until(Duration::from_secs(5), "the grandchild is gone", || {
+        (!alive(grandchild)).then_some(())
+    })
+    .unwrap();
+    assert_eq!(guard.stop().code(), Some(3), "stop is idempotent");
+
+    let mut command = Command::new("sh");
+    command.arg("-c").arg("kill -KILL $$");
+    let mut killed = ChildGuard::spawn("killed", command);
+    wait_until(Duration::from_secs(10), "the shell has died", || {
+        (!killed.is_running()).then_some(())
+    })
+    .unwrap();
+    assert_eq!(killed.stop().signal(), Some(libc::SIGKILL));
 }
 
 #[test]

@@ -458,3 +458,32 @@ fn idp_backchannel_logout_reaches_loopback() {
         "{claims}"
     );
 }
+
+#[test]
+fn idp_start_that_never_gets_ready_is_retried_once() {
+    let temp = e2e::paths::TempDir::new("idp-stall");
+    let marker = temp.path().join("stalled-once");
+    let base = unused_client_base();
+    let idp = Idp::start(IdpOptions {
+        startup_timeout: std::time::Duration::from_secs(15),
+        env: vec![(
+            "IDP_STALL_FIRST_START".to_string(),
+            marker.display().to_string(),
+        )],
+        ..IdpOptions::for_client(&base)
+    });
+    assert!(marker.exists(), "the first start stalled");
+    let discovery = idp.discovery();
+    assert_eq!(discovery["issuer"], idp.issuer(), "the second start serves");
+
+    let logs = e2e::paths::logs_dir();
+    let first = std::fs::read_to_string(logs.join("idp.stderr.log")).unwrap();
+    let second = std::fs::read_to_string(logs.join("idp-2.stderr.log")).unwrap();
+    assert!(first.contains("stalling on purpose"), "{first}");
+    assert!(
+        first.contains("SIGTERM"),
+        "the stalled start was stopped: {first}"
+    );
+    assert!(second.contains("provider configured"), "{second}");
+    assert!(!second.contains("stalling"), "{second}");
+}
