@@ -374,8 +374,8 @@ fn common_prefix_bits(a: &[u8], b: &[u8]) -> usize {
 /// no visible structure. The count is `E2E_SESSION_ID_LOGINS` (default below).
 #[test]
 fn session_ids_never_repeat_and_look_random() {
-    // The issue asks for 10,000 logins: about 100 s on the 2-core test machine when
-    // alone (~98 logins/s with 4 clients), up to ~155 s under the load of a full run.
+    // The issue asks for 10,000 logins: 67 to 82 s on the 2-core test machine in full
+    // runs (~125 logins/s with 4 clients, bounded by the node IdP).
     // E2E_SESSION_ID_LOGINS lowers it for quick local runs.
     let n: usize = std::env::var("E2E_SESSION_ID_LOGINS")
         .ok()
