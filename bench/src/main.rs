@@ -35,7 +35,9 @@ const USAGE: &str = "usage: bench [--duration SECS] [--warmup SECS] [--rounds N]
 struct Settings {
     duration: Duration,
     warmup: Duration,
-    /// wrk runs per scenario; the median round is reported.
+    /// wrk runs per scenario; the median round is reported. Five, because at 16
+    /// connections the floors alone move by up to 30% from round to round on a
+    /// 2-core VM, and three rounds let one bad round decide a ratio.
     rounds: usize,
     connections: Vec<u32>,
     out: PathBuf,
@@ -49,7 +51,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Settings, String
     let mut s = Settings {
         duration: Duration::from_secs(10),
         warmup: Duration::from_secs(2),
-        rounds: 3,
+        rounds: 5,
         connections: vec![1, 16],
         out: e2e::repo_root().join("bench/results"),
         profile: false,
@@ -329,6 +331,7 @@ fn measure_stack(
                 scenario,
                 connections,
                 measured,
+                round_rates: runs[i].iter().map(Measurement::rate).collect(),
                 rss_peak: peaks[i],
             });
         }
@@ -351,6 +354,7 @@ fn measure_stack(
             store: stack.store,
             scenario: Scenario::Login,
             connections: clients,
+            round_rates: vec![measured.rate()],
             measured,
             rss_peak,
         });
@@ -481,8 +485,13 @@ mod tests {
     fn arguments() {
         let s = parse(&[]).unwrap();
         assert_eq!(
-            (s.duration.as_secs(), s.warmup.as_secs(), s.connections),
-            (10, 2, vec![1, 16])
+            (
+                s.duration.as_secs(),
+                s.warmup.as_secs(),
+                s.rounds,
+                s.connections
+            ),
+            (10, 2, 5, vec![1, 16])
         );
         let s = parse(&[
             "--duration",

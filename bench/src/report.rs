@@ -73,7 +73,10 @@ pub struct Row {
     pub store: Store,
     pub scenario: Scenario,
     pub connections: u32,
+    /// The median round (errors: all rounds').
     pub measured: Measurement,
+    /// Requests per second of every round, in the order they ran.
+    pub round_rates: Vec<f64>,
     /// Peak resident memory of the server during the run, in bytes.
     pub rss_peak: u64,
 }
@@ -152,7 +155,10 @@ impl Report {
                 if let (Some(user), Some(read)) = (get(Scenario::User), get(Scenario::Readyz)) {
                     let ratio = user.measured.rate() / read.measured.rate();
                     out.push((
-                        format!("{stack}, {c} conn: /user ÷ /readyz = {ratio:.2} req/s (≥ {USER_OVER_ONE_READ})"),
+                        format!(
+                            "{stack}, {c} conn: /user ÷ /readyz = {ratio:.2} req/s (≥ {USER_OVER_ONE_READ}){}",
+                            per_round(user, read)
+                        ),
                         ratio >= USER_OVER_ONE_READ,
                     ));
                     if c == max_c {
@@ -167,7 +173,10 @@ impl Report {
                 if let (Some(home), Some(noop)) = (get(Scenario::Home), get(Scenario::Healthz)) {
                     let ratio = home.measured.rate() / noop.measured.rate();
                     out.push((
-                        format!("{stack}, {c} conn: / ÷ /healthz = {ratio:.2} req/s (≥ {HOME_OVER_NO_OP})"),
+                        format!(
+                            "{stack}, {c} conn: / ÷ /healthz = {ratio:.2} req/s (≥ {HOME_OVER_NO_OP}){}",
+                            per_round(home, noop)
+                        ),
                         ratio >= HOME_OVER_NO_OP,
                     ));
                 }
@@ -220,18 +229,19 @@ impl Report {
         }
         let _ = writeln!(md, "- release .wasm: {} bytes\n", self.wasm_bytes);
 
-        md.push_str("| Runtime | Store | Scenario | Conns | Req/s | p50 | p99 | Errors | Server RSS peak |\n");
-        md.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|\n");
+        md.push_str("| Runtime | Store | Scenario | Conns | Req/s | Rounds (req/s) | p50 | p99 | Errors | Server RSS peak |\n");
+        md.push_str("|---|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
         for r in &self.rows {
             let m = &r.measured;
             let _ = writeln!(
                 md,
-                "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {:.1} MiB |",
+                "| {} | {} | {} | {} | {:.0} | {} | {} | {} | {} | {:.1} MiB |",
                 r.runtime,
                 r.store.label(),
                 r.scenario.label(),
                 r.connections,
                 m.rate(),
+                spread(&r.round_rates),
                 fmt_latency(m.p50),
                 fmt_latency(m.p99),
                 m.errors,
@@ -274,6 +284,31 @@ impl Report {
     }
 }
 
+/// `min–max` of the rounds' rates ("–" for a single round).
+fn spread(rates: &[f64]) -> String {
+    if rates.len() < 2 {
+        return "–".to_string();
+    }
+    let min = rates.iter().copied().fold(f64::INFINITY, f64::min);
+    let max = rates.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+    format!("{min:.0}–{max:.0}")
+}
+
+/// `; per round: a, b, c`: the ratio of each round's `run` to the same round's
+/// `floor`, which ran just before it. Shows how much of a ratio is the machine's noise.
+fn per_round(run: &Row, floor: &Row) -> String {
+    if run.round_rates.len() < 2 || run.round_rates.len() != floor.round_rates.len() {
+        return String::new();
+    }
+    let ratios: Vec<String> = run
+        .round_rates
+        .iter()
+        .zip(&floor.round_rates)
+        .map(|(r, f)| format!("{:.2}", r / f))
+        .collect();
+    format!("; per round: {}", ratios.join(", "))
+}
+
 fn fmt_latency(d: Duration) -> String {
     let us = d.as_micros();
     if us < 1000 {
@@ -302,6 +337,7 @@ mod tests {
                 p99: Duration::from_micros(p99_us),
                 errors: 0,
             },
+            round_rates: vec![rps as f64 * 0.9, rps as f64, rps as f64 * 1.1],
             rss_peak: 30 << 20,
         }
     }
@@ -356,7 +392,11 @@ mod tests {
     #[test]
     fn markdown_has_the_table_ratios_and_targets() {
         let md = report(8_000, 1_400).markdown();
-        assert!(md.contains("| test host | v2 local | GET /user (logged in) | 16 | 8000 | 700 µs | 1.40 ms | 0 | 30.0 MiB |"), "{md}");
+        assert!(md.contains("| test host | v2 local | GET /user (logged in) | 16 | 8000 | 7200–8800 | 700 µs | 1.40 ms | 0 | 30.0 MiB |"), "{md}");
+        assert!(
+            md.contains("/user ÷ /readyz = 0.89 req/s (≥ 0.85); per round: 0.89, 0.89, 0.89"),
+            "{md}"
+        );
         assert!(md.contains("- test host, v2 local, 1 conn: 0.80"), "{md}");
         assert!(
             md.contains("| GET /user (logged in) | 1500 | 1.50 |"),
