@@ -681,3 +681,46 @@ fn jwks_without_keys_gives_502() {
 fn userinfo_garbage_gives_502() {
     broken(Endpoint::Userinfo, Fault::garbage(), "invalid response");
 }
+
+// ---------------------------------------------------------------- deep JSON
+
+/// JSON nested `levels` arrays deep around a string.
+fn nested(levels: usize) -> serde_json::Value {
+    (0..levels).fold(json!("the bottom"), |inner, _| json!([inner]))
+}
+
+/// The component runs on a 128 KiB shadow stack (build.rs). Claims nested as deep as
+/// the JSON parser allows are taken and shown; deeper answers are a clean 502, never
+/// a trap.
+#[test]
+fn deeply_nested_claims_are_shown_and_deeper_json_is_refused() {
+    let mut rig = Rig::start_with(RigOptions::default().behaviour(|b| {
+        b.id_token = ClaimEdits::none().set("deep_id", nested(120));
+        b.userinfo = ClaimEdits::none().set("deep_info", nested(120));
+    }));
+    let page = rig.login();
+    assert_logged_in(&mut rig, &page);
+    let (_, claims) = shown_id_token(&page);
+    assert_eq!(claims["deep_id"], nested(120));
+    assert!(page.body.contains("deep_info"), "userinfo is shown");
+    assert_eq!(
+        page.body.matches("the bottom").count(),
+        2,
+        "both claims, whole"
+    );
+
+    let depth = 20_000;
+    broken(
+        Endpoint::Userinfo,
+        Fault::Respond {
+            status: 200,
+            content_type: "application/json".into(),
+            body: format!(
+                r#"{{"sub":"alice","deep":{}0{}}}"#,
+                "[".repeat(depth),
+                "]".repeat(depth)
+            ),
+        },
+        "invalid response",
+    );
+}
