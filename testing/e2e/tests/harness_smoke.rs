@@ -20,18 +20,25 @@ fn alive(pid: i32) -> bool {
     }
 }
 
-#[test]
-fn guard_kills_the_whole_process_group() {
+/// A guarded shell that starts `sleep 1000` in its own group, then runs `then`:
+/// (guard, the shell's pid, the sleep's pid).
+fn shell_with_a_child(then: &str) -> (ChildGuard, i32, i32) {
     let mut command = Command::new("sh");
     command
         .arg("-c")
-        .arg("sleep 1000 & echo \"child $!\"; wait");
+        .arg(format!("sleep 1000 & echo \"child $!\"; {then}"));
     let mut guard = ChildGuard::spawn("sh", command);
     let grandchild: i32 = guard.wait_for_line(Duration::from_secs(10), "the child's pid", |line| {
         line.strip_prefix("child ")
             .and_then(|p| p.trim().parse().ok())
     });
     let shell = guard.pid() as i32;
+    (guard, shell, grandchild)
+}
+
+#[test]
+fn guard_kills_the_whole_process_group() {
+    let (guard, shell, grandchild) = shell_with_a_child("wait");
     assert!(alive(shell) && alive(grandchild));
     drop(guard);
     assert!(!alive(shell), "the shell is gone");
@@ -45,16 +52,7 @@ fn guard_kills_the_whole_process_group() {
 fn a_leader_that_exited_keeps_its_group_id_until_stop() {
     use std::os::unix::process::ExitStatusExt;
 
-    let mut command = Command::new("sh");
-    command
-        .arg("-c")
-        .arg("sleep 1000 & echo \"child $!\"; exit 3");
-    let mut guard = ChildGuard::spawn("sh", command);
-    let grandchild: i32 = guard.wait_for_line(Duration::from_secs(10), "the child's pid", |line| {
-        line.strip_prefix("child ")
-            .and_then(|p| p.trim().parse().ok())
-    });
-    let shell = guard.pid() as i32;
+    let (mut guard, shell, grandchild) = shell_with_a_child("exit 3");
     wait_until(Duration::from_secs(10), "the shell has exited", || {
         (!guard.is_running()).then_some(())
     })
