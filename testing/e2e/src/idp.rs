@@ -112,22 +112,6 @@ pub struct LoginTrace {
     pub urls: Vec<String>,
 }
 
-/// A copy of `command`'s program, arguments, directory and environment changes.
-fn clone_command(command: &Command) -> Command {
-    let mut copy = Command::new(command.get_program());
-    copy.args(command.get_args());
-    if let Some(dir) = command.get_current_dir() {
-        copy.current_dir(dir);
-    }
-    for (key, value) in command.get_envs() {
-        match value {
-            Some(value) => copy.env(key, value),
-            None => copy.env_remove(key),
-        };
-    }
-    copy
-}
-
 /// A running test IdP.
 pub struct Idp {
     opts: IdpOptions,
@@ -152,8 +136,8 @@ impl Idp {
         idp
     }
 
-    fn spawn(&mut self) {
-        self.process.assert_stopped("the IdP");
+    /// `node server.js` with the environment of these options.
+    fn command(&self) -> Command {
         let dir = crate::paths::idp_dir();
         let node = std::env::var_os("E2E_NODE").unwrap_or_else(|| "node".into());
         let mut command = Command::new(node);
@@ -185,6 +169,12 @@ impl Idp {
         for (k, v) in &o.env {
             command.env(k, v);
         }
+        command
+    }
+
+    fn spawn(&mut self) {
+        self.process.assert_stopped("the IdP");
+        let o = &self.opts;
         let ready = |guard: &mut ChildGuard| {
             guard.try_wait_for_line(
                 o.startup_timeout,
@@ -195,7 +185,7 @@ impl Idp {
                 },
             )
         };
-        let mut guard = ChildGuard::spawn("idp", clone_command(&command));
+        let mut guard = ChildGuard::spawn("idp", self.command());
         // A Node start-up has once stalled for good before its provider was built
         // (CI, stop 8): a second process gets one more chance, after the first one's
         // state is on record. A start-up that exits with an error is not retried.
@@ -206,7 +196,7 @@ impl Idp {
                 guard.failure_report(message)
             );
             guard.stop();
-            guard = ChildGuard::spawn("idp", command);
+            guard = ChildGuard::spawn("idp", self.command());
             result = ready(&mut guard);
         }
         match result {
