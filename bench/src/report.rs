@@ -152,32 +152,31 @@ impl Report {
             let stack = format!("{runtime}, {}", store.label());
             for c in self.connection_counts() {
                 let get = |s| self.find(runtime, store, s, c);
+                let at = format!("{stack}, {c} conn");
                 if let (Some(user), Some(read)) = (get(Scenario::User), get(Scenario::Readyz)) {
-                    let ratio = user.measured.rate() / read.measured.rate();
-                    out.push((
-                        format!(
-                            "{stack}, {c} conn: /user ÷ /readyz = {ratio:.2} req/s (≥ {USER_OVER_ONE_READ}){}",
-                            per_round(user, read)
-                        ),
-                        ratio >= USER_OVER_ONE_READ,
+                    out.push(rate_target(
+                        &at,
+                        "/user ÷ /readyz",
+                        user,
+                        read,
+                        USER_OVER_ONE_READ,
                     ));
                     if c == max_c {
                         let p99 = user.measured.p99.as_secs_f64()
                             / read.measured.p99.as_secs_f64().max(1e-9);
                         out.push((
-                            format!("{stack}, {c} conn: /user p99 ÷ /readyz p99 = {p99:.2} (≤ {USER_P99_OVER_ONE_READ_P99})"),
+                            format!("{at}: /user p99 ÷ /readyz p99 = {p99:.2} (≤ {USER_P99_OVER_ONE_READ_P99})"),
                             p99 <= USER_P99_OVER_ONE_READ_P99,
                         ));
                     }
                 }
                 if let (Some(home), Some(noop)) = (get(Scenario::Home), get(Scenario::Healthz)) {
-                    let ratio = home.measured.rate() / noop.measured.rate();
-                    out.push((
-                        format!(
-                            "{stack}, {c} conn: / ÷ /healthz = {ratio:.2} req/s (≥ {HOME_OVER_NO_OP}){}",
-                            per_round(home, noop)
-                        ),
-                        ratio >= HOME_OVER_NO_OP,
+                    out.push(rate_target(
+                        &at,
+                        "/ ÷ /healthz",
+                        home,
+                        noop,
+                        HOME_OVER_NO_OP,
                     ));
                 }
             }
@@ -282,6 +281,19 @@ impl Report {
         }
         md
     }
+}
+
+/// The target that `run` reaches at least `min` times `floor`'s requests per second
+/// (median rounds), described with the ratio of every round.
+fn rate_target(at: &str, what: &str, run: &Row, floor: &Row, min: f64) -> (String, bool) {
+    let ratio = run.measured.rate() / floor.measured.rate();
+    (
+        format!(
+            "{at}: {what} = {ratio:.2} req/s (≥ {min}){}",
+            per_round(run, floor)
+        ),
+        ratio >= min,
+    )
 }
 
 /// `min–max` of the rounds' rates ("–" for a single round).
