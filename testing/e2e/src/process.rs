@@ -143,10 +143,9 @@ impl ChildGuard {
                         .unwrap_or_else(|_| "?".to_string())
                 };
                 let stat = read("stat");
-                // `pid (comm) state ...`: the state follows the last ')'.
-                let state = stat
-                    .rsplit_once(')')
-                    .and_then(|(_, rest)| rest.split_whitespace().next())
+                let state = stat_fields(&stat)
+                    .first()
+                    .copied()
                     .unwrap_or("?")
                     .to_string();
                 let syscall = read("syscall");
@@ -328,6 +327,15 @@ pub enum WaitFailure {
     TimedOut(String),
     /// The process exited or closed its stdout first.
     Ended(String),
+}
+
+/// The fields of a `/proc/<pid>/stat` line after the command name (`pid (comm) state
+/// ppid pgrp ...`): state first. The name may hold spaces and parentheses, so the
+/// fields start after the last ')'.
+pub fn stat_fields(stat: &str) -> Vec<&str> {
+    stat.rsplit_once(')')
+        .map(|(_, rest)| rest.split_whitespace().collect())
+        .unwrap_or_default()
 }
 
 /// The exit status of process `pid` (our child) if it has exited, without reaping it.

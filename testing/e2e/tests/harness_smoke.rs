@@ -5,17 +5,13 @@ use std::process::Command;
 use std::time::Duration;
 
 use e2e::net::port_accepts;
+use e2e::process::stat_fields;
 use e2e::{Browser, ChildGuard, EchoServer, Nginx, Redis, wait_until};
 
 /// Whether `pid` is a live process (a zombie counts as gone).
 fn alive(pid: i32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.split_whitespace().next());
-            state != Some("Z") && state != Some("X")
-        }
+        Ok(stat) => !matches!(stat_fields(&stat).first(), Some(&("Z" | "X"))),
         Err(_) => false,
     }
 }
@@ -58,13 +54,9 @@ fn a_leader_that_exited_keeps_its_group_id_until_stop() {
     })
     .unwrap();
     let state = std::fs::read_to_string(format!("/proc/{shell}/stat")).unwrap();
-    assert!(
-        state
-            .rsplit_once(')')
-            .unwrap()
-            .1
-            .trim_start()
-            .starts_with('Z'),
+    assert_eq!(
+        stat_fields(&state).first(),
+        Some(&"Z"),
         "seen to exit but not reaped, so the group id stays ours: {state}"
     );
     assert!(alive(grandchild), "the rest of the group runs until stop");

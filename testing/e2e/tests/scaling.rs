@@ -324,11 +324,8 @@ fn processes_in_group(pgid: u32) -> Vec<u32> {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };
-        // pid (comm) state ppid pgrp ...
-        let fields: Vec<&str> = stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.split_whitespace().collect())
-            .unwrap_or_default();
+        // state ppid pgrp ...
+        let fields = e2e::process::stat_fields(&stat);
         if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
             found.push(pid);
         }
