@@ -8,8 +8,9 @@ use crate::pages::{self, Header};
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 use crate::seams::{Clock, HttpClient, Random};
-use crate::session::{Lifetimes, Session, SessionId, Sessions};
+use crate::session::{Lifetimes, Session, Sessions};
 use crate::store::{KeyValue, StoreError};
+use crate::ticket::Ticket;
 
 /// The platform the app runs on: Spin in production, fakes in tests.
 pub struct Platform<'a> {
@@ -34,10 +35,25 @@ impl Ctx<'_> {
         Sessions {
             kv: self.kv,
             clock: self.clock,
+            rng: self.rng,
             lifetimes: Lifetimes {
                 idle: self.cfg.session_idle_secs,
                 absolute: self.cfg.session_absolute_secs,
             },
+            lock_hold: self.lock_hold(),
+        }
+    }
+
+    /// Seconds a refresh may hold its session's lock: the token call and a
+    /// key fetch, each bounded by `idp_timeout`, and a margin for clock skew.
+    pub fn lock_hold(&self) -> i64 {
+        2 * self.cfg.idp_timeout_secs as i64 + 5
+    }
+
+    pub fn upkeep(&self) -> crate::upkeep::Upkeep<'_> {
+        crate::upkeep::Upkeep {
+            kv: self.kv,
+            clock: self.clock,
         }
     }
 
@@ -49,30 +65,26 @@ impl Ctx<'_> {
         cookies::clear(&self.cookie_name(base), self.cfg.https())
     }
 
-    /// The session id from the cookie, if it is well-formed (no store access).
-    pub fn session_id(&self, req: &Request) -> Option<SessionId> {
+    /// The session ticket from the cookie, if it is well-formed (no store access).
+    pub fn session_ticket(&self, req: &Request) -> Option<Ticket> {
         cookies::read(
             req.headers_named("cookie"),
             &self.cookie_name(cookies::SESSION),
         )
-        .and_then(|v| SessionId::parse(&v))
     }
 
     /// The caller's live session: at most one store read.
-    pub fn current_session(
-        &self,
-        req: &Request,
-    ) -> Result<Option<(SessionId, Session)>, StoreError> {
-        let Some(id) = self.session_id(req) else {
+    pub fn current_session(&self, req: &Request) -> Result<Option<(Ticket, Session)>, StoreError> {
+        let Some(ticket) = self.session_ticket(req) else {
             return Ok(None);
         };
-        Ok(self.sessions().load(&id)?.map(|s| (id, s)))
+        Ok(self.sessions().load(&ticket)?.map(|s| (ticket, s)))
     }
 
     /// The caller's live session for a page view: [`Ctx::current_session`],
     /// then the visit is recorded when due ([`Sessions::touch`]). A failure to
     /// record it is logged, not shown: the page can still be served.
-    pub fn visit_session(&self, req: &Request) -> Result<Option<(SessionId, Session)>, StoreError> {
+    pub fn visit_session(&self, req: &Request) -> Result<Option<(Ticket, Session)>, StoreError> {
         let Some((id, mut session)) = self.current_session(req)? else {
             return Ok(None);
         };

@@ -16,10 +16,12 @@ pub fn name(base: &str, https: bool) -> String {
     }
 }
 
-/// Finds the value of cookie `name` across all `Cookie` headers. A name sent
+use crate::ticket::Ticket;
+
+/// Finds the ticket in cookie `name` across all `Cookie` headers. A name sent
 /// more than once is ambiguous (a sign of cookie tossing) and yields `None`,
-/// as does a value that is not a well-formed opaque id.
-pub fn read<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<String> {
+/// as does a value that is not a well-formed ticket.
+pub fn read<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<Ticket> {
     let mut found: Option<&str> = None;
     for header in headers {
         for pair in header.split(';') {
@@ -35,14 +37,7 @@ pub fn read<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<St
             found = Some(v.trim());
         }
     }
-    found.filter(|v| is_opaque_id(v)).map(str::to_owned)
-}
-
-/// Our ids are 43 URL-safe base64 characters (256 bits).
-pub fn is_opaque_id(v: &str) -> bool {
-    v.len() == 43
-        && v.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    found.and_then(Ticket::parse)
 }
 
 pub fn set(name: &str, value: &str, max_age: i64, https: bool) -> String {
@@ -58,19 +53,26 @@ pub fn clear(name: &str, https: bool) -> String {
 mod tests {
     use super::*;
 
-    const ID: &str = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456";
+    const ID: &str = "abcdefghijklmnopqrstuQ.abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123454";
+
+    fn value(t: Option<Ticket>) -> Option<String> {
+        t.map(|t| t.cookie_value())
+    }
 
     #[test]
     fn reads_among_other_cookies() {
         let h = format!("a=1; oidc_session={ID}; b=2");
-        assert_eq!(read([h.as_str()].into_iter(), SESSION).as_deref(), Some(ID));
+        assert_eq!(
+            value(read([h.as_str()].into_iter(), SESSION)).as_deref(),
+            Some(ID)
+        );
     }
 
     #[test]
     fn reads_across_headers() {
         let h2 = format!("oidc_session={ID}");
         assert_eq!(
-            read(["a=1", h2.as_str()].into_iter(), SESSION).as_deref(),
+            value(read(["a=1", h2.as_str()].into_iter(), SESSION)).as_deref(),
             Some(ID)
         );
     }
@@ -78,7 +80,7 @@ mod tests {
     #[test]
     fn duplicate_is_ambiguous() {
         let h = format!("oidc_session={ID}; oidc_session={ID}");
-        assert_eq!(read([h.as_str()].into_iter(), SESSION), None);
+        assert!(read([h.as_str()].into_iter(), SESSION).is_none());
     }
 
     #[test]
@@ -88,18 +90,19 @@ mod tests {
             "short",
             "../../etc",
             &"x".repeat(44),
-            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ01234:6",
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJ0123456",
+            "abcdefghijklmnopqrstuQ.abcdefghijklmnopqrstuvwxyzABCDEFGHIJ01234:6",
         ] {
             let h = format!("oidc_session={v}");
-            assert_eq!(read([h.as_str()].into_iter(), SESSION), None, "{v}");
+            assert!(read([h.as_str()].into_iter(), SESSION).is_none(), "{v}");
         }
-        assert_eq!(read(["nonsense"].into_iter(), SESSION), None);
+        assert!(read(["nonsense"].into_iter(), SESSION).is_none());
     }
 
     #[test]
     fn prefix_does_not_match_unprefixed() {
         let h = format!("oidc_session={ID}");
-        assert_eq!(read([h.as_str()].into_iter(), "__Host-oidc_session"), None);
+        assert!(read([h.as_str()].into_iter(), "__Host-oidc_session").is_none());
     }
 
     #[test]

@@ -8,6 +8,8 @@ pub mod app;
 pub mod config;
 pub mod cookies;
 pub mod handlers;
+pub mod keys;
+pub mod lock;
 pub mod oidc;
 pub mod pages;
 pub mod platform;
@@ -18,8 +20,9 @@ pub mod secret;
 pub mod session;
 pub mod session_index;
 pub mod store;
-pub mod sweep;
+pub mod ticket;
 pub mod timefmt;
+pub mod upkeep;
 
 #[cfg(test)]
 mod flow_tests;

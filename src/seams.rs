@@ -2,9 +2,11 @@
 
 use std::time::Duration;
 
-/// Seconds since the Unix epoch.
+/// Seconds since the Unix epoch, and waiting.
 pub trait Clock {
     fn now(&self) -> i64;
+    /// Blocks this request for `d` (a request waiting for another's refresh).
+    fn pause(&self, d: Duration);
 }
 
 /// A cryptographically secure random source.
@@ -50,12 +52,6 @@ pub trait HttpClient {
 /// The largest response body accepted from the IdP (discovery, JWKS, tokens, userinfo).
 pub const MAX_IDP_RESPONSE: usize = 256 * 1024;
 
-/// Per-call timeout for IdP requests.
-#[derive(Debug, Clone, Copy)]
-pub struct Timeouts {
-    pub per_call: Duration,
-}
-
 /// Random bytes encoded URL-safe without padding: session ids, state, nonce, PKCE verifier.
 pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
     use base64::Engine;
@@ -85,6 +81,27 @@ pub mod fakes {
     impl Clock for FixedClock {
         fn now(&self) -> i64 {
             self.0.get()
+        }
+        /// Time stands still; a test that needs more uses [`PausingClock`].
+        fn pause(&self, _: Duration) {}
+    }
+
+    /// A fixed clock that runs a step of the test at each pause, so a test can
+    /// make another request's work happen while this one waits.
+    pub struct PausingClock<'a> {
+        pub clock: FixedClock,
+        pub on_pause: Box<dyn Fn(usize) + 'a>,
+        pub pauses: Cell<usize>,
+    }
+
+    impl Clock for PausingClock<'_> {
+        fn now(&self) -> i64 {
+            self.clock.now()
+        }
+        fn pause(&self, _: Duration) {
+            let n = self.pauses.get() + 1;
+            self.pauses.set(n);
+            (self.on_pause)(n);
         }
     }
 

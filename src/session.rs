@@ -1,58 +1,46 @@
 //! Server-side sessions in the key-value store.
 //!
-//! Key `sess:<id>`, where `<id>` is the opaque cookie value (256 bits from the
-//! CSPRNG), so `redis-cli keys '*'` shows one key per logged-in browser. The
-//! value is readable JSON. Spin key-value has no TTL: expiry is enforced on read
-//! and an expired record is deleted when found.
+//! The browser's cookie holds a [`Ticket`]: the record lives under
+//! `sess:<id>`, so `redis-cli keys 'sess:*'` shows one key per logged-in
+//! browser, and its identity, tokens and CSRF token are sealed with the
+//! ticket's secret, which the store never sees. The times, a revision number
+//! and the back-channel index keys stay readable for operators and upkeep.
+//! Spin key-value has no TTL: expiry is enforced on read, an expired record is
+//! deleted when found, and `upkeep` removes those nobody reads again.
 //!
 //! The idle lifetime slides with activity, but a visit records it only when
 //! `last_seen` is more than a tenth of the idle lifetime old ([`Sessions::touch`]):
-//! a write per request would cost far more than the page (Spin's default SQLite
-//! store manages a few hundred writes per second). So `GET /user` is one store
-//! read, plus one write per session per tenth of the idle timeout.
+//! a write per request would cost far more than the page. So `GET /user` is
+//! one store read, plus a write per session per tenth of the idle timeout.
+//!
+//! Concurrency (see `lock` for the lock itself):
+//! - Writers of an existing record (a refresh, a visit's `touch`) hold the
+//!   session's lock and read the record again under it, so neither writes back
+//!   what the other replaced: a visit never restores old tokens.
+//! - Logout wins. Ending a session writes the tombstone `ended:<id>` and then
+//!   deletes the record; a writer writes the record and then checks for the
+//!   tombstone, deleting what it wrote if it finds one. Redis orders the four
+//!   operations: if the writer's check comes after the tombstone, it deletes;
+//!   if it comes before, the writer's write came before the tombstone too, and
+//!   the logout's delete comes after both. Either way the record is gone.
 
+use crate::keys;
+use crate::lock::{Held, SessionLock};
 use crate::seams::{Clock, Random, random_token};
 use crate::secret::Secret;
-use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
+use crate::store::{KeyValue, StoreError};
+use crate::ticket::{RecordId, Ticket};
+use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-
-pub const KEY_PREFIX: &str = "sess:";
 
 /// A visit records activity once `last_seen` is older than the idle lifetime
 /// divided by this: a session then lives at least 90% of the idle timeout past
 /// its last visit, for one write per session per tenth of it.
 const TOUCH_DIVISOR: i64 = 10;
-
-/// The opaque session id; `Debug` hides it because it is a bearer credential.
-#[derive(Clone, PartialEq, Eq)]
-pub struct SessionId(String);
-
-impl SessionId {
-    /// Accepts only well-formed ids, so garbage never reaches the store.
-    pub fn parse(raw: &str) -> Option<Self> {
-        crate::cookies::is_opaque_id(raw).then(|| Self(raw.to_owned()))
-    }
-
-    fn generate(rng: &dyn Random) -> Self {
-        Self(random_token(rng, 32))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-
-    pub fn key(&self) -> String {
-        format!("{KEY_PREFIX}{}", self.0)
-    }
-}
-
-impl std::fmt::Debug for SessionId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("SessionId([redacted])")
-    }
-}
+/// The stored format; records of another format read as "not logged in".
+const FORMAT: u8 = 1;
 
 /// The tokens a login or refresh produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -70,8 +58,7 @@ pub struct Tokens {
 }
 
 /// A JSON object kept as the pretty-printed text `/user` shows, so the hot
-/// path neither builds a tree from it nor serializes it again: the record stays
-/// plain JSON, and reading it only checks this part's syntax.
+/// path neither builds a tree from it nor serializes it again.
 #[derive(Clone, Serialize, Deserialize)]
 #[serde(transparent)]
 pub struct PrettyJson(Box<RawValue>);
@@ -119,7 +106,18 @@ pub struct Identity {
     pub userinfo: Option<PrettyJson>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+impl Identity {
+    /// The back-channel index keys this session is listed under.
+    pub fn index_keys(&self) -> Vec<String> {
+        let mut out = vec![keys::index(keys::IndexKind::Sub, &self.iss, &self.sub)];
+        if let Some(sid) = &self.sid {
+            out.push(keys::index(keys::IndexKind::Sid, &self.iss, sid));
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
 pub struct Session {
     pub identity: Identity,
     pub tokens: Tokens,
@@ -131,6 +129,42 @@ pub struct Session {
     pub last_seen: i64,
     /// When the session ends at the latest (idle and absolute limits combined).
     pub expires_at: i64,
+    /// Bumped by every refresh: how a waiting request sees that one finished.
+    pub rev: u64,
+}
+
+/// The sealed part of a record.
+#[derive(Serialize, Deserialize)]
+struct Private {
+    identity: Identity,
+    tokens: Tokens,
+    csrf: Secret,
+}
+
+/// The record as stored: readable times and names, sealed private part.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    v: u8,
+    created_at: i64,
+    last_seen: i64,
+    expires_at: i64,
+    rev: u64,
+    /// Back-channel index keys naming this session (hashes, as in the key names).
+    #[serde(default)]
+    index: Vec<String>,
+    /// Recognises the ticket's secret without revealing it (see `ticket`).
+    check: String,
+    sealed: String,
+}
+
+/// What reading a record found.
+enum Read {
+    Missing,
+    /// Not a record this ticket may read; left alone (a guessed or stale cookie).
+    NotOurs,
+    /// Expired, unreadable or tampered with: removed.
+    Dropped,
+    Found(Envelope, Session),
 }
 
 /// Idle and absolute lifetimes, in seconds.
@@ -140,71 +174,217 @@ pub struct Lifetimes {
     pub absolute: i64,
 }
 
+/// What a write under the lock found.
+#[derive(Debug, PartialEq)]
+pub enum Written {
+    Stored(Session),
+    /// The session ended (logout, expiry) before or while writing: nothing kept.
+    Ended,
+}
+
 pub struct Sessions<'a> {
     pub kv: &'a dyn KeyValue,
     pub clock: &'a dyn Clock,
+    pub rng: &'a dyn Random,
     pub lifetimes: Lifetimes,
+    /// Seconds a writer may hold the session's lock (see `lock`).
+    pub lock_hold: i64,
 }
 
 impl Sessions<'_> {
-    /// Stores a new session under a fresh id, never one that existed before.
+    fn upkeep(&self) -> Upkeep<'_> {
+        Upkeep {
+            kv: self.kv,
+            clock: self.clock,
+        }
+    }
+
+    /// Stores a new session under a fresh ticket, never an id that existed before.
+    /// Registered with upkeep first, so it cannot outlive its expiry unnoticed.
     pub fn create(
         &self,
-        rng: &dyn Random,
         identity: Identity,
         tokens: Tokens,
-    ) -> Result<(SessionId, Session), StoreError> {
+    ) -> Result<(Ticket, Session), StoreError> {
         let now = self.clock.now();
-        let id = loop {
-            let id = SessionId::generate(rng);
-            if !self.kv.exists(&id.key())? {
-                break id;
+        let ticket = loop {
+            let t = Ticket::generate(self.rng);
+            if !self.kv.exists(&keys::session(t.id()))? {
+                break t;
             }
         };
         let session = Session {
             identity,
             tokens,
-            csrf: Secret::new(random_token(rng, 32)),
+            csrf: Secret::new(random_token(self.rng, 32)),
             created_at: now,
             last_seen: now,
             expires_at: self.expiry(now, now),
+            rev: 0,
         };
-        set_json(self.kv, &id.key(), &session)?;
-        Ok((id, session))
+        let key = keys::session(ticket.id());
+        let index = session.identity.index_keys();
+        let mut registered = vec![key.as_str()];
+        registered.extend(index.iter().map(String::as_str));
+        self.upkeep().register(session.expires_at, registered)?;
+        self.kv.set(&key, &self.seal(&ticket, &session, index)?)?;
+        Ok((ticket, session))
     }
 
-    /// One store read. Expired or unreadable records are deleted and reported absent.
-    pub fn load(&self, id: &SessionId) -> Result<Option<Session>, StoreError> {
-        match get_json::<Session>(self.kv, &id.key())? {
-            Record::Missing => Ok(None),
-            Record::Corrupt => {
+    fn seal(
+        &self,
+        ticket: &Ticket,
+        s: &Session,
+        index: Vec<String>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let key = keys::session(ticket.id());
+        let private = serde_json::to_vec(&PrivateRef {
+            identity: &s.identity,
+            tokens: &s.tokens,
+            csrf: &s.csrf,
+        })
+        .map_err(|e| StoreError(format!("encode: {e}")))?;
+        let envelope = Envelope {
+            v: FORMAT,
+            created_at: s.created_at,
+            last_seen: s.last_seen,
+            expires_at: s.expires_at,
+            rev: s.rev,
+            index,
+            check: ticket.verifier(),
+            sealed: ticket.seal(self.rng, &key, &private),
+        };
+        serde_json::to_vec(&envelope).map_err(|e| StoreError(format!("encode: {e}")))
+    }
+
+    fn read(&self, ticket: &Ticket) -> Result<Read, StoreError> {
+        let key = keys::session(ticket.id());
+        let Some(bytes) = self.kv.get(&key)? else {
+            return Ok(Read::Missing);
+        };
+        // UTF-8 checked once for the whole record: `from_slice` checks every
+        // string again.
+        let envelope = match std::str::from_utf8(&bytes).map(serde_json::from_str::<Envelope>) {
+            Ok(Ok(e)) if e.v == FORMAT => e,
+            _ => {
                 eprintln!("session: unreadable session record deleted");
-                self.kv.delete(&id.key())?;
-                Ok(None)
+                self.kv.delete(&key)?;
+                return Ok(Read::Dropped);
             }
-            Record::Found(s) if s.expires_at <= self.clock.now() => {
-                self.kv.delete(&id.key())?;
-                Ok(None)
-            }
-            Record::Found(s) => Ok(Some(s)),
+        };
+        if !ticket.matches(&envelope.check) {
+            return Ok(Read::NotOurs);
         }
+        if envelope.expires_at <= self.clock.now() {
+            self.kv.delete(&key)?;
+            return Ok(Read::Dropped);
+        }
+        let private = ticket
+            .open(&key, &envelope.sealed)
+            .ok()
+            .and_then(|plain| serde_json::from_slice::<Private>(&plain).ok());
+        let Some(p) = private else {
+            eprintln!("session: a record that does not open under its own ticket was deleted");
+            self.kv.delete(&key)?;
+            return Ok(Read::Dropped);
+        };
+        let session = Session {
+            identity: p.identity,
+            tokens: p.tokens,
+            csrf: p.csrf,
+            created_at: envelope.created_at,
+            last_seen: envelope.last_seen,
+            expires_at: envelope.expires_at,
+            rev: envelope.rev,
+        };
+        Ok(Read::Found(envelope, session))
+    }
+
+    /// One store read. Expired, unreadable or tampered records are deleted;
+    /// those and records the ticket cannot open read as absent.
+    pub fn load(&self, ticket: &Ticket) -> Result<Option<Session>, StoreError> {
+        Ok(match self.read(ticket)? {
+            Read::Found(_, s) => Some(s),
+            _ => None,
+        })
+    }
+
+    /// The session's revision as stored, without opening it: what a request
+    /// waiting for another's refresh polls. `None` once the record is gone.
+    pub fn stored_rev(&self, id: &RecordId) -> Result<Option<u64>, StoreError> {
+        Ok(self
+            .kv
+            .get(&keys::session(id))?
+            .and_then(|b| serde_json::from_slice::<Envelope>(&b).ok())
+            .map(|e| e.rev))
+    }
+
+    /// Takes the session's write lock, if free (see `lock`).
+    pub fn try_lock(&self, id: &RecordId) -> Result<Option<Held>, StoreError> {
+        let upkeep = self.upkeep();
+        SessionLock {
+            kv: self.kv,
+            clock: self.clock,
+            upkeep: &upkeep,
+            hold: self.lock_hold,
+        }
+        .try_acquire(id)
     }
 
     /// Records a visit to a live session, when due: moves `last_seen` to now and
-    /// extends the idle lifetime (never past the absolute one). Otherwise, and
-    /// when the session is already at its absolute limit, it writes nothing.
-    pub fn touch(&self, id: &SessionId, session: &mut Session) -> Result<(), StoreError> {
+    /// extends the idle lifetime (never past the absolute one). Otherwise, when
+    /// the session is already at its absolute limit, or when another request
+    /// holds its lock, it writes nothing: the next visit will.
+    ///
+    /// Under the lock the record is read again and only its times change, so
+    /// a refresh that finished meanwhile keeps its tokens.
+    pub fn touch(&self, ticket: &Ticket, session: &mut Session) -> Result<(), StoreError> {
         let now = self.clock.now();
         let due = now - session.last_seen >= (self.lifetimes.idle / TOUCH_DIVISOR).max(1);
         let expires_at = self.expiry(session.created_at, now);
         if !due || expires_at <= session.expires_at {
             return Ok(());
         }
-        let before = (session.last_seen, session.expires_at);
+        let Some(held) = self.try_lock(ticket.id())? else {
+            return Ok(());
+        };
+        let result = self.touch_held(ticket, now, expires_at);
+        held.release(self.kv);
+        if let Some(fresh) = result? {
+            *session = fresh;
+        }
+        Ok(())
+    }
+
+    fn touch_held(
+        &self,
+        ticket: &Ticket,
+        now: i64,
+        expires_at: i64,
+    ) -> Result<Option<Session>, StoreError> {
+        let key = keys::session(ticket.id());
+        let Read::Found(mut envelope, mut session) = self.read(ticket)? else {
+            return Ok(None);
+        };
+        (envelope.last_seen, envelope.expires_at) = (now, expires_at);
         (session.last_seen, session.expires_at) = (now, expires_at);
-        set_json(self.kv, &id.key(), session).inspect_err(|_| {
-            (session.last_seen, session.expires_at) = before;
+        let bytes =
+            serde_json::to_vec(&envelope).map_err(|e| StoreError(format!("encode: {e}")))?;
+        self.kv.set(&key, &bytes)?;
+        Ok(match self.unless_ended(ticket.id())? {
+            true => Some(session),
+            false => None,
         })
+    }
+
+    /// After a write: `true` if the session still stands, `false` if it was
+    /// ended meanwhile and what was written has been removed again.
+    fn unless_ended(&self, id: &RecordId) -> Result<bool, StoreError> {
+        if self.kv.exists(&keys::ended(id))? {
+            self.kv.delete(&keys::session(id))?;
+            return Ok(false);
+        }
+        Ok(true)
     }
 
     /// The end of a session created at `created_at` and last active `now`: the
@@ -213,32 +393,82 @@ impl Sessions<'_> {
         (now + self.lifetimes.idle).min(created_at + self.lifetimes.absolute)
     }
 
-    /// Replaces the tokens after a refresh and extends the idle lifetime,
-    /// never past the absolute one.
-    pub fn update_tokens(
+    /// Reads the session again under its lock (`held`), for a refresh.
+    pub fn reload(&self, ticket: &Ticket, _held: &Held) -> Result<Option<Session>, StoreError> {
+        self.load(ticket)
+    }
+
+    /// Replaces the tokens after a refresh, under the session's lock, and
+    /// extends the idle lifetime (never past the absolute one). `Ended` when
+    /// the session was ended meanwhile: then nothing is left in the store.
+    pub fn store_refreshed(
         &self,
-        id: &SessionId,
+        ticket: &Ticket,
+        _held: &Held,
         mut session: Session,
         identity: Identity,
         tokens: Tokens,
-    ) -> Result<Session, StoreError> {
+    ) -> Result<Written, StoreError> {
         let now = self.clock.now();
         session.identity = identity;
         session.tokens = tokens;
         session.last_seen = now;
         session.expires_at = self.expiry(session.created_at, now);
-        set_json(self.kv, &id.key(), &session)?;
-        Ok(session)
+        session.rev += 1;
+        let index = session.identity.index_keys();
+        let bytes = self.seal(ticket, &session, index)?;
+        self.kv.set(&keys::session(ticket.id()), &bytes)?;
+        Ok(match self.unless_ended(ticket.id())? {
+            true => Written::Stored(session),
+            false => Written::Ended,
+        })
     }
 
-    pub fn delete(&self, id: &SessionId) -> Result<(), StoreError> {
-        self.kv.delete(&id.key())
+    /// Ends a session for good: tombstone first, then the record (see the
+    /// module's note on why a concurrent writer cannot bring it back). Both
+    /// are registered with upkeep for when no write can matter any more.
+    pub fn end(&self, id: &RecordId, created_at: i64) -> Result<(), StoreError> {
+        let tomb = keys::ended(id);
+        let key = keys::session(id);
+        // A record written back by a writer that died before its check is
+        // past its absolute end by then, and removed with the tombstone.
+        let last = created_at.saturating_add(self.lifetimes.absolute);
+        self.upkeep().register(
+            last.max(self.clock.now() + self.lock_hold),
+            [tomb.as_str(), key.as_str()],
+        )?;
+        self.kv.set(&tomb, b"1")?;
+        self.kv.delete(&key)
+    }
+
+    /// Ends session `id` if its record lists every key of `index_keys` (a
+    /// back-channel logout names sessions through the index, whose entries
+    /// may be stale); `true` if it ended one.
+    pub fn end_if_listed(&self, id: &RecordId, index_keys: &[String]) -> Result<bool, StoreError> {
+        let Some(bytes) = self.kv.get(&keys::session(id))? else {
+            return Ok(false);
+        };
+        match serde_json::from_slice::<Envelope>(&bytes) {
+            Ok(e) if index_keys.iter().all(|k| e.index.contains(k)) => {
+                self.end(id, e.created_at)?;
+                Ok(true)
+            }
+            _ => Ok(false),
+        }
     }
 
     /// How long the cookie should live: until the absolute limit.
     pub fn cookie_max_age(&self, session: &Session) -> i64 {
         (session.created_at + self.lifetimes.absolute - self.clock.now()).max(0)
     }
+}
+
+/// [`Private`] by reference, so sealing does not clone the tokens.
+#[derive(Serialize)]
+struct PrivateRef<'s> {
+    identity: &'s Identity,
+    tokens: &'s Tokens,
+    csrf: &'s Secret,
 }
 
 #[cfg(test)]
@@ -279,6 +509,7 @@ pub mod tests {
             created_at: 0,
             last_seen: 0,
             expires_at: 100,
+            rev: 0,
         }
     }
 
@@ -287,230 +518,395 @@ pub mod tests {
         absolute: 250,
     };
 
-    /// A new session for alice in `s`.
-    fn created(s: &Sessions) -> (SessionId, Session) {
-        s.create(&CountingRandom::default(), identity(), tokens("a"))
-            .unwrap()
+    struct Fixture {
+        kv: MemoryStore,
+        clock: FixedClock,
+        rng: CountingRandom,
     }
 
-    /// Sessions over `kv` at `clock`, idle lifetime 100 s, absolute 250 s.
-    fn sessions<'a>(kv: &'a MemoryStore, clock: &'a FixedClock) -> Sessions<'a> {
-        Sessions {
-            kv,
-            clock,
-            lifetimes: LIFE,
+    impl Fixture {
+        fn new() -> Self {
+            Self {
+                kv: MemoryStore::new(),
+                clock: FixedClock::at(1_000_000),
+                rng: CountingRandom::default(),
+            }
+        }
+
+        /// Sessions over the fixture, idle lifetime 100 s, absolute 250 s.
+        fn sessions(&self) -> Sessions<'_> {
+            Sessions {
+                kv: &self.kv,
+                clock: &self.clock,
+                rng: &self.rng,
+                lifetimes: LIFE,
+                lock_hold: 25,
+            }
+        }
+
+        /// A new session for alice.
+        fn created(&self) -> (Ticket, Session) {
+            self.sessions().create(identity(), tokens("a")).unwrap()
+        }
+
+        fn session_keys(&self) -> Vec<String> {
+            self.kv.keys_with_prefix(keys::SESSION_PREFIX)
+        }
+
+        fn raw(&self, t: &Ticket) -> serde_json::Value {
+            serde_json::from_slice(&self.kv.get(&keys::session(t.id())).unwrap().unwrap()).unwrap()
+        }
+    }
+
+    /// The same id with another (valid-looking) secret.
+    fn forged(t: &Ticket) -> Ticket {
+        let other = Ticket::generate(&CountingRandom(std::cell::Cell::new(7777)));
+        let secret = other.cookie_value().split_once('.').unwrap().1.to_owned();
+        Ticket::parse(&format!("{}.{secret}", t.id().as_str())).unwrap()
+    }
+
+    const T0: i64 = 1_000_000;
+
+    #[test]
+    fn create_then_load_reads_once_and_never_writes() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, created) = s.create(identity(), tokens("at-1")).unwrap();
+        assert_eq!(created.expires_at, T0 + 100);
+        let (reads, writes) = (f.kv.reads.get(), f.kv.writes.get());
+        let loaded = s.load(&t).unwrap().unwrap();
+        assert_eq!(loaded, created);
+        assert_eq!(f.kv.reads.get(), reads + 1);
+        assert_eq!(f.kv.writes.get(), writes);
+        assert_eq!(f.session_keys(), vec![keys::session(t.id())]);
+    }
+
+    #[test]
+    fn the_store_holds_times_in_clear_and_nothing_that_acts_as_the_user() {
+        let f = Fixture::new();
+        let (t, _) = f
+            .sessions()
+            .create(identity(), tokens("at-secret"))
+            .unwrap();
+        let raw = f.raw(&t);
+        assert_eq!(raw["created_at"], T0);
+        assert_eq!(raw["expires_at"], T0 + 100);
+        let everything: String =
+            f.kv.snapshot()
+                .iter()
+                .map(|(k, v)| format!("{k}={}", String::from_utf8_lossy(v)))
+                .collect();
+        let cookie = t.cookie_value();
+        let secret = cookie.split_once('.').unwrap().1;
+        for leak in [
+            secret,
+            cookie.as_str(),
+            "at-secret",
+            "refresh-1",
+            "id.token.sig",
+            "alice",
+        ] {
+            assert!(
+                !everything.contains(leak),
+                "{leak} is readable in the store"
+            );
         }
     }
 
     #[test]
-    fn create_then_load_reads_once_and_never_writes() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let rng = CountingRandom::default();
-        let s = sessions(&kv, &clock);
-        let (id, created) = s.create(&rng, identity(), tokens("at-1")).unwrap();
-        assert_eq!(created.expires_at, 1100);
-        let (reads, writes) = (kv.reads.get(), kv.writes.get());
-        let loaded = s.load(&id).unwrap().unwrap();
-        assert_eq!(loaded, created);
-        assert_eq!(kv.reads.get(), reads + 1);
-        assert_eq!(kv.writes.get(), writes);
-        assert_eq!(kv.keys_with_prefix("sess:"), vec![id.key()]);
+    fn a_key_name_or_another_secret_opens_nothing_and_removes_nothing() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        assert!(
+            Ticket::parse(t.id().as_str()).is_none(),
+            "a key name is no cookie"
+        );
+        let before = f.kv.snapshot();
+        assert_eq!(s.load(&forged(&t)).unwrap(), None);
+        assert_eq!(f.kv.snapshot(), before);
+        assert!(s.load(&t).unwrap().is_some());
     }
 
     #[test]
-    fn stored_json_is_readable() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let (id, _) = s
-            .create(&CountingRandom::default(), identity(), tokens("at-1"))
+    fn a_tampered_record_reads_as_logged_out_and_is_removed() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        let mut raw = f.raw(&t);
+        let sealed = raw["sealed"].as_str().unwrap().to_owned();
+        let flipped = if sealed.ends_with('A') { "B" } else { "A" };
+        raw["sealed"] = format!("{}{flipped}", &sealed[..sealed.len() - 1]).into();
+        f.kv.set(&keys::session(t.id()), raw.to_string().as_bytes())
             .unwrap();
-        let raw: serde_json::Value =
-            serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
-        assert_eq!(raw["tokens"]["access_token"], "at-1");
-        assert_eq!(raw["identity"]["sub"], "alice");
-        assert_eq!(raw["created_at"], 1000);
+        assert_eq!(s.load(&t).unwrap(), None);
+        assert!(f.session_keys().is_empty());
     }
 
     #[test]
-    fn claims_are_stored_as_the_pretty_text_shown_and_stay_json() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
+    fn a_record_moved_to_another_key_does_not_open() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (a, _) = f.created();
+        let (b, _) = f.created();
+        // Copy a's record over b's: right secret check for a, wrong key.
+        let copied = f.kv.get(&keys::session(a.id())).unwrap().unwrap();
+        f.kv.set(&keys::session(b.id()), &copied).unwrap();
+        assert_eq!(s.load(&b).unwrap(), None);
+        assert_eq!(s.load(&forged(&a)).unwrap(), None);
+    }
+
+    #[test]
+    fn records_of_the_previous_format_read_as_logged_out() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        f.kv.set(
+            &keys::session(t.id()),
+            br#"{"identity":{},"tokens":{},"expires_at":9999999999}"#,
+        )
+        .unwrap();
+        assert_eq!(s.load(&t).unwrap(), None);
+    }
+
+    #[test]
+    fn claims_are_stored_as_the_pretty_text_shown() {
+        let f = Fixture::new();
+        let s = f.sessions();
         let mut who = identity();
         who.claims = PrettyJson::new(
             serde_json::json!({"sub": "alice", "name": "A \"q\" <b>"})
                 .as_object()
                 .unwrap(),
         );
-        let (id, _) = s
-            .create(&CountingRandom::default(), who, tokens("a"))
-            .unwrap();
-        let loaded = s.load(&id).unwrap().unwrap();
+        let (t, _) = s.create(who, tokens("a")).unwrap();
+        let loaded = s.load(&t).unwrap().unwrap();
         assert_eq!(
             loaded.identity.claims.text(),
             "{\n  \"name\": \"A \\\"q\\\" <b>\",\n  \"sub\": \"alice\"\n}"
         );
-        let raw: serde_json::Value =
-            serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
-        assert_eq!(
-            raw["identity"]["claims"]["sub"], "alice",
-            "still plain JSON"
-        );
     }
 
     #[test]
-    fn records_with_compact_claims_still_load() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let (id, _) = created(&s);
-        let mut raw: serde_json::Value =
-            serde_json::from_slice(&kv.get(&id.key()).unwrap().unwrap()).unwrap();
-        raw["identity"]["claims"] = serde_json::json!({"sub": "alice"});
-        raw["identity"]["userinfo"] = serde_json::json!({"email": "a@example.test"});
-        kv.set(&id.key(), raw.to_string().as_bytes()).unwrap();
-        let loaded = s.load(&id).unwrap().unwrap();
-        assert_eq!(loaded.identity.claims.text(), r#"{"sub":"alice"}"#);
-        assert_eq!(
-            loaded.identity.userinfo.unwrap().text(),
-            r#"{"email":"a@example.test"}"#
-        );
-    }
-
-    #[test]
-    fn ids_are_fresh_and_well_formed() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let rng = CountingRandom::default();
-        let s = sessions(&kv, &clock);
+    fn tickets_are_fresh_and_well_formed() {
+        let f = Fixture::new();
         let mut seen = std::collections::HashSet::new();
         for _ in 0..200 {
-            let (id, _) = s.create(&rng, identity(), tokens("a")).unwrap();
-            assert!(SessionId::parse(id.as_str()).is_some());
-            assert!(seen.insert(id.as_str().to_owned()));
+            let (t, _) = f.created();
+            assert!(Ticket::parse(&t.cookie_value()).is_some());
+            assert!(seen.insert(t.id().clone()));
         }
     }
 
     #[test]
     fn idle_expiry_deletes_on_read() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let (id, _) = created(&s);
-        clock.advance(99);
-        assert!(s.load(&id).unwrap().is_some());
-        clock.advance(1);
-        assert!(s.load(&id).unwrap().is_none());
-        assert!(kv.keys_with_prefix("sess:").is_empty());
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        f.clock.advance(99);
+        assert!(s.load(&t).unwrap().is_some());
+        f.clock.advance(1);
+        assert!(s.load(&t).unwrap().is_none());
+        assert!(f.session_keys().is_empty());
+    }
+
+    fn refreshed(s: &Sessions, t: &Ticket, access: &str) -> Session {
+        let held = s.try_lock(t.id()).unwrap().unwrap();
+        let current = s.reload(t, &held).unwrap().unwrap();
+        let out = s
+            .store_refreshed(t, &held, current, identity(), tokens(access))
+            .unwrap();
+        held.release(s.kv);
+        match out {
+            Written::Stored(s) => s,
+            Written::Ended => panic!("ended"),
+        }
     }
 
     #[test]
-    fn refresh_extends_idle_but_not_absolute() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let (id, sess) = created(&s);
-        clock.advance(90);
-        let sess = s.update_tokens(&id, sess, identity(), tokens("b")).unwrap();
-        assert_eq!(sess.expires_at, 1190);
-        clock.advance(90);
-        let sess = s.update_tokens(&id, sess, identity(), tokens("c")).unwrap();
-        assert_eq!(sess.expires_at, 1250, "capped by the absolute lifetime");
-        clock.advance(70);
-        assert!(s.load(&id).unwrap().is_none());
+    fn refresh_extends_idle_but_not_absolute_and_bumps_the_revision() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        f.clock.advance(90);
+        let sess = refreshed(&s, &t, "b");
+        assert_eq!((sess.expires_at, sess.rev), (T0 + 190, 1));
+        assert_eq!(s.stored_rev(t.id()).unwrap(), Some(1));
+        f.clock.advance(90);
+        let sess = refreshed(&s, &t, "c");
+        assert_eq!(sess.expires_at, T0 + 250, "capped by the absolute lifetime");
+        assert_eq!(
+            s.load(&t).unwrap().unwrap().tokens.access_token.expose(),
+            "c"
+        );
+        f.clock.advance(70);
+        assert!(s.load(&t).unwrap().is_none());
     }
 
     #[test]
     fn visits_extend_the_idle_lifetime_with_one_write_per_tenth_of_it() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let (id, mut sess) = created(&s);
-        let writes = kv.writes.get();
-        // A visit every second for 9 s: not due yet, nothing written.
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, mut sess) = f.created();
+        let writes = f.kv.writes.get();
         for _ in 0..9 {
-            clock.advance(1);
-            sess = s.load(&id).unwrap().unwrap();
-            s.touch(&id, &mut sess).unwrap();
+            f.clock.advance(1);
+            sess = s.load(&t).unwrap().unwrap();
+            s.touch(&t, &mut sess).unwrap();
         }
-        assert_eq!(kv.writes.get(), writes);
-        assert_eq!(sess.expires_at, 1100);
-        // At a tenth of the idle lifetime (10 s) the visit is recorded, once.
-        clock.advance(1);
-        s.touch(&id, &mut sess).unwrap();
-        assert_eq!((sess.last_seen, sess.expires_at), (1010, 1110));
-        assert_eq!(kv.writes.get(), writes + 1);
-        assert_eq!(s.load(&id).unwrap().unwrap(), sess, "what was written");
-        s.touch(&id, &mut sess).unwrap();
-        assert_eq!(kv.writes.get(), writes + 1);
-        // So a session visited now and then outlives its first idle deadline.
-        clock.advance(95);
-        assert!(s.load(&id).unwrap().is_some());
+        assert_eq!(f.kv.writes.get(), writes, "not due: nothing written");
+        assert_eq!(sess.expires_at, T0 + 100);
+        f.clock.advance(1);
+        s.touch(&t, &mut sess).unwrap();
+        assert_eq!((sess.last_seen, sess.expires_at), (T0 + 10, T0 + 110));
+        assert_eq!(s.load(&t).unwrap().unwrap(), sess, "what was written");
+        let writes = f.kv.writes.get();
+        s.touch(&t, &mut sess).unwrap();
+        assert_eq!(f.kv.writes.get(), writes);
+        f.clock.advance(95);
+        assert!(s.load(&t).unwrap().is_some());
+    }
+
+    #[test]
+    fn a_visit_never_writes_back_tokens_a_refresh_replaced() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        f.clock.advance(50);
+        // The page read the session before the refresh finished...
+        let mut seen_by_the_page = s.load(&t).unwrap().unwrap();
+        refreshed(&s, &t, "new-access");
+        // ...and records the visit after it.
+        s.touch(&t, &mut seen_by_the_page).unwrap();
+        let stored = s.load(&t).unwrap().unwrap();
+        assert_eq!(stored.tokens.access_token.expose(), "new-access");
+        assert_eq!(stored.last_seen, T0 + 50);
+        assert_eq!(seen_by_the_page, stored, "the page shows the newest tokens");
+    }
+
+    #[test]
+    fn a_visit_while_a_refresh_holds_the_lock_writes_nothing() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        f.clock.advance(50);
+        let held = s.try_lock(t.id()).unwrap().unwrap();
+        let mut sess = s.load(&t).unwrap().unwrap();
+        let before = f.raw(&t);
+        s.touch(&t, &mut sess).unwrap();
+        assert_eq!(f.raw(&t), before);
+        held.release(&f.kv);
     }
 
     #[test]
     fn visits_never_extend_past_the_absolute_lifetime() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let (id, mut sess) = created(&s);
-        while clock.now() < 1235 {
-            clock.advance(9);
-            sess = s.load(&id).unwrap().unwrap();
-            s.touch(&id, &mut sess).unwrap();
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, mut sess) = f.created();
+        while f.clock.now() < T0 + 235 {
+            f.clock.advance(9);
+            sess = s.load(&t).unwrap().unwrap();
+            s.touch(&t, &mut sess).unwrap();
         }
-        assert_eq!(sess.expires_at, 1250, "capped by the absolute lifetime");
-        let writes = kv.writes.get();
-        clock.0.set(1245);
-        s.touch(&id, &mut s.load(&id).unwrap().unwrap()).unwrap();
-        assert_eq!(kv.writes.get(), writes, "nothing to extend: no write");
-        clock.0.set(1250);
-        assert!(s.load(&id).unwrap().is_none());
+        assert_eq!(sess.expires_at, T0 + 250, "capped by the absolute lifetime");
+        let writes = f.kv.writes.get();
+        f.clock.0.set(T0 + 245);
+        s.touch(&t, &mut s.load(&t).unwrap().unwrap()).unwrap();
+        assert_eq!(f.kv.writes.get(), writes, "nothing to extend: no write");
+        f.clock.0.set(T0 + 250);
+        assert!(s.load(&t).unwrap().is_none());
     }
 
     #[test]
     fn a_visit_that_cannot_be_recorded_changes_nothing() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let (id, _) = created(&s);
-        clock.advance(50);
-        let mut sess = s.load(&id).unwrap().unwrap();
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        f.clock.advance(50);
+        let mut sess = s.load(&t).unwrap().unwrap();
         let before = sess.clone();
-        kv.down.set(true);
-        assert!(s.touch(&id, &mut sess).is_err());
+        f.kv.down.set(true);
+        assert!(s.touch(&t, &mut sess).is_err());
         assert_eq!(sess, before);
-        kv.down.set(false);
-        assert_eq!(s.load(&id).unwrap().unwrap(), before);
+        f.kv.down.set(false);
+        assert_eq!(s.load(&t).unwrap().unwrap(), before);
     }
 
     #[test]
-    fn corrupt_record_is_absent_and_removed() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let id = SessionId::parse(&"a".repeat(43)).unwrap();
-        kv.set(&id.key(), b"{not json").unwrap();
-        assert!(s.load(&id).unwrap().is_none());
-        assert!(kv.get(&id.key()).unwrap().is_none());
+    fn logout_wins_over_a_refresh_already_under_way() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, created) = f.created();
+        let held = s.try_lock(t.id()).unwrap().unwrap();
+        let current = s.reload(&t, &held).unwrap().unwrap();
+        // The user logs out while the refresh waits for the IdP.
+        s.end(t.id(), created.created_at).unwrap();
+        let out = s
+            .store_refreshed(&t, &held, current, identity(), tokens("late"))
+            .unwrap();
+        held.release(&f.kv);
+        assert_eq!(out, Written::Ended);
+        assert!(f.session_keys().is_empty());
+        assert_eq!(s.load(&t).unwrap(), None);
+    }
+
+    #[test]
+    fn logout_wins_over_a_visit_already_under_way() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, created) = f.created();
+        f.clock.advance(50);
+        let mut sess = s.load(&t).unwrap().unwrap();
+        s.end(t.id(), created.created_at).unwrap();
+        // The record reappears just as the visit reads it again (a write racing
+        // the logout's delete): the check after the write removes it.
+        f.kv.set(
+            &keys::session(t.id()),
+            &serde_json::to_vec(&f.raw_before_end(&t, &sess)).unwrap(),
+        )
+        .unwrap();
+        s.touch(&t, &mut sess).unwrap();
+        assert!(f.session_keys().is_empty());
+    }
+
+    impl Fixture {
+        /// A record as it was before `end`, for replaying a racing write.
+        fn raw_before_end(&self, t: &Ticket, s: &Session) -> serde_json::Value {
+            let sessions = self.sessions();
+            serde_json::from_slice(&sessions.seal(t, s, s.identity.index_keys()).unwrap()).unwrap()
+        }
+    }
+
+    #[test]
+    fn a_listed_session_is_ended_only_by_the_keys_it_names() {
+        let f = Fixture::new();
+        let s = f.sessions();
+        let (t, _) = f.created();
+        let listed = identity().index_keys();
+        let other = vec![keys::index(
+            keys::IndexKind::Sid,
+            "https://idp.example",
+            "sid-2",
+        )];
+        assert!(!s.end_if_listed(t.id(), &other).unwrap());
+        assert!(s.load(&t).unwrap().is_some());
+        assert!(s.end_if_listed(t.id(), &listed).unwrap());
+        assert!(s.load(&t).unwrap().is_none());
     }
 
     #[test]
     fn store_failure_is_an_error_not_absence() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1000);
-        let s = sessions(&kv, &clock);
-        let id = SessionId::parse(&"a".repeat(43)).unwrap();
-        kv.down.set(true);
-        assert!(s.load(&id).is_err());
+        let f = Fixture::new();
+        let (t, _) = f.created();
+        f.kv.down.set(true);
+        assert!(f.sessions().load(&t).is_err());
     }
 
     #[test]
-    fn debug_hides_ids_and_tokens() {
-        let id = SessionId::parse(&"a".repeat(43)).unwrap();
-        assert!(!format!("{id:?}").contains("aaaa"));
+    fn debug_hides_tickets_and_tokens() {
+        let f = Fixture::new();
+        let (t, _) = f.created();
+        assert!(!format!("{t:?}").contains(t.id().as_str()));
         assert!(!format!("{:?}", tokens("topsecret")).contains("topsecret"));
     }
 }

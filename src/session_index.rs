@@ -1,20 +1,20 @@
 //! An index from the IdP's session (`sid`) and user (`sub`) to our session ids,
 //! so a back-channel logout can find the sessions it names on any replica
-//! that shares the store.
+//! that shares the store; and the one-use record of logout tokens (`jti`).
 //!
-//! Keys are `bcl:sid:<hash>` and `bcl:sub:<hash>` (hashes of issuer + value, so
-//! arbitrary IdP strings never become raw key names). Spin key-value has no
-//! compare-and-swap: two logins of the same user at the same instant on two
-//! replicas can lose one entry; that session then ends only by expiry or
-//! its own logout. Entries whose session is gone are pruned on each add.
+//! Index entries are read-modify-write without compare-and-swap: two logins
+//! of the same user at the same instant on two replicas can lose one entry;
+//! that session then ends only by expiry or its own logout. Entries whose
+//! session is gone are pruned on each add, and upkeep removes dead entries.
+//! Each session's record lists its index keys, so a stale entry can never end
+//! a session it does not name.
 
-use crate::session::{Identity, KEY_PREFIX as SESSION_PREFIX, SessionId};
-use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
-use base64::Engine;
+use crate::keys;
+use crate::store::{KeyValue, StoreError};
+use crate::ticket::RecordId;
+use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-pub const PREFIX: &str = "bcl:";
 /// Most sessions remembered per sid / sub.
 const MAX_SESSIONS: usize = 20;
 
@@ -23,70 +23,79 @@ struct Entry {
     sessions: Vec<String>,
 }
 
-/// `bcl:<kind>:<hash of issuer and value>`.
-pub fn key(kind: &str, iss: &str, value: &str) -> String {
-    let digest = Sha256::digest(format!("{iss}\n{value}").as_bytes());
-    format!(
-        "{PREFIX}{kind}:{}",
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18])
-    )
-}
-
-fn load(kv: &dyn KeyValue, key: &str) -> Result<Vec<SessionId>, StoreError> {
-    Ok(match get_json::<Entry>(kv, key)? {
-        Record::Found(e) => e
+fn load(kv: &dyn KeyValue, key: &str) -> Result<Vec<RecordId>, StoreError> {
+    Ok(match kv.get(key)? {
+        Some(bytes) => serde_json::from_slice::<Entry>(&bytes)
+            .unwrap_or_default()
             .sessions
             .iter()
-            .filter_map(|s| SessionId::parse(s))
+            .filter_map(|s| RecordId::parse(s))
             .collect(),
-        _ => Vec::new(),
+        None => Vec::new(),
     })
 }
 
-/// Records a new session under its `sid` and `sub`.
-pub fn add(kv: &dyn KeyValue, identity: &Identity, id: &SessionId) -> Result<(), StoreError> {
-    let mut keys = vec![key("sub", &identity.iss, &identity.sub)];
-    if let Some(sid) = &identity.sid {
-        keys.push(key("sid", &identity.iss, sid));
-    }
-    for k in keys {
+/// Records a new session under each of its index keys (already registered
+/// with upkeep by the session's creation).
+pub fn add(kv: &dyn KeyValue, index_keys: &[String], id: &RecordId) -> Result<(), StoreError> {
+    for k in index_keys {
         let mut ids = Vec::new();
-        for existing in load(kv, &k)? {
-            if existing != *id && kv.exists(&format!("{SESSION_PREFIX}{}", existing.as_str()))? {
+        for existing in load(kv, k)? {
+            if existing != *id && kv.exists(&keys::session(&existing))? {
                 ids.push(existing.as_str().to_owned());
             }
         }
         ids.push(id.as_str().to_owned());
         let keep = ids.len().saturating_sub(MAX_SESSIONS);
-        set_json(
-            kv,
-            &k,
-            &Entry {
-                sessions: ids.split_off(keep),
-            },
-        )?;
+        let entry = Entry {
+            sessions: ids.split_off(keep),
+        };
+        let bytes = serde_json::to_vec(&entry).map_err(|e| StoreError(format!("encode: {e}")))?;
+        kv.set(k, &bytes)?;
     }
     Ok(())
 }
 
 /// The sessions recorded under `key`.
-pub fn sessions(kv: &dyn KeyValue, key: &str) -> Result<Vec<SessionId>, StoreError> {
+pub fn sessions(kv: &dyn KeyValue, key: &str) -> Result<Vec<RecordId>, StoreError> {
     load(kv, key)
 }
 
-/// Marks a logout token's `jti` as used; `false` if it was seen before.
-pub fn first_use_of_jti(
+/// A logout token's claim on its `jti`.
+pub enum JtiClaim {
+    /// This request is the first to present it; [`JtiClaim::undo`] if the
+    /// logout then fails, so the IdP's retry is not refused.
+    First(String),
+    Seen,
+}
+
+/// Marks a logout token's `jti` as used, atomically: of two requests with
+/// the same token, on any replicas, only the one whose `increment` returns 1
+/// is first. The counter is kept until the token expires (then a replay fails
+/// validation anyway) and registered with upkeep for then.
+pub fn claim_jti(
     kv: &dyn KeyValue,
+    upkeep: &Upkeep,
     iss: &str,
     jti: &str,
     exp: i64,
-) -> Result<bool, StoreError> {
-    let k = key("jti", iss, jti);
-    if kv.exists(&k)? {
-        return Ok(false);
+) -> Result<JtiClaim, StoreError> {
+    let k = keys::index(keys::IndexKind::Jti, iss, jti);
+    upkeep.register(exp + crate::oidc::id_token::CLOCK_SKEW, [k.as_str()])?;
+    Ok(match kv.increment(&k, 1)? {
+        1 => JtiClaim::First(k),
+        _ => JtiClaim::Seen,
+    })
+}
+
+impl JtiClaim {
+    pub fn undo(self, kv: &dyn KeyValue) {
+        if let JtiClaim::First(k) = self
+            && let Err(e) = kv.delete(&k)
+        {
+            eprintln!("backchannel-logout: cannot release the jti: {e}");
+        }
     }
-    set_json(kv, &k, &serde_json::json!({ "exp": exp }))?;
-    Ok(true)
 }
 
 #[cfg(test)]
@@ -107,41 +116,56 @@ mod tests {
         let s = Sessions {
             kv: &kv,
             clock: &clock,
+            rng: &rng,
             lifetimes: Lifetimes {
                 idle: 100,
                 absolute: 100,
             },
+            lock_hold: 25,
         };
-        let (a, _) = s.create(&rng, identity(), tokens("a")).unwrap();
-        add(&kv, &identity(), &a).unwrap();
-        let (b, _) = s.create(&rng, identity(), tokens("b")).unwrap();
-        add(&kv, &identity(), &b).unwrap();
-        let sub_key = key("sub", "https://idp.example", "alice");
-        assert_eq!(sessions(&kv, &sub_key).unwrap(), vec![a.clone(), b.clone()]);
+        let index = identity().index_keys();
+        let (a, sa) = s.create(identity(), tokens("a")).unwrap();
+        add(&kv, &index, a.id()).unwrap();
+        let (b, _) = s.create(identity(), tokens("b")).unwrap();
+        add(&kv, &index, b.id()).unwrap();
+        let sub_key = keys::index(keys::IndexKind::Sub, "https://idp.example", "alice");
         assert_eq!(
-            sessions(&kv, &key("sid", "https://idp.example", "sid-1"))
-                .unwrap()
-                .len(),
-            2
+            sessions(&kv, &sub_key).unwrap(),
+            vec![a.id().clone(), b.id().clone()]
         );
-        s.delete(&a).unwrap();
-        let (c, _) = s.create(&rng, identity(), tokens("c")).unwrap();
-        add(&kv, &identity(), &c).unwrap();
-        assert_eq!(sessions(&kv, &sub_key).unwrap(), vec![b, c]);
+        let sid_key = keys::index(keys::IndexKind::Sid, "https://idp.example", "sid-1");
+        assert_eq!(sessions(&kv, &sid_key).unwrap().len(), 2);
+        s.end(a.id(), sa.created_at).unwrap();
+        let (c, _) = s.create(identity(), tokens("c")).unwrap();
+        add(&kv, &index, c.id()).unwrap();
+        assert_eq!(
+            sessions(&kv, &sub_key).unwrap(),
+            vec![b.id().clone(), c.id().clone()]
+        );
     }
 
     #[test]
-    fn keys_do_not_leak_raw_values() {
-        let k = key("sub", "https://idp.example", "alice@example.com");
-        assert!(k.starts_with("bcl:sub:") && !k.contains("alice"));
-        assert_ne!(k, key("sub", "https://other.example", "alice@example.com"));
-    }
-
-    #[test]
-    fn jti_is_accepted_once() {
+    fn jti_is_accepted_once_and_again_after_an_undo() {
         let kv = MemoryStore::new();
-        assert!(first_use_of_jti(&kv, "iss", "j1", 5).unwrap());
-        assert!(!first_use_of_jti(&kv, "iss", "j1", 5).unwrap());
-        assert!(first_use_of_jti(&kv, "iss", "j2", 5).unwrap());
+        let clock = FixedClock::at(1000);
+        let up = Upkeep {
+            kv: &kv,
+            clock: &clock,
+        };
+        assert!(matches!(
+            claim_jti(&kv, &up, "iss", "j1", 5).unwrap(),
+            JtiClaim::First(_)
+        ));
+        assert!(matches!(
+            claim_jti(&kv, &up, "iss", "j1", 5).unwrap(),
+            JtiClaim::Seen
+        ));
+        let claim = claim_jti(&kv, &up, "iss", "j2", 5).unwrap();
+        assert!(matches!(claim, JtiClaim::First(_)));
+        claim.undo(&kv);
+        assert!(matches!(
+            claim_jti(&kv, &up, "iss", "j2", 5).unwrap(),
+            JtiClaim::First(_)
+        ));
     }
 }

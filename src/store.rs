@@ -1,7 +1,11 @@
 //! The key-value seam: what the app needs of a store, and an in-memory store for tests.
 //!
-//! Spin's key-value interface has no TTL and no compare-and-swap; everything here
-//! is plain get / set / delete, and expiry is enforced by the readers.
+//! Spin's key-value interface has no TTL and no reliable compare-and-swap; what
+//! the app builds on is get / set / delete / exists and an atomic `increment`
+//! (Redis `INCRBY`; one transaction in Spin's SQLite store). Redis runs
+//! commands one at a time, so every replica sees one order of these
+//! single-key operations; the multi-step operations built on them (`lock`,
+//! `upkeep`, `session`, `transaction`) each argue their safety from that.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -23,7 +27,10 @@ pub trait KeyValue {
     fn set(&self, key: &str, value: &[u8]) -> Result<(), StoreError>;
     fn delete(&self, key: &str) -> Result<(), StoreError>;
     fn exists(&self, key: &str) -> Result<bool, StoreError>;
-    fn keys(&self) -> Result<Vec<String>, StoreError>;
+    /// Adds `delta` to the counter at `key` (absent counts as 0) and returns
+    /// the new value, atomically. A counter is read only through this: its
+    /// stored form differs between backends.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError>;
 }
 
 /// In-memory store that counts reads and writes, and can be switched off to
@@ -91,10 +98,23 @@ impl KeyValue for MemoryStore {
         Ok(self.map.borrow().contains_key(key))
     }
 
-    fn keys(&self) -> Result<Vec<String>, StoreError> {
+    /// Stored as 8 little-endian bytes, as Spin's SQLite store keeps counters.
+    fn increment(&self, key: &str, delta: i64) -> Result<i64, StoreError> {
         self.check()?;
-        self.reads.set(self.reads.get() + 1);
-        Ok(self.map.borrow().keys().cloned().collect())
+        self.writes.set(self.writes.get() + 1);
+        let mut map = self.map.borrow_mut();
+        let current = match map.get(key) {
+            None => 0,
+            Some(bytes) => i64::from_le_bytes(
+                bytes
+                    .as_slice()
+                    .try_into()
+                    .map_err(|_| StoreError("not a counter".into()))?,
+            ),
+        };
+        let next = current.wrapping_add(delta);
+        map.insert(key.to_owned(), next.to_le_bytes().to_vec());
+        Ok(next)
     }
 }
 

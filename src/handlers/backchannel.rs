@@ -4,10 +4,12 @@
 //! Answers 200, or 400 with a JSON error, always `Cache-Control: no-store`.
 
 use crate::app::Ctx;
+use crate::keys;
 use crate::oidc::{OidcError, logout_token};
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
-use crate::session_index;
+use crate::session_index::{self, JtiClaim};
+use crate::store::StoreError;
 
 fn refuse(description: &str) -> Response {
     let body = serde_json::json!({ "error": "invalid_request", "error_description": description });
@@ -37,38 +39,49 @@ pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
         }
         Err(e) => return Err(AppError::from(e)),
     };
-    if ctx
-        .kv
-        .exists(&session_index::key("jti", &token.iss, &token.jti))?
-    {
-        return Ok(refuse("this logout_token was already used"));
-    }
-
-    // With a sid, only that IdP session ends; with only a sub, all of the user's sessions.
-    let index_key = match (&token.sid, &token.sub) {
-        (Some(sid), _) => session_index::key("sid", &token.iss, sid),
-        (None, Some(sub)) => session_index::key("sub", &token.iss, sub),
-        (None, None) => return Ok(refuse("no sub or sid")),
-    };
-    let sessions = ctx.sessions();
-    let mut ended = 0;
-    for id in session_index::sessions(ctx.kv, &index_key)? {
-        let Some(session) = sessions.load(&id)? else {
-            continue;
-        };
-        let same_user = token
+    // With a sid, only that IdP session ends; with only a sub, all of the
+    // user's sessions. A session must be listed under every key the token names.
+    let named: Vec<String> = [
+        token
+            .sid
+            .as_ref()
+            .map(|sid| keys::index(keys::IndexKind::Sid, &token.iss, sid)),
+        token
             .sub
             .as_ref()
-            .is_none_or(|sub| *sub == session.identity.sub);
-        let same_sid = token.sid.is_none() || token.sid == session.identity.sid;
-        if same_user && same_sid && session.identity.iss == token.iss {
-            sessions.delete(&id)?;
-            ended += 1;
+            .map(|sub| keys::index(keys::IndexKind::Sub, &token.iss, sub)),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    if named.is_empty() {
+        return Ok(refuse("no sub or sid"));
+    }
+    let claim = session_index::claim_jti(ctx.kv, &ctx.upkeep(), &token.iss, &token.jti, token.exp)?;
+    if matches!(claim, JtiClaim::Seen) {
+        return Ok(refuse("this logout_token was already used"));
+    }
+    match end_listed(ctx, &named) {
+        Ok(ended) => {
+            eprintln!("backchannel-logout: ended {ended} session(s)");
+            Ok(Response::text(200, ""))
+        }
+        Err(e) => {
+            // Not done: let the IdP's retry of the same token through.
+            claim.undo(ctx.kv);
+            Err(e.into())
         }
     }
-    ctx.kv.delete(&index_key)?;
-    // Recorded last: if the store failed above, the IdP may retry the same token.
-    session_index::first_use_of_jti(ctx.kv, &token.iss, &token.jti, token.exp)?;
-    eprintln!("backchannel-logout: ended {ended} session(s)");
-    Ok(Response::text(200, ""))
+}
+
+/// Ends every session the first named index entry lists (each record must
+/// list all of `named` too), then that entry itself.
+fn end_listed(ctx: &Ctx, named: &[String]) -> Result<usize, StoreError> {
+    let sessions = ctx.sessions();
+    let mut ended = 0;
+    for id in session_index::sessions(ctx.kv, &named[0])? {
+        ended += usize::from(sessions.end_if_listed(&id, named)?);
+    }
+    ctx.kv.delete(&named[0])?;
+    Ok(ended)
 }

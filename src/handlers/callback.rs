@@ -22,13 +22,13 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     let login_cookie = ctx.clear_cookie(cookies::LOGIN);
     let bad = |msg: &str| AppError::bad_request(msg).with_cookie(login_cookie.clone());
 
-    let Some(txn_id) = cookies::read(
+    let Some(login_ticket) = cookies::read(
         req.headers_named("cookie"),
         &ctx.cookie_name(cookies::LOGIN),
     ) else {
         return Err(bad(UNKNOWN_STATE).logged("callback: no login cookie"));
     };
-    let Some(pending) = PendingLogin::find(ctx.kv, ctx.clock, &txn_id)? else {
+    let Some(pending) = PendingLogin::find(ctx.kv, ctx.clock, &login_ticket)? else {
         return Err(bad(UNKNOWN_STATE).logged("callback: unknown login state"));
     };
     match pending.check_state(params.get("state").map(String::as_str)) {
@@ -38,7 +38,7 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
                 "The callback has no state parameter.",
             ));
         }
-        Err(StateError::Mismatch) => {
+        Err(StateError::Mismatch | StateError::Used) => {
             return Err(
                 AppError::bad_request("The state parameter does not match this login.")
                     .logged("callback: state mismatch"),
@@ -90,10 +90,14 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
 
     let verified = match pending.verify(
         ctx.kv,
+        ctx.clock,
         params.get("state").map(String::as_str),
         Secret::new(code.clone()),
     )? {
         Ok(v) => v,
+        Err(StateError::Used) => {
+            return Err(bad(UNKNOWN_STATE).logged("callback: login already completed"));
+        }
         Err(_) => {
             return Err(AppError::bad_request(
                 "The state parameter does not match this login.",
@@ -138,22 +142,27 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     };
 
     // A session cookie from before the login is never reused (no fixation).
-    if let Some(old) = ctx.session_id(req) {
-        ctx.sessions().delete(&old).map_err(|e| fail(e.into()))?;
-    }
     let sessions = ctx.sessions();
-    let (id, session) = sessions
-        .create(ctx.rng, identity, tokens)
+    if let Some(old) = ctx.session_ticket(req)
+        && let Some(previous) = sessions.load(&old).map_err(|e| fail(e.into()))?
+    {
+        sessions
+            .end(old.id(), previous.created_at)
+            .map_err(|e| fail(e.into()))?;
+    }
+    let (ticket, session) = sessions
+        .create(identity, tokens)
         .map_err(|e| fail(e.into()))?;
     // Without its index entries a back-channel logout could not find the session:
     // better no session than one that cannot be ended.
-    if let Err(e) = crate::session_index::add(ctx.kv, &session.identity, &id) {
-        let _ = sessions.delete(&id);
+    let index = session.identity.index_keys();
+    if let Err(e) = crate::session_index::add(ctx.kv, &index, ticket.id()) {
+        let _ = sessions.end(ticket.id(), session.created_at);
         return Err(fail(e.into()));
     }
     let session_cookie = cookies::set(
         &ctx.cookie_name(cookies::SESSION),
-        id.as_str(),
+        &ticket.cookie_value(),
         sessions.cookie_max_age(&session),
         ctx.cfg.https(),
     );

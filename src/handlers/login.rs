@@ -18,13 +18,18 @@ pub fn start(req: &Request, ctx: &Ctx) -> AppResult {
     let scope = scope::normalize(requested)
         .map_err(|why| AppError::bad_request(format!("The scope {why}.")))?;
     let meta = ctx.discovery()?;
-    let (id, txn) = transaction::new(ctx.rng, ctx.clock, scope);
+    let (ticket, txn) = transaction::new(ctx.rng, ctx.clock, scope);
     let url = token::authorization_url(ctx.cfg, &meta, &txn)?;
-    transaction::save(ctx.kv, &id, &txn)?;
-    crate::sweep::maybe_sweep(ctx.kv, ctx.clock, ctx.rng);
+    transaction::save(ctx.kv, ctx.clock, ctx.rng, &ticket, &txn)?;
+    // Upkeep rides on logins: bounded work, never on the hot path; best effort.
+    match ctx.upkeep().run() {
+        Ok(ran) if ran.removed > 0 => eprintln!("upkeep: removed {} record(s)", ran.removed),
+        Ok(_) => {}
+        Err(e) => eprintln!("upkeep: {e}"),
+    }
     let cookie = cookies::set(
         &ctx.cookie_name(cookies::LOGIN),
-        &id,
+        &ticket.cookie_value(),
         transaction::LIFETIME,
         ctx.cfg.https(),
     );

@@ -12,15 +12,15 @@ use crate::session::Session;
 
 pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
     let clear = ctx.clear_cookie(cookies::SESSION);
-    let Some((id, session)) = ctx.current_session(req)? else {
+    let Some((ticket, session)) = ctx.current_session(req)? else {
         return Ok(Response::redirect("/").with_cookie(clear));
     };
     check_csrf(req, ctx.cfg, &req.form()?, &session)?;
-    ctx.sessions().delete(&id)?;
+    ctx.sessions().end(ticket.id(), session.created_at)?;
     // The IdP session ends too; its back-channel index entry has nothing left to find.
     if let Some(sid) = &session.identity.sid {
-        ctx.kv.delete(&crate::session_index::key(
-            "sid",
+        ctx.kv.delete(&crate::keys::index(
+            crate::keys::IndexKind::Sid,
             &session.identity.iss,
             sid,
         ))?;

@@ -11,8 +11,6 @@ use crate::store::{KeyValue, Record, get_json, set_json};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
-pub const CACHE_KEY: &str = "cache:discovery";
-
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderMetadata {
     pub issuer: String,
@@ -134,7 +132,7 @@ pub fn load(
     cfg: &Config,
 ) -> Result<ProviderMetadata, OidcError> {
     let now = clock.now();
-    if let Record::Found(c) = get_json::<Cached>(kv, CACHE_KEY)? {
+    if let Record::Found(c) = get_json::<Cached>(kv, crate::keys::DISCOVERY)? {
         let age = now - c.fetched_at;
         if (0..cfg.discovery_ttl_secs).contains(&age) && c.metadata.issuer == cfg.issuer {
             return Ok(c.metadata);
@@ -144,7 +142,7 @@ pub fn load(
     let metadata = parse(doc, cfg)?;
     set_json(
         kv,
-        CACHE_KEY,
+        crate::keys::DISCOVERY,
         &Cached {
             fetched_at: now,
             metadata: metadata.clone(),
@@ -268,7 +266,7 @@ pub mod tests {
     #[test]
     fn corrupt_cache_is_refetched() {
         let kv = MemoryStore::new();
-        kv.set(CACHE_KEY, b"garbage").unwrap();
+        kv.set(crate::keys::DISCOVERY, b"garbage").unwrap();
         let http = FakeHttp::new(|_| json_response(200, &doc()));
         load(&kv, &http, &FixedClock::at(5), &config()).unwrap();
         assert_eq!(http.calls_to("openid-configuration"), 1);

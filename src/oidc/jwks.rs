@@ -12,7 +12,6 @@ use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use serde::{Deserialize, Serialize};
 
-pub const CACHE_KEY: &str = "cache:jwks";
 /// At most one forced refetch per this many seconds.
 pub const MIN_REFETCH_INTERVAL: i64 = 60;
 const MAX_KEYS: usize = 50;
@@ -99,7 +98,7 @@ impl KeySet<'_> {
     /// The current keys, from the cache while fresh.
     pub fn current(&self, jwks_uri: &str) -> Result<Vec<Jwk>, OidcError> {
         let now = self.clock.now();
-        let cached = match get_json::<Cached>(self.kv, CACHE_KEY)? {
+        let cached = match get_json::<Cached>(self.kv, crate::keys::JWKS)? {
             Record::Found(c) => Some(c),
             _ => None,
         };
@@ -120,7 +119,7 @@ impl KeySet<'_> {
     pub fn refetch(&self, jwks_uri: &str) -> Result<Option<Vec<Jwk>>, OidcError> {
         let now = self.clock.now();
         let (mut forced_at, mut forced_at_backchannel) = (None, None);
-        if let Record::Found(c) = get_json::<Cached>(self.kv, CACHE_KEY)? {
+        if let Record::Found(c) = get_json::<Cached>(self.kv, crate::keys::JWKS)? {
             let last = if self.backchannel {
                 c.forced_at_backchannel
             } else {
@@ -157,7 +156,7 @@ impl KeySet<'_> {
             jwks_uri: jwks_uri.into(),
             keys: keys.clone(),
         };
-        set_json(self.kv, CACHE_KEY, &record)?;
+        set_json(self.kv, crate::keys::JWKS, &record)?;
         usable_keys(&serde_json::json!({ "keys": keys }))
     }
 }

@@ -95,7 +95,6 @@ pub fn authorization_url(
     let challenge = PkceCodeChallenge::from_code_verifier_sha256(&PkceCodeVerifier::new(
         txn.pkce_verifier.expose().to_owned(),
     ));
-    debug_assert_eq!(challenge.as_str(), txn.pkce_challenge());
     let mut request = client
         .authorize_url(move || CsrfToken::new(state))
         .add_scopes(txn.scope.split(' ').map(|s| Scope::new(s.to_owned())))

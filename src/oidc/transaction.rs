@@ -1,19 +1,28 @@
 //! The login transaction: state, nonce and PKCE verifier kept server-side
-//! between `POST /login` and `GET /callback`, under `login:<id>`, where `<id>`
-//! is the value of a short-lived cookie. Each transaction is used once.
+//! between `POST /login` and `GET /callback`. The short-lived login cookie
+//! holds a [`Ticket`]; the record lives under `login:<id>`, sealed with the
+//! ticket's secret like a session (see `ticket`), with only its creation time
+//! readable.
 //!
 //! The flow is typed so that misuse does not compile: only a callback whose
-//! `state` matched (`PendingLogin::verify`) yields a `VerifiedCallback`, and only
-//! that can be exchanged for tokens.
+//! `state` matched and that consumed the transaction (`PendingLogin::verify`)
+//! yields a `VerifiedCallback`, and only that can be exchanged for tokens.
+//!
+//! Used once, even by two callbacks at the same moment on two replicas: a
+//! callback consumes the transaction by incrementing `login-used:<id>`, and
+//! only the increment that returns 1 goes on. The counter is kept until the
+//! transaction's lifetime has passed (upkeep removes both then), and the
+//! callback checks the lifetime again after its increment, so an increment
+//! that comes after the counter was removed finds the transaction expired.
 
+use crate::keys;
 use crate::seams::{Clock, Random, random_token};
 use crate::secret::{Secret, constant_time_eq};
-use crate::store::{KeyValue, Record, StoreError, get_json, set_json};
-use base64::Engine;
+use crate::store::{KeyValue, StoreError};
+use crate::ticket::Ticket;
+use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 
-pub const KEY_PREFIX: &str = "login:";
 /// How long a user may take at the IdP, in seconds.
 pub const LIFETIME: i64 = 600;
 
@@ -26,22 +35,18 @@ pub struct LoginTransaction {
     pub created_at: i64,
 }
 
-impl LoginTransaction {
-    /// The S256 code challenge for the verifier (RFC 7636).
-    pub fn pkce_challenge(&self) -> String {
-        let digest = Sha256::digest(self.pkce_verifier.expose().as_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
-    }
+/// The record as stored.
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    created_at: i64,
+    check: String,
+    sealed: String,
 }
 
-fn key(id: &str) -> String {
-    format!("{KEY_PREFIX}{id}")
-}
-
-/// A new transaction: the cookie value and what to send to the IdP. Nothing is
-/// stored until `save`, so a failure before the redirect leaves no trace.
-pub fn new(rng: &dyn Random, clock: &dyn Clock, scope: String) -> (String, LoginTransaction) {
-    let id = random_token(rng, 32);
+/// A new transaction: the ticket for the cookie and what to send to the IdP.
+/// Nothing is stored until `save`, so a failure before the redirect leaves no trace.
+pub fn new(rng: &dyn Random, clock: &dyn Clock, scope: String) -> (Ticket, LoginTransaction) {
+    let ticket = Ticket::generate(rng);
     let txn = LoginTransaction {
         state: Secret::new(random_token(rng, 32)),
         nonce: Secret::new(random_token(rng, 32)),
@@ -49,16 +54,34 @@ pub fn new(rng: &dyn Random, clock: &dyn Clock, scope: String) -> (String, Login
         scope,
         created_at: clock.now(),
     };
-    (id, txn)
+    (ticket, txn)
 }
 
-pub fn save(kv: &dyn KeyValue, id: &str, txn: &LoginTransaction) -> Result<(), StoreError> {
-    set_json(kv, &key(id), txn)
+/// Stores the transaction, registered with upkeep (with its one-use counter)
+/// for when its lifetime has passed.
+pub fn save(
+    kv: &dyn KeyValue,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+    ticket: &Ticket,
+    txn: &LoginTransaction,
+) -> Result<(), StoreError> {
+    let key = keys::login(ticket.id());
+    let used = keys::login_used(ticket.id());
+    Upkeep { kv, clock }.register(txn.created_at + LIFETIME, [key.as_str(), used.as_str()])?;
+    let plain = serde_json::to_vec(txn).map_err(|e| StoreError(format!("encode: {e}")))?;
+    let envelope = Envelope {
+        created_at: txn.created_at,
+        check: ticket.verifier(),
+        sealed: ticket.seal(rng, &key, &plain),
+    };
+    let bytes = serde_json::to_vec(&envelope).map_err(|e| StoreError(format!("encode: {e}")))?;
+    kv.set(&key, &bytes)
 }
 
 /// A transaction found for this browser, not yet checked against the callback.
 pub struct PendingLogin {
-    id: String,
+    ticket: Ticket,
     txn: LoginTransaction,
 }
 
@@ -72,30 +95,46 @@ pub struct VerifiedCallback {
 pub enum StateError {
     Missing,
     Mismatch,
+    /// Another callback consumed this transaction first.
+    Used,
+}
+
+fn live(clock: &dyn Clock, created_at: i64) -> bool {
+    (0..LIFETIME).contains(&(clock.now() - created_at))
 }
 
 impl PendingLogin {
-    /// Finds the transaction for a cookie value. Unknown, expired and unreadable
-    /// transactions are all `None`; expired and unreadable ones are deleted.
+    /// Finds the transaction for a cookie's ticket. Unknown, expired, unreadable
+    /// and foreign transactions are all `None`; expired and damaged ones are deleted.
     pub fn find(
         kv: &dyn KeyValue,
         clock: &dyn Clock,
-        id: &str,
+        ticket: &Ticket,
     ) -> Result<Option<PendingLogin>, StoreError> {
-        match get_json::<LoginTransaction>(kv, &key(id))? {
-            Record::Missing => Ok(None),
-            Record::Corrupt => {
-                kv.delete(&key(id))?;
-                Ok(None)
-            }
-            Record::Found(txn) if !(0..LIFETIME).contains(&(clock.now() - txn.created_at)) => {
-                kv.delete(&key(id))?;
-                Ok(None)
-            }
-            Record::Found(txn) => Ok(Some(PendingLogin {
-                id: id.to_owned(),
+        let key = keys::login(ticket.id());
+        let Some(bytes) = kv.get(&key)? else {
+            return Ok(None);
+        };
+        let Ok(envelope) = serde_json::from_slice::<Envelope>(&bytes) else {
+            kv.delete(&key)?;
+            return Ok(None);
+        };
+        if !ticket.matches(&envelope.check) {
+            return Ok(None);
+        }
+        let txn = ticket
+            .open(&key, &envelope.sealed)
+            .ok()
+            .and_then(|plain| serde_json::from_slice::<LoginTransaction>(&plain).ok());
+        match txn {
+            Some(txn) if live(clock, txn.created_at) => Ok(Some(PendingLogin {
+                ticket: ticket.clone(),
                 txn,
             })),
+            _ => {
+                kv.delete(&key)?;
+                Ok(None)
+            }
         }
     }
 
@@ -110,20 +149,31 @@ impl PendingLogin {
 
     /// Ends the transaction without a code (the IdP reported an error).
     pub fn abandon(self, kv: &dyn KeyValue) -> Result<(), StoreError> {
-        kv.delete(&key(&self.id))
+        kv.delete(&keys::login(self.ticket.id()))
     }
 
-    /// Consumes the transaction (one use only) and pairs it with the code.
+    /// Consumes the transaction (one use only, see the module's note) and
+    /// pairs it with the code.
     pub fn verify(
         self,
         kv: &dyn KeyValue,
+        clock: &dyn Clock,
         state: Option<&str>,
         code: Secret,
     ) -> Result<Result<VerifiedCallback, StateError>, StoreError> {
         if let Err(e) = self.check_state(state) {
             return Ok(Err(e));
         }
-        kv.delete(&key(&self.id))?;
+        if kv.increment(&keys::login_used(self.ticket.id()), 1)? != 1
+            || !live(clock, self.txn.created_at)
+        {
+            return Ok(Err(StateError::Used));
+        }
+        // The counter alone keeps the transaction from a second use; this
+        // only frees the space early.
+        if let Err(e) = kv.delete(&keys::login(self.ticket.id())) {
+            eprintln!("callback: cannot delete a used login transaction: {e}");
+        }
         Ok(Ok(VerifiedCallback {
             code,
             txn: self.txn,
@@ -137,25 +187,30 @@ mod tests {
     use crate::seams::fakes::{CountingRandom, FixedClock};
     use crate::store::MemoryStore;
 
-    fn setup() -> (MemoryStore, FixedClock, String, LoginTransaction) {
+    fn setup() -> (MemoryStore, FixedClock, Ticket, LoginTransaction) {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        let (id, txn) = new(&CountingRandom::default(), &clock, "openid".into());
-        save(&kv, &id, &txn).unwrap();
-        (kv, clock, id, txn)
+        let rng = CountingRandom::default();
+        let (ticket, txn) = new(&rng, &clock, "openid".into());
+        save(&kv, &clock, &rng, &ticket, &txn).unwrap();
+        (kv, clock, ticket, txn)
+    }
+
+    fn logins(kv: &MemoryStore) -> Vec<String> {
+        kv.keys_with_prefix(keys::LOGIN_PREFIX)
     }
 
     #[test]
     fn values_are_fresh_and_distinct() {
-        let (_, _, id, txn) = setup();
+        let (_, _, ticket, txn) = setup();
+        let cookie = ticket.cookie_value();
         let values = [
-            id.as_str(),
+            cookie.as_str(),
             txn.state.expose(),
             txn.nonce.expose(),
             txn.pkce_verifier.expose(),
         ];
         for (i, a) in values.iter().enumerate() {
-            assert_eq!(a.len(), 43);
             for b in &values[i + 1..] {
                 assert_ne!(a, b);
             }
@@ -163,48 +218,108 @@ mod tests {
     }
 
     #[test]
-    fn pkce_s256_agrees_with_oauth2_crate() {
-        let txn = setup().3;
-        let verifier = oauth2::PkceCodeVerifier::new(txn.pkce_verifier.expose().to_owned());
-        let theirs = oauth2::PkceCodeChallenge::from_code_verifier_sha256(&verifier);
-        assert_eq!(txn.pkce_challenge(), theirs.as_str());
-        assert_eq!(txn.pkce_challenge().len(), 43);
+    fn the_store_holds_no_flow_value_and_no_cookie() {
+        let (kv, _, ticket, txn) = setup();
+        let dump = format!("{:?}", kv.snapshot());
+        let stored: String = kv
+            .snapshot()
+            .values()
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .collect();
+        for secret in [
+            ticket.cookie_value().split_once('.').unwrap().1,
+            txn.state.expose(),
+            txn.nonce.expose(),
+            txn.pkce_verifier.expose(),
+        ] {
+            assert!(!stored.contains(secret) && !dump.contains(secret));
+        }
+        assert_eq!(logins(&kv), vec![keys::login(ticket.id())]);
     }
 
     #[test]
     fn verify_consumes_once() {
-        let (kv, clock, id, txn) = setup();
-        let p = PendingLogin::find(&kv, &clock, &id).unwrap().unwrap();
+        let (kv, clock, ticket, txn) = setup();
+        let p = PendingLogin::find(&kv, &clock, &ticket).unwrap().unwrap();
         let v = p
-            .verify(&kv, Some(txn.state.expose()), Secret::new("code"))
+            .verify(&kv, &clock, Some(txn.state.expose()), Secret::new("code"))
             .unwrap()
             .unwrap();
         assert_eq!(v.txn, txn);
         assert!(
-            PendingLogin::find(&kv, &clock, &id).unwrap().is_none(),
+            PendingLogin::find(&kv, &clock, &ticket).unwrap().is_none(),
             "replay must fail"
         );
     }
 
     #[test]
+    fn two_callbacks_that_both_found_the_transaction_consume_it_once() {
+        let (kv, clock, ticket, txn) = setup();
+        let first = PendingLogin::find(&kv, &clock, &ticket).unwrap().unwrap();
+        let second = PendingLogin::find(&kv, &clock, &ticket).unwrap().unwrap();
+        let state = Some(txn.state.expose());
+        assert!(
+            first
+                .verify(&kv, &clock, state, Secret::new("c"))
+                .unwrap()
+                .is_ok()
+        );
+        assert!(matches!(
+            second.verify(&kv, &clock, state, Secret::new("c")).unwrap(),
+            Err(StateError::Used)
+        ));
+    }
+
+    #[test]
+    fn a_consumption_after_the_lifetime_is_refused_even_without_its_counter() {
+        let (kv, clock, ticket, txn) = setup();
+        let late = PendingLogin::find(&kv, &clock, &ticket).unwrap().unwrap();
+        clock.advance(LIFETIME);
+        kv.delete(&keys::login_used(ticket.id())).unwrap();
+        assert!(matches!(
+            late.verify(&kv, &clock, Some(txn.state.expose()), Secret::new("c"))
+                .unwrap(),
+            Err(StateError::Used)
+        ));
+    }
+
+    #[test]
     fn wrong_or_missing_state_consumes_nothing() {
-        let (kv, clock, id, _) = setup();
+        let (kv, clock, ticket, _) = setup();
         let before = kv.snapshot();
-        let p = PendingLogin::find(&kv, &clock, &id).unwrap().unwrap();
+        let p = PendingLogin::find(&kv, &clock, &ticket).unwrap().unwrap();
         assert_eq!(p.check_state(None), Err(StateError::Missing));
         let r = p
-            .verify(&kv, Some("tampered"), Secret::new("code"))
+            .verify(&kv, &clock, Some("tampered"), Secret::new("code"))
             .unwrap();
         assert!(matches!(r, Err(StateError::Mismatch)));
         assert_eq!(kv.snapshot(), before);
     }
 
     #[test]
+    fn another_secret_finds_nothing_and_removes_nothing() {
+        let (kv, clock, ticket, _) = setup();
+        let forged = format!(
+            "{}.{}",
+            ticket.id().as_str(),
+            Ticket::generate(&CountingRandom(std::cell::Cell::new(99)))
+                .cookie_value()
+                .split_once('.')
+                .unwrap()
+                .1
+        );
+        let before = kv.snapshot();
+        let forged = Ticket::parse(&forged).unwrap();
+        assert!(PendingLogin::find(&kv, &clock, &forged).unwrap().is_none());
+        assert_eq!(kv.snapshot(), before);
+    }
+
+    #[test]
     fn expires() {
-        let (kv, clock, id, _) = setup();
+        let (kv, clock, ticket, _) = setup();
         clock.advance(LIFETIME);
-        assert!(PendingLogin::find(&kv, &clock, &id).unwrap().is_none());
-        assert!(kv.keys_with_prefix(KEY_PREFIX).is_empty());
+        assert!(PendingLogin::find(&kv, &clock, &ticket).unwrap().is_none());
+        assert!(logins(&kv).is_empty());
     }
 
     #[test]

@@ -6,6 +6,7 @@ pub mod outbound;
 
 use crate::config::Variables;
 use crate::seams::{Clock, Random};
+use std::time::Duration;
 
 pub struct SpinVariables;
 
@@ -27,6 +28,11 @@ impl Clock for SystemClock {
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_secs() as i64)
             .unwrap_or(0)
+    }
+
+    fn pause(&self, d: Duration) {
+        let nanos = d.as_nanos().min(u64::MAX as u128) as u64;
+        wasi::clocks::monotonic_clock::subscribe_duration(nanos).block();
     }
 }
 

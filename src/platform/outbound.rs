@@ -35,6 +35,16 @@ fn map_code(code: ErrorCode) -> HttpError {
     }
 }
 
+/// The `Content-Length` to add to a request that does not carry one. Spin's
+/// outbound HTTP sends a body of unknown length chunked (crates/factor-outbound-http,
+/// which frames the body from the guest's stream), and some IdPs and gateways
+/// refuse chunked token requests; every body here is complete in memory, so
+/// its length is always known.
+fn content_length(headers: &http::HeaderMap, method: &http::Method, len: usize) -> Option<String> {
+    let has_body = len > 0 || *method == http::Method::POST;
+    (has_body && !headers.contains_key(http::header::CONTENT_LENGTH)).then(|| len.to_string())
+}
+
 impl HttpClient for WasiHttp {
     fn send(&self, request: HttpRequest) -> Result<HttpResponse, HttpError> {
         let (parts, body) = request.into_parts();
@@ -49,6 +59,11 @@ impl HttpClient for WasiHttp {
             _ => return Err(other("unsupported method")),
         };
         let headers = Fields::new();
+        if let Some(length) = content_length(&parts.headers, &parts.method, body.len()) {
+            headers
+                .append("content-length", length.as_bytes())
+                .map_err(|_| other("invalid header"))?;
+        }
         for (name, value) in &parts.headers {
             headers
                 .append(name.as_str(), value.as_bytes())
@@ -131,5 +146,32 @@ impl HttpClient for WasiHttp {
         }
         drop(IncomingBody::finish(incoming));
         builder.body(bytes).map_err(|_| other("invalid response"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::content_length;
+    use http::{HeaderMap, HeaderValue, Method};
+
+    #[test]
+    fn every_post_and_every_body_gets_its_length() {
+        let none = HeaderMap::new();
+        assert_eq!(
+            content_length(&none, &Method::POST, 42).as_deref(),
+            Some("42")
+        );
+        assert_eq!(
+            content_length(&none, &Method::POST, 0).as_deref(),
+            Some("0")
+        );
+        assert_eq!(content_length(&none, &Method::GET, 0), None);
+        let mut given = HeaderMap::new();
+        given.insert("content-length", HeaderValue::from_static("42"));
+        assert_eq!(
+            content_length(&given, &Method::POST, 42),
+            None,
+            "never twice"
+        );
     }
 }

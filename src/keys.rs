@@ -1,0 +1,136 @@
+//! Every key the component writes to the store, in one place. The README's
+//! store table lists the same families (`KEY_FAMILIES`; a test keeps them equal).
+//!
+//! Ids in key names are ticket ids ([`RecordId`]) or hashes, never a cookie
+//! value, so a listing of the store names records without opening any.
+
+use crate::ticket::RecordId;
+use base64::Engine;
+use sha2::{Digest, Sha256};
+
+/// Each family as the README's table spells it, with what it holds.
+pub const KEY_FAMILIES: &[(&str, &str)] = &[
+    ("sess:<id>", "a session"),
+    ("ended:<id>", "a logged-out session's tombstone"),
+    (
+        "lock:<id>:<window>",
+        "a session's write lock, one key per time window",
+    ),
+    ("login:<id>", "a login in progress"),
+    (
+        "login-used:<id>",
+        "the counter that lets a login finish once",
+    ),
+    ("cache:discovery", "the IdP's metadata"),
+    ("cache:jwks", "the IdP's signing keys"),
+    ("bcl:sid:<hash>", "the sessions of one IdP session"),
+    ("bcl:sub:<hash>", "the sessions of one user"),
+    (
+        "bcl:jti:<hash>",
+        "the counter that lets a logout token work once",
+    ),
+    ("gc:cursor", "the next expiry bucket upkeep looks at"),
+    ("gc:<bucket>:n", "how many entries an expiry bucket has"),
+    ("gc:<bucket>:claim", "how many of them upkeep has taken"),
+    (
+        "gc:<bucket>:<n>",
+        "the keys of one entry, due in that bucket",
+    ),
+];
+
+pub const SESSION_PREFIX: &str = "sess:";
+pub const LOGIN_PREFIX: &str = "login:";
+pub const INDEX_PREFIX: &str = "bcl:";
+pub const DISCOVERY: &str = "cache:discovery";
+pub const JWKS: &str = "cache:jwks";
+pub const GC_CURSOR: &str = "gc:cursor";
+
+pub fn session(id: &RecordId) -> String {
+    format!("{SESSION_PREFIX}{}", id.as_str())
+}
+
+pub fn ended(id: &RecordId) -> String {
+    format!("ended:{}", id.as_str())
+}
+
+pub fn lock(id: &RecordId, window: i64) -> String {
+    format!("lock:{}:{window}", id.as_str())
+}
+
+pub fn login(id: &RecordId) -> String {
+    format!("{LOGIN_PREFIX}{}", id.as_str())
+}
+
+pub fn login_used(id: &RecordId) -> String {
+    format!("login-used:{}", id.as_str())
+}
+
+/// What a back-channel index or `jti` key is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IndexKind {
+    Sid,
+    Sub,
+    Jti,
+}
+
+/// `bcl:<kind>:<hash of issuer and value>`: arbitrary IdP strings never become
+/// raw key names.
+pub fn index(kind: IndexKind, iss: &str, value: &str) -> String {
+    let kind = match kind {
+        IndexKind::Sid => "sid",
+        IndexKind::Sub => "sub",
+        IndexKind::Jti => "jti",
+    };
+    let digest = Sha256::digest(format!("{iss}\n{value}").as_bytes());
+    format!(
+        "{INDEX_PREFIX}{kind}:{}",
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&digest[..18])
+    )
+}
+
+pub fn is_index_of_sessions(key: &str) -> bool {
+    key.starts_with("bcl:sid:") || key.starts_with("bcl:sub:")
+}
+
+pub fn gc_count(bucket: i64) -> String {
+    format!("gc:{bucket}:n")
+}
+
+pub fn gc_claim(bucket: i64) -> String {
+    format!("gc:{bucket}:claim")
+}
+
+pub fn gc_entry(bucket: i64, n: i64) -> String {
+    format!("gc:{bucket}:{n}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn index_keys_do_not_leak_raw_values() {
+        let k = index(IndexKind::Sub, "https://idp.example", "alice@example.com");
+        assert!(k.starts_with("bcl:sub:") && !k.contains("alice"));
+        assert_ne!(
+            k,
+            index(IndexKind::Sub, "https://other.example", "alice@example.com")
+        );
+    }
+
+    #[test]
+    fn the_readme_store_table_lists_exactly_these_families() {
+        let readme = include_str!("../README.md");
+        let mut in_table = Vec::new();
+        for line in readme.lines() {
+            if let Some(rest) = line.strip_prefix("| `")
+                && let Some((key, _)) = rest.split_once('`')
+                && (key.contains(':') && !key.contains(' '))
+            {
+                in_table.push(key.to_owned());
+            }
+        }
+        let ours: Vec<&str> = KEY_FAMILIES.iter().map(|(k, _)| *k).collect();
+        assert_eq!(in_table, ours, "README's store table against keys.rs");
+    }
+}
