@@ -1,5 +1,7 @@
 //! Per-request store data and the host side of `fermyon:spin/key-value` and
-//! `fermyon:spin/variables`, with Spin's error semantics.
+//! `fermyon:spin/variables`, with Spin's error semantics. The host side of
+//! `wasi:keyvalue/{store,atomics}` is in `wasi_keyvalue.rs`; it opens stores
+//! through the same `open_store` as `fermyon:spin/key-value`.
 
 use std::collections::HashSet;
 use std::sync::Arc;
@@ -16,13 +18,19 @@ wasmtime::component::bindgen!({
     path: "wit",
     world: "spin-imports",
     imports: { default: async | trappable },
-    with: { "fermyon:spin/key-value.store": KvStore },
+    with: {
+        "fermyon:spin/key-value.store": KvStore,
+        "wasi:keyvalue/store.bucket": crate::wasi_keyvalue::KvBucket,
+        "wasi:keyvalue/atomics.cas": crate::wasi_keyvalue::KvCas,
+    },
 });
 
 use fermyon::spin::{key_value, variables};
 
 /// Spin's default capacity of a component instance's store table; more open
-/// stores at once get `store-table-full`.
+/// stores at once get `store-table-full` (`other("store table full")` through
+/// wasi:keyvalue). Spin keeps one table for the stores of both interfaces, so
+/// they count against one limit (crates/factor-key-value/src/host.rs).
 const MAX_OPEN_STORES: usize = 256;
 
 /// What the guest holds for an open `store` resource.
@@ -46,6 +54,7 @@ pub struct HostState {
     table: ResourceTable,
     hooks: OutboundHooks,
     config: Arc<ComponentConfig>,
+    /// Stores open through either key-value interface.
     open_stores: usize,
 }
 
@@ -71,7 +80,8 @@ impl HostState {
     }
 }
 
-/// Adds WASI p2, `wasi:http` and the Spin interfaces to the linker.
+/// Adds WASI p2, `wasi:http`, the Spin interfaces and `wasi:keyvalue/{store,atomics}`
+/// to the linker.
 pub fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
     wasmtime_wasi::p2::add_to_linker_async(linker)?;
     wasmtime_wasi_http::p2::add_only_http_to_linker_async(linker)?;
@@ -103,9 +113,44 @@ fn other(op: &str, err: crate::kv::KvError) -> key_value::Error {
     key_value::Error::Other(err.0)
 }
 
+/// Why a store could not be opened; each interface maps it to its own error.
+#[derive(Debug, PartialEq)]
+pub enum OpenStoreError {
+    AccessDenied,
+    NoSuchStore,
+    TableFull,
+}
+
 impl HostState {
     fn backend(&self, store: &Resource<KvStore>) -> wasmtime::Result<Arc<dyn KvBackend>> {
         Ok(self.table.get(store)?.backend.clone())
+    }
+
+    /// Opens `label` for either key-value interface, with Spin's checks in
+    /// Spin's order (crates/factor-key-value/src/host.rs, both `open`s): not
+    /// in the component's `key_value_stores`, then not configured, then the
+    /// table full. The caller puts the backend in the table and must call
+    /// `store_closed` when the guest drops it.
+    pub fn open_store(&mut self, label: &str) -> Result<Arc<dyn KvBackend>, OpenStoreError> {
+        if !self.config.allowed_stores.contains(label) {
+            return Err(OpenStoreError::AccessDenied);
+        }
+        let Some(backend) = self.config.stores.get(label) else {
+            return Err(OpenStoreError::NoSuchStore);
+        };
+        if self.open_stores >= MAX_OPEN_STORES {
+            return Err(OpenStoreError::TableFull);
+        }
+        self.open_stores += 1;
+        Ok(backend)
+    }
+
+    pub fn store_closed(&mut self) {
+        self.open_stores = self.open_stores.saturating_sub(1);
+    }
+
+    pub fn table(&mut self) -> &mut ResourceTable {
+        &mut self.table
     }
 }
 
@@ -116,16 +161,12 @@ impl key_value::HostStore for HostState {
         &mut self,
         label: String,
     ) -> wasmtime::Result<Result<Resource<KvStore>, key_value::Error>> {
-        if !self.config.allowed_stores.contains(&label) {
-            return Ok(Err(key_value::Error::AccessDenied));
-        }
-        let Some(backend) = self.config.stores.get(&label) else {
-            return Ok(Err(key_value::Error::NoSuchStore));
+        let backend = match self.open_store(&label) {
+            Ok(backend) => backend,
+            Err(OpenStoreError::AccessDenied) => return Ok(Err(key_value::Error::AccessDenied)),
+            Err(OpenStoreError::NoSuchStore) => return Ok(Err(key_value::Error::NoSuchStore)),
+            Err(OpenStoreError::TableFull) => return Ok(Err(key_value::Error::StoreTableFull)),
         };
-        if self.open_stores >= MAX_OPEN_STORES {
-            return Ok(Err(key_value::Error::StoreTableFull));
-        }
-        self.open_stores += 1;
         Ok(Ok(self.table.push(KvStore { backend })?))
     }
 
@@ -176,7 +217,7 @@ impl key_value::HostStore for HostState {
 
     async fn drop(&mut self, store: Resource<KvStore>) -> wasmtime::Result<()> {
         self.table.delete(store)?;
-        self.open_stores = self.open_stores.saturating_sub(1);
+        self.store_closed();
         Ok(())
     }
 }

@@ -16,6 +16,7 @@ mod outbound;
 mod routes;
 mod server;
 mod variables;
+mod wasi_keyvalue;
 
 use std::collections::HashMap;
 use std::io::Write;

@@ -1,10 +1,12 @@
 //! The in-memory key-value backend: private to this process, like the local
-//! store of one Spin pod, and gone when the process exits.
+//! store of one Spin pod, and gone when the process exits. It stands in for
+//! Spin's default store (SQLite, crates/key-value-spin), whose stored forms it
+//! keeps: values as given, counters as 8 little-endian bytes.
 
 use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard};
 
-use super::{KvBackend, KvFuture};
+use super::{IncrementError, KvBackend, KvFuture};
 
 #[derive(Debug, Default)]
 pub struct MemoryBackend {
@@ -45,5 +47,36 @@ impl KvBackend for MemoryBackend {
     fn get_keys(&self) -> KvFuture<'_, Vec<String>> {
         let keys = self.map().keys().cloned().collect();
         Box::pin(async move { Ok(keys) })
+    }
+
+    /// As Spin's SQLite store (crates/key-value-spin/src/store.rs, `increment`):
+    /// one lock held across read-modify-write (Spin: one connection lock and
+    /// one transaction); a missing key counts as 0; any 8-byte value is read as
+    /// a little-endian i64, whatever wrote it; the new value is stored as 8
+    /// little-endian bytes; the sum wraps on overflow (Spin's release build has
+    /// no overflow checks). A value of any other length makes Spin's host panic
+    /// (it converts the bytes with `expect`); here that is `HostPanic`, which
+    /// traps the guest, and the value is left as it was.
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> KvFuture<'a, i64, IncrementError> {
+        let result = {
+            let mut map = self.map();
+            let current = match map.get(key) {
+                None => Ok(0),
+                Some(bytes) => <[u8; 8]>::try_from(bytes.as_slice())
+                    .map(i64::from_le_bytes)
+                    .map_err(|_| {
+                        IncrementError::HostPanic(format!(
+                            "increment: the value at {key:?} is {} bytes long, not an 8-byte counter",
+                            bytes.len()
+                        ))
+                    }),
+            };
+            current.map(|current| {
+                let new = current.wrapping_add(delta);
+                map.insert(key.to_owned(), new.to_le_bytes().to_vec());
+                new
+            })
+        };
+        Box::pin(async move { result })
     }
 }

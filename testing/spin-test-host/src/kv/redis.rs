@@ -1,6 +1,7 @@
 //! The Redis key-value backend, laid out exactly as Spin's own
 //! (crates/key-value-redis): raw key, raw value bytes, GET / SET / DEL /
-//! EXISTS and `KEYS *`, so `redis-cli get <key>` shows what Spin would write.
+//! EXISTS and `KEYS *`, and `INCRBY` for counters (stored as decimal text),
+//! so `redis-cli get <key>` shows what Spin would write.
 
 use std::time::Duration;
 
@@ -8,7 +9,7 @@ use anyhow::{Context, Result};
 use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 
-use super::{KvBackend, KvError, KvFuture};
+use super::{IncrementError, KvBackend, KvError, KvFuture};
 
 /// Bounds every operation: an unreachable Redis must surface to the guest as
 /// an error within a few seconds, never as a hung request.
@@ -64,5 +65,22 @@ impl KvBackend for RedisBackend {
 
     fn get_keys(&self) -> KvFuture<'_, Vec<String>> {
         Box::pin(async move { self.conn().keys("*").await.map_err(other) })
+    }
+
+    /// As Spin's Redis store (crates/key-value-redis/src/store.rs, `increment`):
+    /// one `INCRBY`, atomic in Redis across every client; the counter is the
+    /// key's string value as decimal text, so text such as "41" written by
+    /// `set` counts as 41. A value Redis cannot read as an i64, or a sum that
+    /// would overflow, is Redis's error, which the guest sees as
+    /// `error::other`, and the value is left as it was.
+    fn increment<'a>(&'a self, key: &'a str, delta: i64) -> KvFuture<'a, i64, IncrementError> {
+        Box::pin(async move {
+            redis::cmd("INCRBY")
+                .arg(key)
+                .arg(delta)
+                .query_async(&mut self.conn())
+                .await
+                .map_err(|e| IncrementError::Store(other(e)))
+        })
     }
 }

@@ -4,6 +4,7 @@
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use super::memory::MemoryBackend;
@@ -47,9 +48,121 @@ async fn exercise(kv: &dyn KvBackend) {
     assert_eq!(kv.get_keys().await.map(|k| k.len()), Ok(2));
 }
 
+/// What every backend's `increment` must do (`wasi:keyvalue/atomics`), apart
+/// from the stored form and the handling of non-counter values, which differ
+/// per backend as they do in Spin. Uses its own keys only.
+async fn exercise_increment(kv: &dyn KvBackend) {
+    // A missing key starts from 0; each call returns the new value.
+    assert_eq!(kv.increment("counter", 1).await, Ok(1));
+    assert_eq!(kv.increment("counter", 2).await, Ok(3));
+    // Delta 0 reads the current value without changing it.
+    assert_eq!(kv.increment("counter", 0).await, Ok(3));
+    assert_eq!(kv.increment("counter", 0).await, Ok(3));
+    // Negative deltas go below 0.
+    assert_eq!(kv.increment("counter", -5).await, Ok(-2));
+    assert_eq!(kv.increment("counter", 5).await, Ok(3));
+    // The counter is an ordinary key to get / exists / get-keys.
+    assert_eq!(kv.exists("counter").await, Ok(true));
+    assert!(kv.get_keys().await.unwrap().contains(&"counter".to_owned()));
+
+    // Delta 0 on a missing key returns 0 and creates the key (Spin: INCRBY 0
+    // in Redis, an INSERT of 0 in SQLite).
+    assert_eq!(kv.exists("zero").await, Ok(false));
+    assert_eq!(kv.increment("zero", 0).await, Ok(0));
+    assert_eq!(kv.exists("zero").await, Ok(true));
+
+    // Delete resets the counter.
+    kv.delete("counter").await.unwrap();
+    assert_eq!(kv.get("counter").await, Ok(None));
+    assert_eq!(kv.increment("counter", 7).await, Ok(7));
+
+    // Counters are independent per key.
+    assert_eq!(kv.increment("other-counter", 1).await, Ok(1));
+    assert_eq!(kv.increment("counter", 0).await, Ok(7));
+
+    // A value the backend cannot read as a counter is refused and left as it
+    // was; how it is refused is backend-specific (see the per-backend tests).
+    kv.set("not-a-counter", b"abc").await.unwrap();
+    assert!(kv.increment("not-a-counter", 1).await.is_err());
+    assert_eq!(kv.get("not-a-counter").await, Ok(Some(b"abc".to_vec())));
+}
+
+/// Many tasks on several threads, each with many increments, through
+/// `clients` (several clients of one store: one Redis server, or one
+/// in-memory map shared by the tasks); the total must be exact.
+async fn concurrent_increments_sum_exactly(clients: Vec<Arc<dyn KvBackend>>) {
+    const TASKS: i64 = 32;
+    const PER_TASK: i64 = 50;
+    let tasks: Vec<_> = (0..TASKS)
+        .map(|task| {
+            let kv = clients[task as usize % clients.len()].clone();
+            tokio::spawn(async move {
+                for _ in 0..PER_TASK {
+                    kv.increment("hits", task + 1).await.unwrap();
+                }
+            })
+        })
+        .collect();
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let expected = PER_TASK * TASKS * (TASKS + 1) / 2;
+    for kv in &clients {
+        assert_eq!(kv.increment("hits", 0).await, Ok(expected));
+    }
+}
+
 #[tokio::test]
 async fn memory_backend_passes_the_suite() {
     exercise(&MemoryBackend::default()).await;
+}
+
+#[tokio::test]
+async fn memory_backend_increments_as_spins_sqlite_store() {
+    let kv = MemoryBackend::default();
+    exercise_increment(&kv).await;
+
+    // Stored as 8 little-endian bytes, as Spin's SQLite store does.
+    assert_eq!(kv.increment("c", 3).await, Ok(3));
+    assert_eq!(kv.get("c").await, Ok(Some(3i64.to_le_bytes().to_vec())));
+    assert_eq!(kv.increment("c", -5).await, Ok(-2));
+    assert_eq!(
+        kv.get("c").await,
+        Ok(Some(vec![0xfe, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]))
+    );
+
+    // Any 8-byte value is a counter, whoever wrote it.
+    kv.set("eight", &41i64.to_le_bytes()).await.unwrap();
+    assert_eq!(kv.increment("eight", 1).await, Ok(42));
+    kv.set("eight", b"ABCDEFGH").await.unwrap();
+    let as_counter = i64::from_le_bytes(*b"ABCDEFGH");
+    assert_eq!(kv.increment("eight", 1).await, Ok(as_counter + 1));
+
+    // Any other length is where Spin's host panics: decimal text is no
+    // counter here (unlike Redis), nor is an empty value.
+    for value in [&b"41"[..], b"abc", b"", b"123456789"] {
+        kv.set("bad", value).await.unwrap();
+        let err = kv.increment("bad", 1).await.unwrap_err();
+        assert!(
+            matches!(&err, IncrementError::HostPanic(m) if m.contains(&format!("{} bytes", value.len()))),
+            "{err:?}"
+        );
+        assert_eq!(kv.get("bad").await, Ok(Some(value.to_vec())));
+    }
+
+    // Overflow wraps, as Spin's release build (no overflow checks) does.
+    kv.set("max", &i64::MAX.to_le_bytes()).await.unwrap();
+    assert_eq!(kv.increment("max", 1).await, Ok(i64::MIN));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_backend_increment_is_atomic() {
+    let kv: Arc<dyn KvBackend> = Arc::new(MemoryBackend::default());
+    concurrent_increments_sum_exactly(vec![kv.clone()]).await;
+    assert_eq!(
+        kv.get("hits").await,
+        Ok(Some((50 * 32 * 33 / 2i64).to_le_bytes().to_vec()))
+    );
 }
 
 #[tokio::test]
@@ -67,6 +180,62 @@ async fn redis_backend_passes_the_suite_and_stores_raw_bytes() {
     assert_eq!(server.command(&["TYPE", "session:abc"]), "+string\r\n");
     server.command(&["SET", "written-by-spin", "hello"]);
     assert_eq!(kv.get("written-by-spin").await, Ok(Some(b"hello".to_vec())));
+}
+
+#[tokio::test]
+async fn redis_backend_increments_as_spins_redis_store() {
+    let server = RedisServer::start(free_port());
+    let kv = RedisBackend::new(&server.url()).unwrap();
+    exercise_increment(&kv).await;
+
+    // INCRBY: the counter is a plain Redis string holding decimal text.
+    assert_eq!(kv.increment("c", 3).await, Ok(3));
+    assert_eq!(server.command(&["GET", "c"]), "$1\r\n3\r\n");
+    assert_eq!(server.command(&["TYPE", "c"]), "+string\r\n");
+    assert_eq!(kv.get("c").await, Ok(Some(b"3".to_vec())));
+    assert_eq!(kv.increment("c", -5).await, Ok(-2));
+    assert_eq!(server.command(&["GET", "c"]), "$2\r\n-2\r\n");
+
+    // Decimal text from anyone is a counter.
+    kv.set("text", b"41").await.unwrap();
+    assert_eq!(kv.increment("text", 1).await, Ok(42));
+    server.command(&["SET", "by-redis-cli", "100"]);
+    assert_eq!(kv.increment("by-redis-cli", -1).await, Ok(99));
+
+    // Anything else is Redis's error, an ordinary store error for the guest,
+    // including the 8-byte form of the SQLite store, and overflow.
+    for value in [&b"abc"[..], b"", &3i64.to_le_bytes(), b"1.5"] {
+        kv.set("bad", value).await.unwrap();
+        let err = kv.increment("bad", 1).await.unwrap_err();
+        assert!(
+            matches!(&err, IncrementError::Store(KvError(m)) if m.contains("not an integer")),
+            "{value:?}: {err:?}"
+        );
+        assert_eq!(kv.get("bad").await, Ok(Some(value.to_vec())));
+    }
+    kv.set("max", i64::MAX.to_string().as_bytes())
+        .await
+        .unwrap();
+    let err = kv.increment("max", 1).await.unwrap_err();
+    assert!(
+        matches!(&err, IncrementError::Store(KvError(m)) if m.contains("overflow")),
+        "{err:?}"
+    );
+    assert_eq!(kv.increment("max", 0).await, Ok(i64::MAX));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn redis_backend_increment_is_atomic_across_clients() {
+    let server = RedisServer::start(free_port());
+    // Separate connections, as separate pods sharing the Redis store have.
+    let clients: Vec<Arc<dyn KvBackend>> = (0..3)
+        .map(|_| Arc::new(RedisBackend::new(&server.url()).unwrap()) as Arc<dyn KvBackend>)
+        .collect();
+    concurrent_increments_sum_exactly(clients).await;
+    assert_eq!(
+        server.command(&["GET", "hits"]),
+        format!("$5\r\n{}\r\n", 50 * 32 * 33 / 2)
+    );
 }
 
 #[tokio::test]
