@@ -37,6 +37,9 @@ const INDEX_RECHECK: i64 = 3600;
 pub const MAX_ENTRIES: usize = 16;
 /// Most buckets looked at per run (an empty one costs one read).
 const MAX_BUCKETS: usize = 64;
+/// Most keys settled per entry: the component registers at most 3 at once, and
+/// a store that says otherwise is not trusted with more work.
+const MAX_KEYS_PER_ENTRY: usize = 8;
 
 pub struct Upkeep<'a> {
     pub kv: &'a dyn KeyValue,
@@ -116,7 +119,7 @@ impl Upkeep<'_> {
             ran.entries += 1;
             let entry = keys::gc_entry(bucket, n);
             if let Some(bytes) = self.kv.get(&entry)? {
-                for key in String::from_utf8_lossy(&bytes).lines() {
+                for key in String::from_utf8_lossy(&bytes).lines().take(MAX_KEYS_PER_ENTRY) {
                     ran.removed += usize::from(self.settle(key, now)?);
                 }
                 self.kv.delete(&entry)?;
