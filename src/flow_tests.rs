@@ -506,6 +506,55 @@ fn refresh_with_another_sub_or_invalid_grant_ends_the_session() {
     }
 }
 
+/// A refresh that finds another request holding the session's lock never
+/// calls the IdP: it waits, and when the other is still busy it says so and
+/// leaves the session as it was (never a logout).
+#[test]
+fn a_refresh_while_another_holds_the_lock_never_calls_the_idp() {
+    let mut w = World::new();
+    let cookie = w.login();
+    let csrf = w.csrf();
+    let ticket = crate::ticket::Ticket::parse(&cookie).unwrap();
+    let sessions = crate::session::Sessions {
+        kv: &w.kv,
+        clock: &w.clock,
+        rng: &w.rng,
+        lifetimes: crate::session::Lifetimes {
+            idle: 1800,
+            absolute: 28800,
+        },
+        lock_hold: 25,
+    };
+    let held = sessions.try_lock(ticket.id()).unwrap().expect("free");
+    let grants = w.http.calls_to("/token");
+    // The held lock's counters count the waiter's attempts; the rest is unchanged.
+    let unlocked = |s| {
+        without_upkeep(s)
+            .into_iter()
+            .filter(|(k, _)| !k.starts_with("lock:"))
+            .collect::<std::collections::BTreeMap<_, _>>()
+    };
+    let before = unlocked(w.kv.snapshot());
+    let r = w.post("/refresh", &format!("csrf={csrf}"));
+    assert_eq!(r.status, 409, "{}", r.body_text());
+    assert!(
+        r.body_text().contains("/user"),
+        "points back to the user page"
+    );
+    assert_eq!(w.http.calls_to("/token"), grants, "no grant sent");
+    assert!(
+        unlocked(w.kv.snapshot()) == before,
+        "the session is as it was"
+    );
+    held.release(&w.kv);
+    assert_eq!(w.post("/refresh", &format!("csrf={csrf}")).status, 303);
+    assert_eq!(
+        w.http.calls_to("/token"),
+        grants + 1,
+        "free again: one grant"
+    );
+}
+
 #[test]
 fn other_refresh_failures_keep_the_session() {
     let mut w = World::new();

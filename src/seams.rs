@@ -86,25 +86,6 @@ pub mod fakes {
         fn pause(&self, _: Duration) {}
     }
 
-    /// A fixed clock that runs a step of the test at each pause, so a test can
-    /// make another request's work happen while this one waits.
-    pub struct PausingClock<'a> {
-        pub clock: FixedClock,
-        pub on_pause: Box<dyn Fn(usize) + 'a>,
-        pub pauses: Cell<usize>,
-    }
-
-    impl Clock for PausingClock<'_> {
-        fn now(&self) -> i64 {
-            self.clock.now()
-        }
-        fn pause(&self, _: Duration) {
-            let n = self.pauses.get() + 1;
-            self.pauses.set(n);
-            (self.on_pause)(n);
-        }
-    }
-
     /// Counter-based bytes: every call yields different output, reproducibly.
     #[derive(Default)]
     pub struct CountingRandom(pub Cell<u64>);

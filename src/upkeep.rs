@@ -119,7 +119,10 @@ impl Upkeep<'_> {
             ran.entries += 1;
             let entry = keys::gc_entry(bucket, n);
             if let Some(bytes) = self.kv.get(&entry)? {
-                for key in String::from_utf8_lossy(&bytes).lines().take(MAX_KEYS_PER_ENTRY) {
+                for key in String::from_utf8_lossy(&bytes)
+                    .lines()
+                    .take(MAX_KEYS_PER_ENTRY)
+                {
                     ran.removed += usize::from(self.settle(key, now)?);
                 }
                 self.kv.delete(&entry)?;
