@@ -258,8 +258,8 @@ for i in $(seq "$replicas"); do
   say "replica   replica-$i at http://127.0.0.1:${host_ports[$((i - 1))]}"
 done
 if [ "$mode" = v3 ]; then
-  say "sessions  redis-cli -p $redis_port keys '*'"
-  say "          redis-cli -p $redis_port get 'sess:<the oidc_session cookie>'"
+  say "sessions  redis-cli -p $redis_port keys 'sess:*'"
+  say "          redis-cli -p $redis_port get 'sess:<the oidc_session cookie, up to its dot>'"
 else
   say "sessions  each replica keeps its own, in memory: expect \"Unknown login state\""
   say "          at /callback and /user working only on the replica that logged you in"
