@@ -1,3 +1,12 @@
+-- A POST load when BENCH_FORM is set (its value is the form body), as
+-- `bench --big-store` uses for POST /login.
+local form = os.getenv("BENCH_FORM")
+if form then
+  wrk.method = "POST"
+  wrk.body = form
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+end
+
 -- Prints wrk's summary as one JSON line (exact microseconds, every error kind),
 -- so the benchmark does not have to parse wrk's human-readable report.
 -- Only `done` is defined: per-request Lua callbacks would slow wrk down.

@@ -8,6 +8,7 @@
 //! `/readyz`, `/` and `/user`, then the login round trip with its own driver.
 //! Every run is preceded by a warm-up whose figures are thrown away.
 
+mod big_store;
 mod fuel;
 mod logins;
 mod machine;
@@ -29,7 +30,7 @@ use crate::memory::PeakRss;
 use crate::report::{Report, Row, Scenario, StartTime, Store};
 use crate::server::{Runtime, Server};
 
-const USAGE: &str = "usage: bench [--duration SECS] [--warmup SECS] [--rounds N] [--connections N,N...] [--out DIR] [--profile | --fuel]";
+const USAGE: &str = "usage: bench [--duration SECS] [--warmup SECS] [--rounds N] [--connections N,N...] [--out DIR] [--profile | --fuel | --big-store]";
 
 #[derive(Debug, Clone)]
 struct Settings {
@@ -45,6 +46,9 @@ struct Settings {
     profile: bool,
     /// Instead of the benchmark: only the instruction counts per request.
     fuel: bool,
+    /// Instead of the benchmark: POST /login on an empty Redis and on one with
+    /// a million other keys.
+    big_store: bool,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Settings, String> {
@@ -56,12 +60,14 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Settings, String
         out: e2e::repo_root().join("bench/results"),
         profile: false,
         fuel: false,
+        big_store: false,
     };
     while let Some(flag) = args.next() {
         match flag.as_str() {
-            "--profile" | "--fuel" => {
+            "--profile" | "--fuel" | "--big-store" => {
                 s.profile |= flag == "--profile";
                 s.fuel |= flag == "--fuel";
+                s.big_store |= flag == "--big-store";
                 continue;
             }
             _ => {}
@@ -108,6 +114,16 @@ fn main() {
     };
     if settings.fuel {
         let table = on_named_thread("bench-fuel", only_fuel);
+        std::process::exit(table.map_or(1, |t| {
+            println!("{t}");
+            0
+        }));
+    }
+    if settings.big_store {
+        let table = on_named_thread("bench-big-store", move || {
+            let port = e2e::free_port();
+            big_store::run(&idp_for([port]), port, &settings)
+        });
         std::process::exit(table.map_or(1, |t| {
             println!("{t}");
             0

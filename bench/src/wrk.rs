@@ -16,6 +16,8 @@ pub struct Load<'a> {
     pub duration: Duration,
     /// Extra request headers, e.g. the session cookie.
     pub headers: &'a [String],
+    /// A form body to POST instead of a GET.
+    pub form: Option<&'a str>,
 }
 
 impl<'a> Load<'a> {
@@ -35,6 +37,7 @@ impl<'a> Load<'a> {
             } else {
                 &[]
             },
+            form: None,
         }
     }
 
@@ -67,6 +70,9 @@ pub fn run(load: &Load) -> Result<Measurement, String> {
         .arg(script());
     for header in load.headers {
         command.arg("--header").arg(header);
+    }
+    if let Some(form) = load.form {
+        command.env("BENCH_FORM", form);
     }
     command.arg(load.url);
     let output = command
