@@ -175,6 +175,16 @@ pub fn snapshot(redis: &Redis) -> Snapshot {
         .collect()
 }
 
+/// `snapshot` without the keys starting with any of `prefixes`: for a check that must
+/// tolerate the component's bookkeeping (say why where it is used).
+pub fn without_prefixes(snapshot: &Snapshot, prefixes: &[&str]) -> Snapshot {
+    snapshot
+        .iter()
+        .filter(|(key, _)| !prefixes.iter().any(|p| key.starts_with(p)))
+        .map(|(key, value)| (key.clone(), value.clone()))
+        .collect()
+}
+
 /// A key with the opaque id after its prefix shortened, for messages (`sess:AbC…`).
 pub fn redact_key(key: &str) -> String {
     match key.split_once(':') {

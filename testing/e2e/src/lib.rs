@@ -11,7 +11,8 @@
 //! redirects followed one hop at a time so tests can look at each hop, form posts that
 //! carry an `Origin` header. [`Idp::login`] and [`Idp::logout`] drive the provider's
 //! login, consent and logout pages with it; [`app::sign_in`] and [`app::sign_out`] walk
-//! the component's own pages per its contract.
+//! the component's own pages per its contract. [`records`] turns a cookie value into
+//! its store key and checks what the store holds (and does not) for a session.
 
 pub mod app;
 pub mod app_stack;
@@ -29,6 +30,7 @@ pub mod oidc;
 pub mod paths;
 pub mod process;
 pub mod raw_http;
+pub mod records;
 pub mod redis;
 pub mod replicas;
 pub mod runtime_config;

@@ -5,9 +5,12 @@
 //! success page), and nginx hands that POST to one replica, strictly in turn.
 //!
 //! - v3, one Redis behind 4 replicas: whichever replica gets the POST deletes
-//!   `sess:<cookie>` from the shared store, so `/user` sends the browser to `/` on every
+//!   `sess:<id>` (the id half of the cookie's ticket) from the shared store and leaves
+//!   the session's `ended:<id>` tombstone, so `/user` sends the browser to `/` on every
 //!   replica; the logout token's `jti` is recorded; garbage is refused with a 400 JSON
-//!   answer that is never cached and changes nothing.
+//!   answer that is never cached and changes nothing. The index that finds sessions by
+//!   `sid` and `sub` names them by id, under hashed keys: neither the sid nor the user
+//!   is in the store in clear.
 //! - Two browsers of one user (two IdP sessions): only the session whose IdP session
 //!   (`sid`) logged out ends; the other browser stays logged in.
 //! - A real logout token (captured on its way from the IdP) works once; delivered again
@@ -21,6 +24,7 @@ use std::time::Duration;
 
 use e2e::app_stack::{assert_snapshot_eq, snapshot};
 use e2e::idp::IdpOptions;
+use e2e::records::{assert_store_reveals_none, ended_key, session_record, ticket_parts};
 use e2e::replicas::{ReplicaOptions, Replicas, front_url};
 use e2e::{Browser, EchoServer, Idp, LoginOptions, Redis, Response, free_port, wait_until};
 use url::Url;
@@ -56,8 +60,11 @@ fn v3_replicas(idp: &Idp, front_port: u16, redis: &Redis, replicas: usize) -> Re
 }
 
 /// Signs `USER` in through the front (any replica: the store is shared); returns the
-/// session cookie's value.
-fn sign_in_v3(set: &Replicas, idp: &Idp, browser: &mut Browser) -> String {
+/// session cookie's value and the IdP session id (`sid`) of the ID token the /user page
+/// shows. Checks that the session's record lists exactly the index keys that name it
+/// (one for the sid, one for the user), and that neither the sid nor the user name is
+/// in the store in clear.
+fn sign_in_v3(set: &Replicas, idp: &Idp, redis: &Redis, browser: &mut Browser) -> (String, String) {
     let signed_in = e2e::app::sign_in(
         browser,
         &set.front_url(),
@@ -69,29 +76,37 @@ fn sign_in_v3(set: &Replicas, idp: &Idp, browser: &mut Browser) -> String {
         signed_in.user_page.text_by_id("username").as_deref(),
         Some(USER)
     );
-    browser
+    let cookie = browser
         .cookie(&set.url("/"), SESSION)
-        .expect("the callback set the session cookie")
-}
-
-/// The session record `sess:<id>` in Redis, as JSON.
-fn session_record(redis: &Redis, id: &str) -> Option<serde_json::Value> {
-    redis.get(&format!("sess:{id}")).map(|raw| {
-        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("a session record is not JSON: {e}"))
-    })
-}
-
-/// The IdP session id (`sid`) the session `id` was created for.
-fn sid_of(redis: &Redis, id: &str) -> String {
-    let record = session_record(redis, id).expect("the session is in Redis");
-    record["identity"]["sid"]
+        .expect("the callback set the session cookie");
+    let sid = e2e::app::UserPage::parse(&signed_in.user_page).claims_json()["sid"]
         .as_str()
-        .expect("the session remembers the ID token's sid (the IdP requires it)")
-        .to_string()
+        .expect("the ID token has a sid (the IdP requires it)")
+        .to_string();
+    let record = session_record(redis, &cookie).expect("the session is in Redis");
+    let mut listed: Vec<String> = record["index"]
+        .as_array()
+        .expect("the record lists its index keys")
+        .iter()
+        .map(|k| k.as_str().expect("an index key").to_string())
+        .collect();
+    listed.sort();
+    let mut naming = index_keys_naming(redis, "sid", &cookie);
+    assert_eq!(naming.len(), 1, "one sid index entry names the session");
+    naming.extend(index_keys_naming(redis, "sub", &cookie));
+    naming.sort();
+    assert_eq!(
+        listed, naming,
+        "the record lists the index keys whose entries name it"
+    );
+    assert_store_reveals_none(redis, &[("IdP session id", &sid), ("user name", USER)]);
+    (cookie, sid)
 }
 
-/// The back-channel index keys of `kind` (`sid` or `sub`) whose entry lists session `id`.
-fn index_keys_naming(redis: &Redis, kind: &str, id: &str) -> Vec<String> {
+/// The back-channel index keys of `kind` (`sid` or `sub`) whose entry lists the session
+/// of `cookie` (entries list sessions by the id half of their ticket).
+fn index_keys_naming(redis: &Redis, kind: &str, cookie: &str) -> Vec<String> {
+    let id = ticket_parts(cookie).0;
     redis
         .keys(&format!("bcl:{kind}:*"))
         .into_iter()
@@ -105,6 +120,16 @@ fn index_keys_naming(redis: &Redis, kind: &str, id: &str) -> Vec<String> {
             })
         })
         .collect()
+}
+
+/// The session of `cookie` was ended: its record is gone and its tombstone is there.
+#[track_caller]
+fn assert_ended(redis: &Redis, cookie: &str) {
+    assert!(session_record(redis, cookie).is_none(), "the session ended");
+    assert!(
+        redis.get(&ended_key(cookie)).is_some(),
+        "the ended session's tombstone is there"
+    );
 }
 
 /// A redirect from the app's /user page to the IdP's end-session endpoint (from
@@ -258,18 +283,18 @@ fn v3_logout_at_the_idp_ends_the_session_on_every_replica() {
     let set = v3_replicas(&idp, front_port, &redis, 4);
     let mut browser = Browser::new();
 
-    let id = sign_in_v3(&set, &idp, &mut browser);
-    let sid = sid_of(&redis, &id);
+    let (id, sid) = sign_in_v3(&set, &idp, &redis, &mut browser);
     assert_eq!(index_keys_naming(&redis, "sid", &id).len(), 1);
     assert_eq!(index_keys_naming(&redis, "sub", &id).len(), 1);
     assert!(redis.keys("bcl:jti:*").is_empty(), "no logout token yet");
 
     let delivery = log_out_at_idp(&set, &idp, &mut browser, &sid);
     assert_answered_200(&delivery);
-    wait_until(DEADLINE, "sess:<cookie> is gone from Redis", || {
+    wait_until(DEADLINE, "sess:<id> is gone from Redis", || {
         session_record(&redis, &id).is_none().then_some(())
     })
     .unwrap();
+    assert_ended(&redis, &id);
     // The replica nginx gave the POST to did it; no other replica saw a logout token.
     wait_for_ended_line(&set, &delivery.pod, 1);
     for pod in set.pod_names() {
@@ -325,10 +350,9 @@ fn v3_logout_at_the_idp_ends_only_that_idp_sessions_login() {
     let set = v3_replicas(&idp, front_port, &redis, 2);
     let (mut first, mut second) = (Browser::new(), Browser::new());
 
-    let first_id = sign_in_v3(&set, &idp, &mut first);
-    let second_id = sign_in_v3(&set, &idp, &mut second);
+    let (first_id, first_sid) = sign_in_v3(&set, &idp, &redis, &mut first);
+    let (second_id, second_sid) = sign_in_v3(&set, &idp, &redis, &mut second);
     assert_ne!(first_id, second_id);
-    let (first_sid, second_sid) = (sid_of(&redis, &first_id), sid_of(&redis, &second_id));
     assert_ne!(
         first_sid, second_sid,
         "two browsers, two IdP sessions, two sids"
@@ -349,9 +373,14 @@ fn v3_logout_at_the_idp_ends_only_that_idp_sessions_login() {
     })
     .unwrap();
     wait_for_ended_line(&set, &delivery.pod, 1);
+    assert_ended(&redis, &first_id);
     assert!(
         session_record(&redis, &second_id).is_some(),
         "the other IdP session's login is not ended"
+    );
+    assert!(
+        redis.get(&ended_key(&second_id)).is_none(),
+        "no tombstone for the other session"
     );
     assert!(index_keys_naming(&redis, "sid", &first_id).is_empty());
     assert_eq!(
@@ -378,7 +407,7 @@ fn v3_a_replayed_logout_token_is_refused_on_another_replica() {
     let redis = Redis::start();
     let set = v3_replicas(&idp, front_port, &redis, 2);
     let mut browser = Browser::new();
-    let id = sign_in_v3(&set, &idp, &mut browser);
+    let (id, _) = sign_in_v3(&set, &idp, &redis, &mut browser);
 
     let done = idp.logout(&mut browser, &to_idp_end_session(&idp, &set.url("/user")));
     done.assert_status(200);
@@ -400,7 +429,7 @@ fn v3_a_replayed_logout_token_is_refused_on_another_replica() {
     let (first, first_pod) = post_backchannel(&set, &[("logout_token", &token)]);
     first.assert_status(200);
     assert_eq!(first.header("cache-control"), Some("no-store"));
-    assert!(session_record(&redis, &id).is_none(), "the session ended");
+    assert_ended(&redis, &id);
     wait_for_ended_line(&set, &first_pod, 1);
     let (again, again_pod) = post_backchannel(&set, &[("logout_token", &token)]);
     assert_ne!(again_pod, first_pod, "strict round-robin");

@@ -106,7 +106,11 @@ fn chromium_logs_in_refreshes_and_logs_out_across_replicas() {
         cookie["persistent"], true,
         "Max-Age makes it persistent: {pretty}"
     );
-    assert_eq!(cookie["value_length"], 43, "{pretty}");
+    assert_eq!(
+        cookie["value_length"],
+        e2e::records::ID_CHARS + 1 + e2e::records::SECRET_CHARS,
+        "a ticket, <id>.<secret>: {pretty}"
+    );
     assert_eq!(r["cookie_sent_back"], true, "{pretty}");
     assert_eq!(
         r["document_cookie_has_session"], false,
@@ -141,10 +145,15 @@ fn chromium_logs_in_refreshes_and_logs_out_across_replicas() {
     assert_eq!(after["final_path"], "/", "{pretty}");
     assert_eq!(after["final_status"], 200, "{pretty}");
 
-    // The server side: the session is gone from Redis.
+    // The server side: the session is gone from Redis, its tombstone left behind.
     assert!(
         redis.keys("sess:*").is_empty(),
         "logout deleted the session"
+    );
+    assert_eq!(
+        redis.keys("ended:*").len(),
+        1,
+        "logout left the session's tombstone"
     );
     assert!(
         screenshot.is_file(),

@@ -9,7 +9,8 @@
 use std::time::Duration;
 
 use e2e::app::UserPage;
-use e2e::app_stack::{AppStack, StoreKind, assert_snapshot_eq, snapshot};
+use e2e::app_stack::{AppStack, StoreKind, assert_snapshot_eq, snapshot, without_prefixes};
+use e2e::records::{ended_key, session_key, ticket_parts};
 use e2e::{Browser, Response, wait_until};
 
 /// Checks an error page of the component: status, HTML, the message.
@@ -74,7 +75,7 @@ fn redis_outage_and_recovery_without_restarting_the_host() {
     let new_session = stack.session_cookie(&browser).unwrap();
     assert_ne!(new_session, old_session);
     assert!(
-        stack.redis().get(&format!("sess:{new_session}")).is_some(),
+        stack.redis().get(&session_key(&new_session)).is_some(),
         "the new session is in the restarted Redis"
     );
     assert!(stack.host_running());
@@ -124,11 +125,36 @@ fn idp_outage_before_login_and_while_logged_in() {
     let refresh_form = signed_in.user_page.form_with_action_path("/refresh");
     let r = browser.submit(&signed_in.user_page, &refresh_form);
     assert_error_page(&r, 502, "could not be reached");
+    // The refresh took the session's lock and released it: the lock's keys are gone,
+    // but their registration with upkeep (`gc:` entries, for a holder that dies before
+    // releasing) stays until upkeep gets to it. Everything else is as it was.
+    assert!(
+        stack.redis().keys("lock:*").is_empty(),
+        "the refresh released the session's lock"
+    );
+    let after = snapshot(stack.redis());
     assert_snapshot_eq(
-        &stored,
-        &snapshot(stack.redis()),
+        &without_prefixes(&stored, &["gc:"]),
+        &without_prefixes(&after, &["gc:"]),
         "refresh with the IdP down",
     );
+    // The only new upkeep entries are for this session's lock keys.
+    let lock_prefix = format!("lock:{}:", ticket_parts(&session).0);
+    for (key, value) in &after {
+        let entry = key.starts_with("gc:")
+            && key
+                .rsplit(':')
+                .next()
+                .is_some_and(|n| n.parse::<u64>().is_ok());
+        if entry && !stored.contains_key(key) {
+            let listed = String::from_utf8_lossy(value);
+            assert!(
+                listed.lines().all(|k| k.starts_with(&lock_prefix)),
+                "a new upkeep entry {} names only the session's lock keys",
+                e2e::app_stack::redact_key(key)
+            );
+        }
+    }
     let page = browser.get(&stack.url("/user"));
     page.assert_status(200);
     assert_eq!(
@@ -146,7 +172,11 @@ fn idp_outage_before_login_and_while_logged_in() {
         r.set_cookie("oidc_session").is_some_and(|c| c.is_expired()),
         "the session cookie is cleared"
     );
-    assert_eq!(stack.redis().get(&format!("sess:{session}")), None);
+    assert_eq!(stack.redis().get(&session_key(&session)), None);
+    assert!(
+        stack.redis().get(&ended_key(&session)).is_some(),
+        "the ended session's tombstone is there"
+    );
     browser
         .get(&stack.url("/user"))
         .assert_redirect(303, &stack.url("/"));

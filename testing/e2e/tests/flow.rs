@@ -5,11 +5,19 @@
 //! yields a different access token; a second login in the same browser gets a new
 //! session cookie and the old session is gone (no fixation); logout goes through the
 //! IdP's end-session endpoint back to `/`, after which the session is gone server-side.
-//! With Redis, `sess:<cookie>` is inspected directly.
+//! With Redis, the store is inspected directly: the session lives under `sess:<id>`,
+//! the id half of the cookie's ticket, as an envelope of readable times whose identity
+//! and tokens are sealed, so that no token, user name or cookie is anywhere in a dump of
+//! Redis; nothing there works as a cookie, and a tampered record reads as logged out and
+//! is removed.
 
 use e2e::app::UserPage;
 use e2e::app_stack::{AppStack, StoreKind};
 use e2e::oidc::{jwt_claims, random_token};
+use e2e::records::{
+    assert_sealed_session, assert_store_values_are_not_cookies, assert_tampered_session_is_dropped,
+    ended_key, session_key,
+};
 use e2e::{Browser, Response};
 use serde_json::Value;
 
@@ -56,8 +64,17 @@ fn flow(store: StoreKind) {
         "the login cookie is cleared after the callback"
     );
     let page1 = check_user_page(&stack, &first.user_page, login);
-    assert_stored(&stack, &cookie1, login, &page1);
+    assert_stored(&stack, &cookie1, login, &page1, 0);
     assert_cookie_accepted(&stack, &cookie1);
+    if let Some(redis) = &stack.redis {
+        assert_store_values_are_not_cookies(
+            redis,
+            "oidc_session",
+            &cookie1,
+            &stack.url("/user"),
+            &stack.url("/"),
+        );
+    }
 
     // Refresh: a different access token, same user, same cookie.
     let refresh_form = first.user_page.form_with_action_path("/refresh");
@@ -75,7 +92,7 @@ fn flow(store: StoreKind) {
         Some(cookie1.as_str()),
         "a refresh keeps the session cookie"
     );
-    assert_stored(&stack, &cookie1, login, &page2);
+    assert_stored(&stack, &cookie1, login, &page2, 1);
 
     // A second login in the same browser: a new cookie, the old session is gone.
     let second = stack.sign_in(&mut browser, login, Some(SCOPE));
@@ -84,7 +101,7 @@ fn flow(store: StoreKind) {
         .expect("the second callback set a session cookie");
     assert_ne!(cookie2, cookie1, "a new login gets a new session cookie");
     let page3 = check_user_page(&stack, &second.user_page, login);
-    assert_stored(&stack, &cookie2, login, &page3);
+    assert_stored(&stack, &cookie2, login, &page3, 0);
     assert_session_gone(&stack, &cookie1, "the second login");
     assert_cookie_accepted(&stack, &cookie2);
 
@@ -143,6 +160,22 @@ fn flow(store: StoreKind) {
             redis.keys("login:*").is_empty(),
             "no login transaction is left in Redis"
         );
+
+        // A record changed in the store (one character of its sealed part) does not
+        // open: the browser reads as logged out and the record is removed.
+        let mut third = Browser::new();
+        stack.sign_in(&mut third, login, None);
+        let cookie3 = stack.session_cookie(&third).expect("a third session");
+        assert_tampered_session_is_dropped(
+            redis,
+            "oidc_session",
+            &cookie3,
+            &stack.url("/user"),
+            &stack.url("/"),
+        );
+        third
+            .get(&stack.url("/user"))
+            .assert_redirect(303, &stack.url("/"));
     }
 }
 
@@ -179,24 +212,31 @@ fn check_user_page(stack: &AppStack, page: &Response, login: &str) -> UserPage {
     shown
 }
 
-/// With Redis: `sess:<cookie>` is readable JSON naming the user, holding the tokens
-/// the page shows.
-fn assert_stored(stack: &AppStack, cookie: &str, sub: &str, page: &UserPage) {
+/// With Redis: `sess:<id of cookie>` is the sealed envelope at revision `rev` (readable
+/// times, no identity or token in clear), and no token or CSRF token the page shows,
+/// no user name and no cookie appears anywhere in a dump of Redis.
+fn assert_stored(stack: &AppStack, cookie: &str, sub: &str, page: &UserPage, rev: u64) {
     let Some(redis) = &stack.redis else { return };
-    let raw = redis
-        .get(&format!("sess:{cookie}"))
-        .expect("sess:<cookie value> exists in Redis");
-    let json: Value = serde_json::from_str(&raw).expect("the session record is JSON");
-    assert_eq!(json["identity"]["sub"], sub, "the record names the sub");
-    assert_eq!(
-        json["tokens"]["access_token"].as_str(),
-        page.access_token.as_deref(),
-        "the record holds the access token the page shows"
-    );
-    assert_eq!(
-        json["tokens"]["id_token"].as_str(),
-        page.id_token.as_deref(),
-        "the record holds the ID token the page shows"
+    let field = |what: &str, value: &Option<String>| -> String {
+        value
+            .clone()
+            .unwrap_or_else(|| panic!("the page shows the {what}"))
+    };
+    let access = field("access token", &page.access_token);
+    let id_token = field("ID token", &page.id_token);
+    let refresh = field("refresh token", &page.refresh_token);
+    let csrf = field("csrf token", &page.csrf);
+    assert_sealed_session(
+        redis,
+        cookie,
+        rev,
+        &[
+            ("user name", sub),
+            ("access token", &access),
+            ("ID token", &id_token),
+            ("refresh token", &refresh),
+            ("csrf token", &csrf),
+        ],
     );
 }
 
@@ -217,9 +257,13 @@ fn assert_cookie_accepted(stack: &AppStack, cookie: &str) {
 fn assert_session_gone(stack: &AppStack, cookie: &str, after: &str) {
     if let Some(redis) = &stack.redis {
         assert_eq!(
-            redis.get(&format!("sess:{cookie}")),
+            redis.get(&session_key(cookie)),
             None,
-            "after {after}, sess:<old cookie> is gone from Redis"
+            "after {after}, sess:<old cookie's id> is gone from Redis"
+        );
+        assert!(
+            redis.get(&ended_key(cookie)).is_some(),
+            "after {after}, the ended session's tombstone is there"
         );
     }
     let mut other = Browser::new();

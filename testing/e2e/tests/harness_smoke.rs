@@ -1,4 +1,5 @@
-//! The harness's process guards, Redis and nginx helpers, without the component.
+//! The harness's process guards, Redis and nginx helpers, and the store-record checks
+//! of `e2e::records`, without the component.
 
 use std::path::Path;
 use std::process::Command;
@@ -103,6 +104,50 @@ fn redis_start_inspect_stop_restart() {
     redis.start_again_same_port();
     assert!(redis.is_running());
     assert_eq!(redis.get("k"), None, "nothing was persisted");
+}
+
+#[test]
+fn records_split_tickets_and_the_dump_check_finds_a_leak() {
+    use e2e::records::{
+        assert_store_reveals_none, ended_key, login_key, session_key, ticket_parts,
+    };
+    let id = "AbCdEfGhIjKlMnOpQrStUg";
+    let secret = "0123456789abcdefghijklmnopqrstuvwxyzABCD-_Q";
+    let cookie = format!("{id}.{secret}");
+    assert_eq!(ticket_parts(&cookie), (id, secret));
+    assert_eq!(session_key(&cookie), format!("sess:{id}"));
+    assert_eq!(login_key(&cookie), format!("login:{id}"));
+    assert_eq!(ended_key(&cookie), format!("ended:{id}"));
+    for bad in [
+        secret.to_string(),
+        id.to_string(),
+        format!("{id}.{secret}x"),
+        format!("{id}x.{secret}"),
+        format!("{secret}.{id}"),
+        format!("{}+.{secret}", &id[1..]),
+    ] {
+        let refused = std::panic::catch_unwind(|| {
+            ticket_parts(&bad);
+        });
+        assert!(refused.is_err(), "not a ticket: {bad:?}");
+    }
+
+    // The dump check looks at every key and every value.
+    let redis = Redis::start();
+    redis.set(&session_key(&cookie), r#"{"sealed":"xyz"}"#);
+    assert_store_reveals_none(&redis, &[("secret", secret), ("user", "alice")]);
+    for (key, value) in [
+        ("sess:other", format!(r#"{{"tokens":"{secret}"}}"#)),
+        (&*format!("gc:{secret}"), "1".to_string()),
+        ("bcl:sub:x", r#"{"sub":"alice"}"#.to_string()),
+    ] {
+        redis.set(key, &value);
+        let found = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            assert_store_reveals_none(&redis, &[("secret", secret), ("user", "alice")]);
+        }));
+        assert!(found.is_err(), "the leak in {key} is found");
+        redis.del(&[key]);
+    }
 }
 
 #[test]

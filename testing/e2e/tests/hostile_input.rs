@@ -12,6 +12,7 @@ use e2e::app::UserPage;
 use e2e::app_stack::{AppStack, Snapshot, StoreKind, assert_snapshot_eq, snapshot};
 use e2e::oidc::random_token;
 use e2e::raw_http;
+use e2e::records::{assert_store_reveals_none, login_key, session_key, ticket_parts};
 use e2e::{Browser, Consent, LoginOptions, Response};
 use url::Url;
 
@@ -157,13 +158,33 @@ fn hostile_callbacks_leave_the_store_as_it_was() {
     assert_eq!(param("state"), state);
     secrets.push(("authorization code", code.clone()));
     secrets.push(("login cookie", login_cookie.clone()));
+    secrets.push((
+        "login cookie's secret half",
+        ticket_parts(&login_cookie).1.to_string(),
+    ));
     let code_p = format!("code={}", enc(&code));
     let state_p = format!("state={}", enc(&state));
     let iss_p = format!("iss={}", enc(&iss));
 
     let before = redis_snapshot(&stack);
-    let login_key = format!("login:{login_cookie}");
-    assert!(before.contains_key(&login_key), "the transaction is stored");
+    let transaction_key = login_key(&login_cookie);
+    assert!(
+        before.contains_key(&transaction_key),
+        "the transaction is stored"
+    );
+    // Sealed: the store shows neither the flow's values nor the cookie that opens it.
+    let nonce = to_idp
+        .location_param("nonce")
+        .expect("the request has a nonce");
+    assert_store_reveals_none(
+        stack.redis(),
+        &[
+            ("state", &state),
+            ("nonce", &nonce),
+            ("login cookie", &login_cookie),
+            ("login cookie's secret half", ticket_parts(&login_cookie).1),
+        ],
+    );
 
     // Callbacks that must be refused without consuming anything.
     let forged_state = random_token(32);
@@ -274,6 +295,10 @@ fn hostile_callbacks_leave_the_store_as_it_was() {
     e2e::app_stack::assert_callback_cookies(&ok);
     let session = stack.session_cookie(&browser).expect("a session cookie");
     secrets.push(("session cookie", session.clone()));
+    secrets.push((
+        "session cookie's secret half",
+        ticket_parts(&session).1.to_string(),
+    ));
     let user = browser.follow(&ok);
     user.assert_status(200);
     let shown = UserPage::parse(&user);
@@ -281,11 +306,11 @@ fn hostile_callbacks_leave_the_store_as_it_was() {
     secrets.push(("ID token", shown.id_token.clone().unwrap()));
     let after_login = redis_snapshot(&stack);
     assert!(
-        !after_login.contains_key(&login_key),
+        !after_login.contains_key(&transaction_key),
         "the transaction is consumed"
     );
     assert!(
-        after_login.contains_key(&format!("sess:{session}")),
+        after_login.contains_key(&session_key(&session)),
         "the session is stored"
     );
 
@@ -328,7 +353,7 @@ fn hostile_callbacks_leave_the_store_as_it_was() {
     let r = denier.follow(&back);
     pages.error("access_denied", &r, 403, "access_denied");
     let mut expected = before.clone();
-    assert!(expected.remove(&format!("login:{denied_login}")).is_some());
+    assert!(expected.remove(&login_key(&denied_login)).is_some());
     assert_snapshot_eq(
         &expected,
         &redis_snapshot(&stack),
@@ -375,7 +400,7 @@ fn hostile_callbacks_leave_the_store_as_it_was() {
         r.body
     );
     let mut expected = before.clone();
-    assert!(expected.remove(&format!("login:{victim_login}")).is_some());
+    assert!(expected.remove(&login_key(&victim_login)).is_some());
     assert_snapshot_eq(
         &expected,
         &redis_snapshot(&stack),
@@ -402,9 +427,11 @@ fn hostile_requests_are_refused_without_side_effects() {
     let session = stack.session_cookie(&browser).unwrap();
     let shown = UserPage::parse(&signed_in.user_page);
     let csrf = shown.csrf.clone().expect("the logout form's csrf");
+    let (session_id, session_secret) = ticket_parts(&session);
     let secrets: Vec<(&str, String)> = vec![
         ("client secret", stack.idp.client_secret().to_string()),
         ("session cookie", session.clone()),
+        ("session cookie's secret half", session_secret.to_string()),
         ("csrf token", csrf.clone()),
         ("access token", shown.access_token.clone().unwrap()),
         ("refresh token", shown.refresh_token.clone().unwrap()),
@@ -425,11 +452,44 @@ fn hostile_requests_are_refused_without_side_effects() {
     };
 
     // Unknown, garbage and ambiguous session cookies: not logged in, nothing touched.
+    // Among them well-formed tickets that are not the session's: another id with the
+    // session's secret, the session's id with another secret (a guess opens nothing and
+    // removes nothing), and the halves alone or swapped.
     let user_url = Url::parse(&stack.url("/user")).unwrap();
     let unknown = random_token(32);
     assert_eq!(unknown.len(), 43);
+    let other_id = random_token(16);
+    assert_eq!(other_id.len(), 22);
     for (case, cookie) in [
         ("unknown session cookie", format!("oidc_session={unknown}")),
+        (
+            "unknown well-formed ticket",
+            format!("oidc_session={other_id}.{unknown}"),
+        ),
+        (
+            "the session's id with another secret",
+            format!("oidc_session={session_id}.{unknown}"),
+        ),
+        (
+            "another id with the session's secret",
+            format!("oidc_session={other_id}.{session_secret}"),
+        ),
+        (
+            "the session's id alone",
+            format!("oidc_session={session_id}"),
+        ),
+        (
+            "the session's store key",
+            format!("oidc_session={}", session_key(&session)),
+        ),
+        (
+            "the session's secret alone",
+            format!("oidc_session={session_secret}"),
+        ),
+        (
+            "the halves swapped",
+            format!("oidc_session={session_secret}.{session_id}"),
+        ),
         (
             "garbage session cookie",
             "oidc_session=../../etc/passwd".to_string(),

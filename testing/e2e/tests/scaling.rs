@@ -7,7 +7,10 @@
 //!   every other callback is a 400 "Unknown login state" page (never a 500); a session
 //!   works only on the replica that created it.
 //! - v3, the same runtime config on every replica (one Redis): every login succeeds,
-//!   `/user` works on every replica, and Redis holds `sess:<cookie>` as readable JSON.
+//!   `/user` works on every replica, and Redis holds the session under `sess:<id>` (the
+//!   id half of the cookie's ticket) as readable times with the identity and tokens
+//!   sealed: no token, user name or cookie anywhere in Redis, nothing there that works
+//!   as a cookie, and a tampered record reads as logged out on every replica.
 //!   Run once with a plain `[key_value_store.default]` file and once with the file
 //!   spin-operator renders from `kubernetes/` (via `testing/manifests/check.py`).
 //!
@@ -16,7 +19,12 @@
 //! Which replica answered is read from nginx's access log and cross-checked with the pod
 //! name in the page header, so every expectation follows from the rotation, not luck.
 
+use e2e::app_stack::redact_key;
 use e2e::idp::IdpOptions;
+use e2e::records::{
+    assert_sealed_session, assert_store_values_are_not_cookies, assert_tampered_session_is_dropped,
+    session_key,
+};
 use e2e::replicas::{ReplicaOptions, Replicas, front_url};
 use e2e::{Browser, Cookie, Idp, Redis, Response, free_port};
 
@@ -271,34 +279,65 @@ fn v3_exercise(replicas: usize, config: impl FnOnce(&str) -> String) {
         "/user answered by every replica: {seen:?}"
     );
 
-    // Redis holds the session under the cookie's value, as readable JSON; the earlier
+    // Redis holds the session under the id half of the cookie's ticket; the earlier
     // logins' sessions were replaced (no session survives a new login), and no login
     // transaction is left.
     let keys = redis.keys("*");
-    let key = format!("sess:{session_id}");
+    let key = session_key(&session_id);
     assert!(
         keys.contains(&key),
-        "KEYS * has the browser's session: {keys:?}"
+        "KEYS * has the browser's session: {:?}",
+        keys.iter().map(|k| redact_key(k)).collect::<Vec<_>>()
     );
     let sessions: Vec<&String> = keys.iter().filter(|k| k.starts_with("sess:")).collect();
     assert_eq!(sessions, vec![&key], "one session for one browser");
     assert!(
         !keys.iter().any(|k| k.starts_with("login:")),
-        "login transactions are consumed: {keys:?}"
+        "login transactions are consumed: {:?}",
+        keys.iter().map(|k| redact_key(k)).collect::<Vec<_>>()
     );
-    let raw = redis.get(&key).expect("GET sess:<id>");
-    let json: serde_json::Value = serde_json::from_str(&raw)
-        .unwrap_or_else(|e| panic!("the session record is not JSON ({e})"));
-    assert_eq!(json["identity"]["sub"], USER);
-    assert_eq!(json["identity"]["username"], USER);
-    assert_eq!(json["identity"]["iss"], idp.issuer());
+    // The record: readable times, nothing else in clear. The user, the tokens and the
+    // CSRF token the page shows, and the cookie, are nowhere in Redis.
     let page = e2e::app::UserPage::parse(&last_page.unwrap());
-    assert_eq!(
-        json["tokens"]["access_token"].as_str(),
-        page.access_token.as_deref(),
-        "the page shows the stored access token"
+    let shown = |what: &str, v: &Option<String>| -> String {
+        v.clone()
+            .unwrap_or_else(|| panic!("the page shows the {what}"))
+    };
+    let access = shown("access token", &page.access_token);
+    let id_token = shown("ID token", &page.id_token);
+    let csrf = shown("csrf token", &page.csrf);
+    assert_sealed_session(
+        &redis,
+        &session_id,
+        0,
+        &[
+            ("user name", USER),
+            ("access token", &access),
+            ("ID token", &id_token),
+            ("csrf token", &csrf),
+        ],
     );
-    assert_eq!(json["csrf"].as_str(), page.csrf.as_deref());
+    // Nothing in the store works as a cookie, on any replica (through the front).
+    assert_store_values_are_not_cookies(
+        &redis,
+        SESSION,
+        &session_id,
+        &set.url("/user"),
+        &set.url("/"),
+    );
+    // A tampered record reads as logged out and is removed; then no replica knows the
+    // session.
+    assert_tampered_session_is_dropped(
+        &redis,
+        SESSION,
+        &session_id,
+        &set.url("/user"),
+        &set.url("/"),
+    );
+    for _ in 0..n {
+        let (page, _) = set.via(|| browser.get(&set.url("/user")));
+        page.assert_redirect(303, &set.url("/"));
+    }
 }
 
 #[test]
