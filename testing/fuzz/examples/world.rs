@@ -1,13 +1,13 @@
-//! Prints the fixed world's values that seeds refer to: the seeded session id,
-//! the login transaction's cookie value and state, tokens the IdP signed, its
-//! JWKS, and the store's records.
+//! Prints the fixed world's values that seeds refer to: the seeded session's
+//! and login transaction's cookie values (tickets) and the login's state, tokens
+//! the IdP signed, its JWKS, and the store's records (`record_<key>`, `:` as `_`).
 //! `cargo run -p fuzz --example world`
 
 fn main() {
     let rng = fuzz::world::CountingRandom::default();
     let seeded = fuzz::world::seeded_store(&rng);
-    println!("session {}", seeded.session.as_str());
-    println!("login {}", seeded.login);
+    println!("session {}", seeded.session_cookie());
+    println!("login {}", seeded.login_cookie());
     println!("state {}", seeded.state);
     println!("csrf {}", seeded.csrf);
     let token = fuzz::world::key().sign(&fuzz::world::good_claims());

@@ -4,31 +4,49 @@
 use jsonwebtoken::DecodingKey;
 use oidc_client::app;
 use oidc_client::cookies;
+use oidc_client::keys;
 use oidc_client::oidc::id_token::{self, Expectations};
-use oidc_client::oidc::transaction::{self, PendingLogin};
+use oidc_client::oidc::transaction::PendingLogin;
 use oidc_client::oidc::{discovery, jwks, logout_token, scope};
 use oidc_client::request::{self, Request};
 use oidc_client::response::Response;
-use oidc_client::session::{SessionId, Sessions};
+use oidc_client::ticket::{RecordId, Ticket};
+use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 use url::Url;
 
 use crate::world::{self, CLIENT_ID, ISSUER, NONCE, NOW};
 
-/// `Cookie` headers (one per line): only a single, well-formed opaque id is
-/// ever taken as a session or login cookie.
+/// `Cookie` headers (one per line): only a single, well-formed ticket
+/// (`<22-char id>.<43-char secret>`, canonical URL-safe base64) is ever taken
+/// as a session or login cookie, and it is exactly the value sent.
 pub fn cookie_header(data: &[u8]) {
     let text = String::from_utf8_lossy(data);
     for base in [cookies::SESSION, cookies::LOGIN] {
         for https in [false, true] {
             let name = cookies::name(base, https);
-            let Some(value) = cookies::read(text.split('\n'), &name) else {
+            let Some(ticket) = cookies::read(text.split('\n'), &name) else {
                 continue;
             };
-            assert!(cookies::is_opaque_id(&value), "accepted a malformed id");
-            let id = SessionId::parse(&value).expect("a well-formed id parses");
-            assert_eq!(id.as_str(), value);
+            let value = ticket.cookie_value();
+            assert!(text.contains(&value), "the ticket is not the value sent");
+            let (id, secret) = value.split_once('.').expect("a ticket is <id>.<secret>");
+            assert_eq!(
+                (id.len(), secret.len()),
+                (22, 43),
+                "accepted a malformed ticket"
+            );
+            assert!(
+                value
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b)),
+                "accepted a ticket that is not URL-safe base64"
+            );
+            assert_eq!(ticket.id().as_str(), id);
+            assert_eq!(RecordId::parse(id).as_ref(), Some(ticket.id()));
+            let again = Ticket::parse(&value).expect("a well-formed ticket parses");
+            assert_eq!(again.cookie_value(), value);
         }
     }
 }
@@ -170,36 +188,60 @@ pub fn jwks_json(data: &[u8]) {
 }
 
 /// Any bytes as what the store holds for a session, a login transaction and
-/// the discovery and JWKS caches: unreadable records are never trusted.
+/// the discovery and JWKS caches: unreadable records are never trusted, a
+/// record another ticket sealed is neither opened nor removed, and the store
+/// never holds a token or a ticket's secret in clear that the bytes did not
+/// bring themselves.
 pub fn store_records(data: &[u8]) {
+    let _ = store_records_reach(data);
+}
+
+/// What [`store_records`] opened with `data` in every record: the session,
+/// the login transaction. For tests that check the seeds reach that far.
+pub fn store_records_reach(data: &[u8]) -> (bool, bool) {
     world::with_platform(|p, seeded| {
         let kv = p.kv;
+        let session_key = keys::session(seeded.session.id());
+        let login_key = keys::login(seeded.login.id());
         for key in [
-            seeded.session.key(),
-            format!("{}{}", transaction::KEY_PREFIX, seeded.login),
-            discovery::CACHE_KEY.to_owned(),
-            jwks::CACHE_KEY.to_owned(),
+            session_key.as_str(),
+            login_key.as_str(),
+            keys::DISCOVERY,
+            keys::JWKS,
         ] {
-            kv.set(&key, data).expect("the memory store is up");
+            kv.set(key, data).expect("the memory store is up");
         }
-        let sessions = Sessions {
-            kv,
-            clock: p.clock,
-            lifetimes: world::LIFETIMES,
-        };
-        match sessions
+        let sessions = world::sessions(kv, p.rng);
+        let session = sessions
             .load(&seeded.session)
-            .expect("the memory store is up")
-        {
-            Some(session) => assert!(session.expires_at > NOW, "an expired session was loaded"),
-            None => assert!(
-                !kv.exists(&seeded.session.key())
-                    .expect("the memory store is up"),
-                "an unreadable or expired session record was left behind"
-            ),
+            .expect("the memory store is up");
+        match &session {
+            Some(session) => {
+                assert!(session.expires_at > NOW, "an expired session was loaded");
+                assert_eq!(
+                    kv.get(&session_key)
+                        .expect("the memory store is up")
+                        .as_deref(),
+                    Some(data),
+                    "loading a session rewrote it"
+                );
+            }
+            None => left_alone_only_if_foreign(kv, &session_key, data, &seeded.session, "session"),
         }
-        if let Ok(Some(pending)) = PendingLogin::find(kv, p.clock, &seeded.login) {
-            let _ = pending.check_state(Some(&seeded.state));
+        let pending =
+            PendingLogin::find(kv, p.clock, &seeded.login).expect("the memory store is up");
+        match &pending {
+            Some(pending) => {
+                let _ = pending.check_state(Some(&seeded.state));
+                assert_eq!(
+                    kv.get(&login_key)
+                        .expect("the memory store is up")
+                        .as_deref(),
+                    Some(data),
+                    "finding a login transaction changed it"
+                );
+            }
+            None => left_alone_only_if_foreign(kv, &login_key, data, &seeded.login, "login"),
         }
         if let Ok(meta) = discovery::load(kv, p.http, p.clock, world::config()) {
             assert_eq!(meta.issuer, ISSUER);
@@ -212,18 +254,60 @@ pub fn store_records(data: &[u8]) {
             backchannel: false,
         };
         let _ = key_set.current(&format!("{ISSUER}/jwks"));
-    });
+        // The bytes were written as they are: what they carry is theirs.
+        assert_no_secret_stored(&seeded.kv.snapshot(), &store_secrets(seeded, None), |s| {
+            carries(data, s)
+        });
+        (session.is_some(), pending.is_some())
+    })
+}
+
+/// After a read with `ticket` found nothing at `key`, where `data` was
+/// written: expired, unreadable and tampered records are removed, so what may
+/// be left is `data` itself, unchanged, and only if it is someone else's
+/// record (a readable `check` that is not this ticket's verifier), which a
+/// cookie with that id and another secret must neither open nor remove.
+fn left_alone_only_if_foreign(
+    kv: &dyn oidc_client::store::KeyValue,
+    key: &str,
+    data: &[u8],
+    ticket: &Ticket,
+    what: &str,
+) {
+    let Some(left) = kv.get(key).expect("the memory store is up") else {
+        return;
+    };
+    assert_eq!(left, data, "a {what} record that did not open was changed");
+    // Read as leniently as the component's record types do: serde skips the
+    // fields a type does not name without checking their UTF-8, escapes or
+    // number ranges, so a record damaged only there may still be taken,
+    // rightly, as someone else's. (Lossy UTF-8 and raw values skip the same.)
+    let check =
+        serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(&String::from_utf8_lossy(data))
+            .ok()
+            .and_then(|fields| fields.get("check").map(|raw| raw.get().to_owned()))
+            .and_then(|raw| serde_json::from_str::<String>(&raw).ok());
+    assert!(
+        check.is_some_and(|c| c != ticket.verifier()),
+        "an unreadable, expired or tampered {what} record was left behind"
+    );
 }
 
 /// Bytes as a whole request (`METHOD target`, header lines, a blank line, the
 /// body) through `app::handle`, against a store with a live session: never a
 /// 500, and never a token, the client secret or a cookie value on any page
 /// but the session owner's `/user`.
+///
+/// And the store never holds a token or a ticket's secret in clear, whatever
+/// the request: nothing a request carries is stored unsealed, so unlike the
+/// pages, no secret is excused for having been sent.
 pub fn app_request(data: &[u8]) {
     world::with_platform(|p, seeded| {
         let req = parse_request(data);
         let response = app::handle(&req, p);
         check_response(data, &req, &response, seeded);
+        let secrets = store_secrets(seeded, Some(&response));
+        assert_no_secret_stored(&seeded.kv.snapshot(), &secrets, |_| false);
     });
 }
 
@@ -246,20 +330,24 @@ enum Step {
 
 /// The first byte picks an IdP endpoint, the rest is its answer (status 200),
 /// while the user logs in, comes back from the IdP, or refreshes: never a 500,
-/// and a failed step leaves no new session and no altered one.
+/// a failed step leaves no new session and no altered one, a completed one
+/// leaves a session alice's cookie opens, and the store never holds a token
+/// or a ticket's secret in clear.
 pub fn idp_response(data: &[u8]) {
     idp_step(data, |seeded, run| {
         check_response(data, &run.request, &run.response, seeded);
         let after = seeded.kv.snapshot();
         let before = &run.before;
         let location = run.response.header("location");
-        let ours = seeded.session.key();
+        let ours = keys::session(seeded.session.id());
         let succeeded = run.response.status == 303 && location.is_some();
+        let rng = world::CountingRandom::default();
+        let sessions = world::sessions(&seeded.kv, &rng);
         match run.step {
             Step::Callback if !(succeeded && location == Some("/user")) => {
                 assert_eq!(
-                    count_prefixed(&after, "sess:"),
-                    count_prefixed(before, "sess:"),
+                    count_prefixed(&after, keys::SESSION_PREFIX),
+                    count_prefixed(before, keys::SESSION_PREFIX),
                     "a failed login made a session"
                 );
                 assert_eq!(
@@ -268,16 +356,92 @@ pub fn idp_response(data: &[u8]) {
                     "a failed login changed a session"
                 );
             }
-            Step::Refresh if !(succeeded && location == Some("/user")) => assert!(
-                !after.contains_key(&ours) || after.get(&ours) == before.get(&ours),
-                "a failed refresh changed the session"
-            ),
-            Step::Refresh => {
-                let record: Value = serde_json::from_slice(&after[&ours]).expect("JSON");
+            Step::Callback => {
                 assert_eq!(
-                    record["identity"]["sub"], "alice",
+                    count_prefixed(&after, keys::SESSION_PREFIX),
+                    count_prefixed(before, keys::SESSION_PREFIX) + 1,
+                    "a login did not make exactly one new session"
+                );
+                assert_eq!(
+                    after.get(&ours),
+                    before.get(&ours),
+                    "a login changed another session"
+                );
+                let name = cookies::name(cookies::SESSION, world::config().https());
+                let ticket = set_cookie_values(&run.response)
+                    .into_iter()
+                    .find(|(n, _)| *n == name)
+                    .and_then(|(_, v)| Ticket::parse(&v))
+                    .expect("a completed login sets a session cookie");
+                assert_ne!(
+                    ticket.id(),
+                    seeded.session.id(),
+                    "a login reused a session id"
+                );
+                let session = sessions
+                    .load(&ticket)
+                    .expect("the memory store is up")
+                    .expect("the new cookie opens the new session");
+                assert_eq!(
+                    (session.identity.iss.as_str(), session.identity.sub.as_str()),
+                    (ISSUER, "alice"),
+                    "a login made a session for someone else"
+                );
+            }
+            Step::Refresh if !(succeeded && location == Some("/user")) => {
+                // A failed refresh may end the session (a rejected ID token
+                // or `invalid_grant` do), writing its tombstone; otherwise it
+                // leaves the session as it was. Besides, it fills the discovery
+                // and JWKS caches as a successful one would, and taking the
+                // session's lock registers the lock's keys with upkeep (`gc:`
+                // keys), which stay after the lock is released: those are
+                // left out of the comparison, which the lock's own keys are
+                // not (a released lock leaves none).
+                let ended = keys::ended(seeded.session.id());
+                let rest = |store: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
+                    store
+                        .iter()
+                        .filter(|(k, _)| {
+                            !k.starts_with("gc:")
+                                && ![keys::DISCOVERY, keys::JWKS, &ours, &ended]
+                                    .contains(&k.as_str())
+                        })
+                        .map(|(k, v)| (k.clone(), v.clone()))
+                        .collect()
+                };
+                assert!(
+                    rest(&after) == rest(before),
+                    "a failed refresh changed the store beyond its session"
+                );
+                match after.get(&ours) {
+                    Some(record) => {
+                        assert_eq!(
+                            Some(record),
+                            before.get(&ours),
+                            "a failed refresh changed the session"
+                        );
+                        assert!(
+                            !after.contains_key(&ended),
+                            "a failed refresh left a tombstone on a live session"
+                        );
+                    }
+                    None => assert!(
+                        after.contains_key(&ended),
+                        "a failed refresh removed the session without ending it"
+                    ),
+                }
+            }
+            Step::Refresh => {
+                let session = sessions
+                    .load(&seeded.session)
+                    .expect("the memory store is up")
+                    .expect("a refreshed session opens with its cookie");
+                assert_eq!(
+                    (session.identity.iss.as_str(), session.identity.sub.as_str()),
+                    (ISSUER, "alice"),
                     "a refresh changed the user"
                 );
+                assert_eq!(session.rev, 1, "a refresh that was not recorded as one");
             }
             Step::Login if succeeded => {
                 let target = Url::parse(location.unwrap_or_default()).expect("an absolute URL");
@@ -288,12 +452,20 @@ pub fn idp_response(data: &[u8]) {
                 );
             }
             Step::Login => assert_eq!(
-                count_prefixed(&after, transaction::KEY_PREFIX),
-                count_prefixed(before, transaction::KEY_PREFIX),
+                count_prefixed(&after, keys::LOGIN_PREFIX),
+                count_prefixed(before, keys::LOGIN_PREFIX),
                 "a failed login start stored a transaction"
             ),
-            Step::Callback => {}
         }
+        // Discovery and the JWKS are cached as the IdP sent them: what a
+        // fuzzed answer there carries is its own. Token and userinfo answers
+        // only ever reach the store sealed.
+        let cached_raw = matches!(
+            run.path,
+            "/realms/demo/jwks" | "/realms/demo/.well-known/openid-configuration"
+        );
+        let secrets = store_secrets(seeded, Some(&run.response));
+        assert_no_secret_stored(&after, &secrets, |s| cached_raw && carries(data, s));
     });
 }
 
@@ -305,6 +477,8 @@ pub fn idp_response_status(data: &[u8]) -> u16 {
 /// One user step against an IdP whose answer was fuzzed.
 struct IdpStep {
     step: Step,
+    /// The endpoint whose answer was fuzzed.
+    path: &'static str,
     /// The store before the step.
     before: BTreeMap<String, Vec<u8>>,
     request: Request,
@@ -324,6 +498,7 @@ fn idp_step<T>(data: &[u8], then: impl FnOnce(&world::Seeded, IdpStep) -> T) -> 
             let response = app::handle(&request, p);
             let run = IdpStep {
                 step,
+                path,
                 before,
                 request,
                 response,
@@ -358,7 +533,7 @@ fn step_request(step: Step, seeded: &world::Seeded) -> Request {
         Step::Refresh => form(
             "/refresh",
             format!("csrf={}", seeded.csrf),
-            format!("__Host-oidc_session={}", seeded.session.as_str()),
+            format!("__Host-oidc_session={}", seeded.session_cookie()),
         ),
         Step::Callback => Request {
             method: "GET".into(),
@@ -369,7 +544,7 @@ fn step_request(step: Step, seeded: &world::Seeded) -> Request {
             )),
             headers: vec![(
                 "cookie".into(),
-                format!("__Host-oidc_login={}", seeded.login),
+                format!("__Host-oidc_login={}", seeded.login_cookie()),
             )],
             body: Vec::new(),
         },
@@ -386,9 +561,106 @@ pub fn app_response(data: &[u8]) -> (Request, Response) {
     })
 }
 
+/// Whether the seeded session is still in the store after one request (a
+/// record under its key) and whether it was ended (its tombstone), for tests
+/// that check the seeds that should end it do.
+pub fn app_leaves_session(data: &[u8]) -> (bool, bool) {
+    world::with_platform(|p, seeded| {
+        let _ = app::handle(&parse_request(data), p);
+        let id = seeded.session.id();
+        let store = seeded.kv.snapshot();
+        (
+            store.contains_key(&keys::session(id)),
+            store.contains_key(&keys::ended(id)),
+        )
+    })
+}
+
+/// The cookies a response sets, as (name, value); a cleared cookie has an empty value.
+fn set_cookie_values(response: &Response) -> Vec<(String, String)> {
+    response
+        .headers
+        .iter()
+        .filter(|(name, _)| name == "set-cookie")
+        .filter_map(|(_, value)| {
+            let pair = value.split(';').next()?;
+            let (name, value) = pair.split_once('=')?;
+            Some((name.trim().to_owned(), value.trim().to_owned()))
+        })
+        .collect()
+}
+
+/// Every ticket of the world and of `response` (the seeded session's and
+/// login's, and those the response sets) as cookie value and as secret half,
+/// labelled for messages that must not show them.
+fn ticket_secrets(
+    seeded: &world::Seeded,
+    response: Option<&Response>,
+) -> Vec<(&'static str, String)> {
+    let mut values = vec![seeded.session_cookie(), seeded.login_cookie()];
+    values.extend(
+        response
+            .map(set_cookie_values)
+            .unwrap_or_default()
+            .into_iter()
+            .map(|(_, value)| value)
+            .filter(|value| !value.is_empty()),
+    );
+    let mut out = Vec::new();
+    for value in values {
+        if let Some((_, secret)) = value.split_once('.')
+            && !secret.is_empty()
+        {
+            out.push(("a ticket's secret", secret.to_owned()));
+        }
+        out.push(("a cookie value", value));
+    }
+    out
+}
+
+/// What the store must never hold in clear: every token of the world and
+/// every ticket's cookie value and secret.
+fn store_secrets(
+    seeded: &world::Seeded,
+    response: Option<&Response>,
+) -> Vec<(&'static str, String)> {
+    let mut out: Vec<(&'static str, String)> = world::tokens_in_clear(seeded)
+        .into_iter()
+        .map(|t| ("a token", t))
+        .collect();
+    out.extend(ticket_secrets(seeded, response));
+    out
+}
+
+/// No key or value of `store` contains a secret of `secrets`, unless
+/// `excused` says the input brought that secret into the store itself.
+fn assert_no_secret_stored(
+    store: &BTreeMap<String, Vec<u8>>,
+    secrets: &[(&'static str, String)],
+    excused: impl Fn(&str) -> bool,
+) {
+    let secrets: Vec<&(&str, String)> = secrets.iter().filter(|(_, s)| !excused(s)).collect();
+    for (key, value) in store {
+        let value = String::from_utf8_lossy(value);
+        for (what, secret) in &secrets {
+            assert!(
+                !key.contains(secret.as_str()) && !value.contains(secret.as_str()),
+                "{what} is in the store in clear, at {key}"
+            );
+        }
+    }
+}
+
+/// Whether `data` contains `secret`.
+fn carries(data: &[u8], secret: &str) -> bool {
+    data.windows(secret.len()).any(|w| w == secret.as_bytes())
+}
+
 /// Checks one response. A secret counts as disclosed only when the request did
 /// not carry it itself: the app may echo what a requester sent (a scope it chose
 /// goes into the authorization redirect), which tells them nothing new.
+/// A ticket (the cookie value, or its secret half) appears nowhere but in the
+/// `Set-Cookie` header that hands it to its browser.
 fn check_response(data: &[u8], req: &Request, response: &Response, seeded: &world::Seeded) {
     assert_ne!(
         response.status, 500,
@@ -412,19 +684,19 @@ fn check_response(data: &[u8], req: &Request, response: &Response, seeded: &worl
         .join("\n");
     let owner_page = response.status == 200 && req.path == "/user";
     let session_tokens = [world::ACCESS_TOKEN, world::REFRESH_TOKEN, world::ID_TOKEN];
-    let never = [
-        world::CLIENT_SECRET,
-        seeded.login.as_str(),
-        &seeded.state,
-        seeded.session.as_str(),
-        world::NEW_ACCESS_TOKEN,
-        world::NEW_REFRESH_TOKEN,
+    let mut never: Vec<(&str, String)> = vec![
+        ("the client secret", world::CLIENT_SECRET.to_owned()),
+        ("the login's state", seeded.state.clone()),
+        ("a token", world::NEW_ACCESS_TOKEN.to_owned()),
+        ("a token", world::NEW_REFRESH_TOKEN.to_owned()),
+        ("a token", world::issued_id_token(seeded)),
     ];
-    let sent = |secret: &str| data.windows(secret.len()).any(|w| w == secret.as_bytes());
-    for secret in never {
+    never.extend(ticket_secrets(seeded, Some(response)));
+    let sent = |secret: &str| carries(data, secret);
+    for (what, secret) in &never {
         assert!(
-            sent(secret) || !everywhere.contains(secret),
-            "a secret on {} ({})",
+            sent(secret) || !everywhere.contains(secret.as_str()),
+            "{what} on {} ({})",
             req.path,
             response.status
         );

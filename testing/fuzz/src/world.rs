@@ -1,6 +1,7 @@
 //! A fixed, deterministic world for the targets: configuration, a signing key,
 //! an IdP that answers from memory, a clock that never moves, counting
-//! randomness, and a store holding one live session and one login transaction.
+//! randomness, and a store holding one live session (listed in the back-channel
+//! index, as a login leaves it) and one login transaction.
 //! Fixed so that a failing input fails again when replayed.
 
 use std::cell::Cell;
@@ -15,8 +16,10 @@ use oidc_client::config::{Config, Variables};
 use oidc_client::oidc::{jwks, transaction};
 use oidc_client::seams::{Clock, HttpClient, HttpError, HttpRequest, HttpResponse, Random};
 use oidc_client::secret::Secret;
-use oidc_client::session::{Identity, Lifetimes, PrettyJson, SessionId, Sessions, Tokens};
+use oidc_client::session::{Identity, Lifetimes, PrettyJson, Sessions, Tokens};
+use oidc_client::session_index;
 use oidc_client::store::{KeyValue, MemoryStore};
+use oidc_client::ticket::Ticket;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
@@ -64,6 +67,9 @@ impl Clock for FixedClock {
     fn now(&self) -> i64 {
         NOW
     }
+    /// Time stands still and nothing else runs meanwhile: a request waiting
+    /// for another's refresh polls without waiting.
+    fn pause(&self, _: std::time::Duration) {}
 }
 
 /// Counter-based bytes: reproducible, and never the same twice in one world.
@@ -159,15 +165,32 @@ pub struct Idp {
 
 impl Idp {
     pub fn token_response(&self) -> Value {
-        let mut claims = good_claims();
-        claims["nonce"] = json!(self.nonce);
         json!({
             "access_token": NEW_ACCESS_TOKEN,
             "refresh_token": NEW_REFRESH_TOKEN,
             "token_type": "Bearer",
             "expires_in": 300,
-            "id_token": key().sign(&claims),
+            "id_token": self.id_token(),
         })
+    }
+
+    /// The ID token the token endpoint issues: like the other tokens, never
+    /// on a page but the owner's `/user`, never in the store in clear.
+    pub fn id_token(&self) -> String {
+        // Every world's pending login has the same nonce (the randomness is
+        // counted from zero), so the signature is made once, not per request.
+        static ISSUED: OnceLock<(String, String)> = OnceLock::new();
+        let sign = |nonce: &str| {
+            let mut claims = good_claims();
+            claims["nonce"] = json!(nonce);
+            key().sign(&claims)
+        };
+        let (nonce, token) = ISSUED.get_or_init(|| (self.nonce.clone(), sign(&self.nonce)));
+        if *nonce == self.nonce {
+            token.clone()
+        } else {
+            sign(&self.nonce)
+        }
     }
 }
 
@@ -204,25 +227,49 @@ pub const LIFETIMES: Lifetimes = Lifetimes {
     absolute: 28800,
 };
 
-/// A store with one live session and one pending login transaction; returns
-/// the store, the session id and the transaction's cookie value and state.
+/// Seconds a refresh may hold a session's lock, as the app computes it.
+pub fn lock_hold() -> i64 {
+    2 * config().idp_timeout_secs as i64 + 5
+}
+
+/// The world's sessions over `kv`, as the app's would be.
+pub fn sessions<'a>(kv: &'a dyn KeyValue, rng: &'a dyn Random) -> Sessions<'a> {
+    Sessions {
+        kv,
+        clock: &FixedClock,
+        rng,
+        lifetimes: LIFETIMES,
+        lock_hold: lock_hold(),
+    }
+}
+
+/// A store with one live session and one pending login transaction, with the
+/// tickets their cookies carry and the values the flow needs.
 pub struct Seeded {
     pub kv: MemoryStore,
-    pub session: SessionId,
-    pub login: String,
+    /// The live session's ticket (its cookie: `session.cookie_value()`).
+    pub session: Ticket,
+    /// The pending login's ticket (its cookie: `login.cookie_value()`).
+    pub login: Ticket,
     pub state: String,
     pub nonce: String,
     /// The session's CSRF token, which its forms carry.
     pub csrf: String,
 }
 
+impl Seeded {
+    pub fn session_cookie(&self) -> String {
+        self.session.cookie_value()
+    }
+
+    pub fn login_cookie(&self) -> String {
+        self.login.cookie_value()
+    }
+}
+
 pub fn seeded_store(rng: &CountingRandom) -> Seeded {
     let kv = MemoryStore::new();
-    let sessions = Sessions {
-        kv: &kv,
-        clock: &FixedClock,
-        lifetimes: LIFETIMES,
-    };
+    let sessions = sessions(&kv, rng);
     let identity = Identity {
         iss: ISSUER.into(),
         sub: "alice".into(),
@@ -240,10 +287,13 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         scope: Some("openid profile".into()),
     };
     let (session, record) = sessions
-        .create(rng, identity, tokens)
+        .create(identity, tokens)
+        .expect("the memory store is up");
+    // As the callback does: a back-channel logout finds the session through these.
+    session_index::add(&kv, &record.identity.index_keys(), session.id())
         .expect("the memory store is up");
     let (login, txn) = transaction::new(rng, &FixedClock, "openid profile".into());
-    transaction::save(&kv, &login, &txn).expect("the memory store is up");
+    transaction::save(&kv, &FixedClock, rng, &login, &txn).expect("the memory store is up");
     Seeded {
         kv,
         session,
@@ -252,6 +302,56 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         nonce: txn.nonce.expose().to_owned(),
         csrf: record.csrf.expose().to_owned(),
     }
+}
+
+/// The seeded world as [`seeded_store`] leaves it with fresh randomness: its
+/// records, where the randomness has counted to, and the seeded values. Made
+/// once: sealing records costs more than many a request, and every run starts
+/// from exactly this state anyway.
+struct Template {
+    records: Vec<(String, Vec<u8>)>,
+    counted: u64,
+    session: Ticket,
+    login: Ticket,
+    state: String,
+    nonce: String,
+    csrf: String,
+}
+
+fn template() -> &'static Template {
+    static TEMPLATE: OnceLock<Template> = OnceLock::new();
+    TEMPLATE.get_or_init(|| {
+        let rng = CountingRandom::default();
+        let seeded = seeded_store(&rng);
+        Template {
+            records: seeded.kv.snapshot().into_iter().collect(),
+            counted: rng.0.get(),
+            session: seeded.session,
+            login: seeded.login,
+            state: seeded.state,
+            nonce: seeded.nonce,
+            csrf: seeded.csrf,
+        }
+    })
+}
+
+/// A freshly seeded world: the same store and randomness as
+/// `seeded_store(&CountingRandom::default())` makes, copied from [`template`].
+fn fresh_world() -> (Seeded, CountingRandom) {
+    let t = template();
+    let kv = MemoryStore::new();
+    for (key, value) in &t.records {
+        kv.set(key, value).expect("the memory store is up");
+    }
+    let seeded = Seeded {
+        kv,
+        session: t.session.clone(),
+        login: t.login.clone(),
+        state: t.state.clone(),
+        nonce: t.nonce.clone(),
+        csrf: t.csrf.clone(),
+    };
+    (seeded, CountingRandom(Cell::new(t.counted)))
 }
 
 /// Runs `f` with a platform over a freshly seeded store.
@@ -264,8 +364,7 @@ pub fn with_idp_answering<T>(
     fuzzed: Option<(&'static str, Vec<u8>)>,
     f: impl FnOnce(&Platform, &Seeded) -> T,
 ) -> T {
-    let rng = CountingRandom::default();
-    let seeded = seeded_store(&rng);
+    let (seeded, rng) = fresh_world();
     let vars = vars();
     let idp = Idp {
         nonce: seeded.nonce.clone(),
@@ -279,4 +378,26 @@ pub fn with_idp_answering<T>(
         rng: &rng,
     };
     f(&platform, &seeded)
+}
+
+/// Every token of the world in clear: the seeded session's and those the IdP
+/// issues. They may be shown to their owner, never stored in clear.
+pub fn tokens_in_clear(seeded: &Seeded) -> Vec<String> {
+    vec![
+        ACCESS_TOKEN.to_owned(),
+        REFRESH_TOKEN.to_owned(),
+        ID_TOKEN.to_owned(),
+        NEW_ACCESS_TOKEN.to_owned(),
+        NEW_REFRESH_TOKEN.to_owned(),
+        issued_id_token(seeded),
+    ]
+}
+
+/// The ID token the world's IdP issues for the seeded login.
+pub fn issued_id_token(seeded: &Seeded) -> String {
+    Idp {
+        nonce: seeded.nonce.clone(),
+        fuzzed: None,
+    }
+    .id_token()
 }

@@ -97,6 +97,16 @@ fn app_seeds_reach_the_pages_they_name() {
         page.body_text().contains(fuzz::world::ACCESS_TOKEN),
         "the owner sees the tokens"
     );
+    // Logging out, here or at the IdP (the back-channel logout token names the
+    // seeded session's IdP session), ends the seeded session; looking does not.
+    for (seed, left) in [
+        ("logout", (false, true)),
+        ("backchannel", (false, true)),
+        ("get_user", (true, false)),
+    ] {
+        let data = std::fs::read(seeds.join(seed)).unwrap();
+        assert_eq!(fuzz::targets::app_leaves_session(&data), left, "{seed}");
+    }
     // A login completes, a refresh succeeds, and the user denying consent ends at a 403.
     for (seed, status, location) in [
         ("callback", 303, Some("/user")),
@@ -123,5 +133,37 @@ fn idp_answer_seeds_are_accepted() {
         let data = std::fs::read(seeds_dir().join("idp_response").join(seed)).unwrap();
         let status = fuzz::targets::idp_response_status(&data);
         assert_eq!(status, 303, "{seed}");
+    }
+}
+
+/// The store-record seeds are records the world's tickets open (the session's
+/// and the login's, sealed as the component seals them), so mutants start from
+/// records that get past the envelope and the secret's check; a session of the
+/// previous format (plain JSON) reads as logged out.
+#[test]
+fn store_seeds_open_under_the_world_tickets() {
+    let seeds = seeds_dir().join("store_records");
+    let reach =
+        |seed: &str| fuzz::targets::store_records_reach(&std::fs::read(seeds.join(seed)).unwrap());
+    assert_eq!(reach("session_record"), (true, false), "session_record");
+    assert_eq!(reach("login_record"), (false, true), "login_record");
+    assert_eq!(reach("session_record_previous_format"), (false, false));
+}
+
+/// The cookie seeds carry the world's tickets, well-formed.
+#[test]
+fn cookie_seeds_carry_tickets() {
+    let data = std::fs::read(seeds_dir().join("cookie_header").join("both")).unwrap();
+    let text = String::from_utf8(data).unwrap();
+    let rng = fuzz::world::CountingRandom::default();
+    let seeded = fuzz::world::seeded_store(&rng);
+    for (base, cookie) in [
+        (oidc_client::cookies::SESSION, seeded.session_cookie()),
+        (oidc_client::cookies::LOGIN, seeded.login_cookie()),
+    ] {
+        let name = oidc_client::cookies::name(base, true);
+        let ticket = oidc_client::cookies::read(std::iter::once(text.as_str()), &name)
+            .unwrap_or_else(|| panic!("{name} is read"));
+        assert_eq!(ticket.cookie_value(), cookie, "{name}");
     }
 }
