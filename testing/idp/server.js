@@ -37,6 +37,21 @@ function seconds(name, fallback) {
   return n;
 }
 
+function flag(name) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '' || raw === '0') return false;
+  if (raw === '1') return true;
+  return fail(`${name} must be 1 or 0, got ${JSON.stringify(raw)}`);
+}
+
+function milliseconds(name) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return 0;
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 0) fail(`${name} must be a non-negative integer, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
 const port = Number(process.env.IDP_PORT);
 if (!Number.isInteger(port) || port <= 0 || port > 65535) fail('IDP_PORT must be set to a TCP port');
 
@@ -54,6 +69,12 @@ const postLogoutRedirectUris = list('IDP_POST_LOGOUT_REDIRECT_URIS');
 const tokenAuthMethod = process.env.IDP_TOKEN_AUTH_METHOD || 'client_secret_basic';
 const backchannelLogoutUri = process.env.IDP_BACKCHANNEL_LOGOUT_URI || undefined;
 const idTokenAlg = process.env.IDP_ID_TOKEN_SIGNING_ALG || 'RS256';
+// Refresh-token rotation for every client: each refresh grant consumes the refresh
+// token it presents and issues a new one; presenting a consumed one again revokes
+// the whole grant (oidc-provider's reuse detection).
+const rotateRefreshTokens = flag('IDP_ROTATE_REFRESH_TOKENS');
+// A slow IdP: the answer to every refresh_token grant is held back this long.
+const refreshDelayMs = milliseconds('IDP_REFRESH_DELAY_MS');
 
 // Start-up steps go to stderr with their times, so a slow or stuck start-up says
 // where it is.
@@ -139,6 +160,9 @@ const configuration = {
   // at the userinfo endpoint.
   conformIdTokenClaims: false,
   pkce: { required: () => true },
+  // Without IDP_ROTATE_REFRESH_TOKENS, oidc-provider's default rule: a confidential
+  // client keeps its refresh token until 70% of its lifetime has passed.
+  ...(rotateRefreshTokens ? { rotateRefreshToken: () => true } : {}),
   // Refresh tokens only when offline_access was requested and granted (the default
   // rule, spelled out): oidc-provider drops offline_access from a request that does not
   // carry prompt=consent.
@@ -175,6 +199,22 @@ provider.on('authorization.error', (ctx, err) => console.error('idp: authorizati
 provider.on('end_session.error', (ctx, err) => console.error('idp: end_session.error', err.message, err.error_description ?? ''));
 provider.on('backchannel.error', (ctx, err, c) => console.error('idp: backchannel.error', c.clientId, err.message));
 provider.on('backchannel.success', (ctx, c, accountId, sid) => console.error('idp: backchannel.success', c.clientId, accountId, sid));
+
+// Every refresh_token grant the token endpoint answers (granted or refused) is
+// counted and logged as `idp: refresh_token grant #<n> -> <status>`, after it was
+// processed and before its answer is sent (and before IDP_REFRESH_DELAY_MS starts):
+// the line is on record while the client still waits. Installed before the
+// provider's routes, so it sees the request after oidc-provider has handled it.
+let refreshGrants = 0;
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.oidc?.route !== 'token' || ctx.oidc.params?.grant_type !== 'refresh_token') return;
+  refreshGrants += 1;
+  const held = refreshDelayMs > 0 ? `, answer held back ${refreshDelayMs} ms` : '';
+  console.error(`idp: refresh_token grant #${refreshGrants} -> ${ctx.status}${held}`);
+  if (refreshDelayMs > 0) await new Promise((resolve) => { setTimeout(resolve, refreshDelayMs); });
+});
+step(`refresh tokens ${rotateRefreshTokens ? 'rotate on every use' : 'rotate by the default rule'}; refresh answers held back ${refreshDelayMs} ms`);
 
 const callback = provider.callback();
 

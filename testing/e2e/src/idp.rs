@@ -27,6 +27,14 @@ pub struct IdpOptions {
     pub backchannel_logout_uri: Option<String>,
     /// `IDP_ISSUER_PATH`; None: the IdP's default, `/realms/demo`.
     pub issuer_path: Option<String>,
+    /// `IDP_ROTATE_REFRESH_TOKENS=1`: every refresh grant consumes its refresh token and
+    /// issues a new one, and a consumed one presented again revokes the whole grant.
+    /// false: oidc-provider's default (a confidential client keeps its refresh token).
+    pub rotate_refresh_tokens: bool,
+    /// `IDP_REFRESH_DELAY_MS`: a slow IdP, whose answer to every `refresh_token` grant
+    /// is held back this long (after the grant was processed and logged, see
+    /// [`Idp::refresh_grants`]). None: answered at once.
+    pub refresh_delay: Option<Duration>,
     /// The port; None picks a free one.
     pub port: Option<u16>,
     /// More environment, e.g. `IDP_ACCESS_TOKEN_TTL`, `IDP_REFRESH_TOKEN_TTL`,
@@ -44,6 +52,8 @@ impl Default for IdpOptions {
             token_auth_method: None,
             backchannel_logout_uri: None,
             issuer_path: None,
+            rotate_refresh_tokens: false,
+            refresh_delay: None,
             port: None,
             env: Vec::new(),
             // Per attempt (there are two). Generous: on 2 busy cores a Node start-up
@@ -166,6 +176,12 @@ impl Idp {
         if let Some(path) = &o.issuer_path {
             command.env("IDP_ISSUER_PATH", path);
         }
+        if o.rotate_refresh_tokens {
+            command.env("IDP_ROTATE_REFRESH_TOKENS", "1");
+        }
+        if let Some(delay) = o.refresh_delay {
+            command.env("IDP_REFRESH_DELAY_MS", delay.as_millis().to_string());
+        }
         for (k, v) in &o.env {
             command.env(k, v);
         }
@@ -247,6 +263,34 @@ impl Idp {
     /// `idp: backchannel.success <client> <sub> <sid>` or `idp: backchannel.error ...`.
     pub fn log(&self) -> String {
         self.process.stderr()
+    }
+
+    /// The HTTP status of every `refresh_token` grant the token endpoint has processed
+    /// so far (granted or refused), in order, from the IdP's log lines
+    /// `idp: refresh_token grant #<n> -> <status>`. A line is written once the grant is
+    /// processed and before its answer goes out (before any
+    /// [`IdpOptions::refresh_delay`]), so a test can wait for it while the client still
+    /// waits for the answer.
+    pub fn refresh_grants(&self) -> Vec<u16> {
+        let mut statuses = Vec::new();
+        for line in self.log().lines() {
+            let Some(rest) = line.strip_prefix("idp: refresh_token grant #") else {
+                continue;
+            };
+            let (n, status) = rest.split_once(" -> ").unwrap_or_else(|| {
+                panic!("a malformed refresh grant line in the IdP's log: {line:?}")
+            });
+            assert_eq!(
+                n.parse::<usize>().ok(),
+                Some(statuses.len() + 1),
+                "the IdP's refresh grant lines are numbered in order: {line:?}"
+            );
+            let status = status.split(',').next().unwrap_or_default().trim();
+            statuses.push(status.parse().unwrap_or_else(|_| {
+                panic!("a refresh grant line without a status in the IdP's log: {line:?}")
+            }));
+        }
+        statuses
     }
 
     /// Stops the IdP (its sessions, grants and keys are gone: they live in memory).
