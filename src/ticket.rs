@@ -10,8 +10,10 @@
 //! and can act as nobody: a key name is not a cookie, and a record does not
 //! open without the cookie's secret. This is oauth2-proxy's ticket design.
 //!
-//! The record also keeps a verifier of the secret (a second, independent HKDF
-//! output), so a wrong secret is told apart from a damaged record: a cookie
+//! The secret is 256 uniformly random bits, so it serves as the sealing key as
+//! it is (no key derivation needed). The record also keeps a verifier of the
+//! secret, a domain-separated SHA-256 of it: one hash, which reveals nothing
+//! of the key, lets a wrong secret be told apart from a damaged record: a cookie
 //! with someone else's id and a guessed secret opens nothing and removes
 //! nothing, while a record that fails to open under its own secret was
 //! tampered with and is dropped.
@@ -21,8 +23,7 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
 use chacha20poly1305::{XChaCha20Poly1305, XNonce};
-use hkdf::Hkdf;
-use sha2::Sha256;
+use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
 const ID_BYTES: usize = 16;
@@ -108,18 +109,17 @@ impl Ticket {
         &self.id
     }
 
-    fn derive(&self, info: &[u8]) -> [u8; 32] {
-        let mut out = [0u8; 32];
-        Hkdf::<Sha256>::new(None, &self.secret)
-            .expand(info, &mut out)
-            .expect("32 bytes is a valid HKDF-SHA256 length");
-        out
+    fn cipher(&self) -> XChaCha20Poly1305 {
+        XChaCha20Poly1305::new(&self.secret.into())
     }
 
-    /// What the record keeps to recognise this ticket's secret (not the secret,
-    /// nor anything the sealing key can be derived from).
+    /// What the record keeps to recognise this ticket's secret: a hash of it,
+    /// from which neither the secret nor the sealing key can be computed.
     pub fn verifier(&self) -> String {
-        B64.encode(self.derive(b"oidc-client ticket verifier v1"))
+        let mut h = Sha256::new();
+        h.update(b"oidc-client ticket verifier v1\n");
+        h.update(self.secret);
+        B64.encode(h.finalize())
     }
 
     /// Whether `stored` is this ticket's verifier, in constant time.
@@ -131,8 +131,8 @@ impl Ticket {
     pub fn seal(&self, rng: &dyn Random, key: &str, plain: &[u8]) -> String {
         let mut nonce = [0u8; NONCE_BYTES];
         rng.fill(&mut nonce);
-        let cipher = XChaCha20Poly1305::new(&self.derive(b"oidc-client ticket seal v1").into());
-        let sealed = cipher
+        let sealed = self
+            .cipher()
             .encrypt(
                 XNonce::from_slice(&nonce),
                 Payload {
@@ -153,8 +153,7 @@ impl Ticket {
             return Err(Unsealable);
         }
         let (nonce, ciphertext) = bytes.split_at(NONCE_BYTES);
-        let cipher = XChaCha20Poly1305::new(&self.derive(b"oidc-client ticket seal v1").into());
-        cipher
+        self.cipher()
             .decrypt(
                 XNonce::from_slice(nonce),
                 Payload {
