@@ -129,6 +129,16 @@ impl Ticket {
 
     /// Encrypts `plain` for the record stored under `key`: base64 of nonce and ciphertext.
     pub fn seal(&self, rng: &dyn Random, key: &str, plain: &[u8]) -> String {
+        B64.encode(self.seal_bytes(rng, key, plain))
+    }
+
+    /// Decrypts what [`Ticket::seal`] made for `key`.
+    pub fn open(&self, key: &str, sealed: &str) -> Result<Vec<u8>, Unsealable> {
+        self.open_bytes(key, &B64.decode(sealed).map_err(|_| Unsealable)?)
+    }
+
+    /// Encrypts `plain` for the record stored under `key`: nonce, then ciphertext and tag.
+    pub fn seal_bytes(&self, rng: &dyn Random, key: &str, plain: &[u8]) -> Vec<u8> {
         let mut nonce = [0u8; NONCE_BYTES];
         rng.fill(&mut nonce);
         let sealed = self
@@ -143,12 +153,11 @@ impl Ticket {
             .expect("XChaCha20-Poly1305 encrypts any in-memory message");
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        B64.encode(out)
+        out
     }
 
-    /// Decrypts what [`Ticket::seal`] made for `key`.
-    pub fn open(&self, key: &str, sealed: &str) -> Result<Vec<u8>, Unsealable> {
-        let bytes = B64.decode(sealed).map_err(|_| Unsealable)?;
+    /// Decrypts what [`Ticket::seal_bytes`] made for `key`.
+    pub fn open_bytes(&self, key: &str, bytes: &[u8]) -> Result<Vec<u8>, Unsealable> {
         if bytes.len() < NONCE_BYTES {
             return Err(Unsealable);
         }

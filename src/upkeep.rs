@@ -138,10 +138,7 @@ impl Upkeep<'_> {
         };
         let later = if key.starts_with(keys::SESSION_PREFIX) {
             // A session visited since it was registered: look again at its new end.
-            serde_json::from_slice::<serde_json::Value>(&bytes)
-                .ok()
-                .and_then(|v| v.get("expires_at").and_then(serde_json::Value::as_i64))
-                .filter(|&t| t > now)
+            crate::session::stored_expiry(&bytes).filter(|&t| t > now)
         } else if keys::is_index_of_sessions(key) {
             let listed = serde_json::from_slice::<IndexEntry>(&bytes).unwrap_or_default();
             let mut alive = false;
@@ -192,6 +189,14 @@ mod tests {
 
     const T0: i64 = 1_000_000_020;
 
+    /// A session record's readable line (and a sealed part upkeep never opens).
+    fn record(expires_at: i64) -> Vec<u8> {
+        format!(
+            "{{\"v\":1,\"created_at\":0,\"last_seen\":0,\"expires_at\":{expires_at},\"rev\":0,\"check\":\"\"}}\nsealed"
+        )
+        .into_bytes()
+    }
+
     fn keys_of(kv: &MemoryStore) -> Vec<String> {
         kv.snapshot()
             .into_keys()
@@ -208,13 +213,11 @@ mod tests {
             clock: &clock,
         };
         let live = format!("{}A", "B".repeat(21));
-        kv.set("sess:old", br#"{"expires_at": 1000000100}"#)
-            .unwrap();
-        kv.set("sess:visited", br#"{"expires_at": 1000000100}"#)
-            .unwrap();
+        kv.set("sess:old", &record(1000000100)).unwrap();
+        kv.set("sess:visited", &record(1000000100)).unwrap();
         kv.set("login:old", b"x").unwrap();
         kv.set("bcl:jti:x", &1i64.to_le_bytes()).unwrap();
-        kv.set(&format!("sess:{live}"), br#"{"expires_at": 1000009000}"#)
+        kv.set(&format!("sess:{live}"), &record(1000009000))
             .unwrap();
         kv.set(
             "bcl:sub:dead",
@@ -236,8 +239,7 @@ mod tests {
         .unwrap();
         assert_eq!(up.run().unwrap(), Ran::default(), "nothing due yet");
         // The visit moves the session's end past the first look.
-        kv.set("sess:visited", br#"{"expires_at": 1000000500}"#)
-            .unwrap();
+        kv.set("sess:visited", &record(1000000500)).unwrap();
         clock.advance(80 + 2 * BUCKET + SETTLE);
         let ran = up.run().unwrap();
         assert_eq!(

@@ -25,7 +25,8 @@ use crate::redis::Redis;
 pub const ID_CHARS: usize = 22;
 /// Characters of a ticket's secret (32 bytes, 256 bits).
 pub const SECRET_CHARS: usize = 43;
-/// The fields of a session record, all of them: anything else would be in clear.
+/// The fields of a session record's readable line, all of them: anything else
+/// would be in clear. The sealed part follows the line as raw bytes.
 pub const SESSION_FIELDS: &[&str] = &[
     "check",
     "created_at",
@@ -33,9 +34,19 @@ pub const SESSION_FIELDS: &[&str] = &[
     "index",
     "last_seen",
     "rev",
-    "sealed",
     "v",
 ];
+
+/// A session record split into its readable line (as JSON) and its sealed bytes.
+pub fn split_session_record(raw: &[u8]) -> (Value, Vec<u8>) {
+    let at = raw
+        .iter()
+        .position(|&b| b == b'\n')
+        .expect("a session record is a readable line, then its sealed part");
+    let line = serde_json::from_slice(&raw[..at])
+        .unwrap_or_else(|e| panic!("a session record's first line is not JSON: {e}"));
+    (line, raw[at + 1..].to_vec())
+}
 
 fn is_b64url(s: &str) -> bool {
     s.bytes()
@@ -78,12 +89,13 @@ pub fn ended_key(cookie: &str) -> String {
     format!("ended:{}", ticket_parts(cookie).0)
 }
 
-/// The session record of `cookie` as JSON, if there is one (panics if it is not JSON).
+/// The readable line of `cookie`'s session record as JSON, if there is a record
+/// (panics if the line is not JSON).
 #[track_caller]
 pub fn session_record(redis: &Redis, cookie: &str) -> Option<Value> {
-    redis.get(&session_key(cookie)).map(|raw| {
-        serde_json::from_str(&raw).unwrap_or_else(|e| panic!("a session record is not JSON: {e}"))
-    })
+    redis
+        .get_bytes(&session_key(cookie))
+        .map(|raw| split_session_record(&raw).0)
 }
 
 fn now() -> i64 {
@@ -193,11 +205,11 @@ pub fn assert_sealed_session(
         "check is a 256-bit verifier"
     );
     assert_ne!(check, secret, "the verifier is not the secret");
-    let sealed = record["sealed"].as_str().expect("sealed is a string");
-    let sealed_bytes = URL_SAFE_NO_PAD.decode(sealed).expect("sealed is base64url");
+    let raw = redis.get_bytes(&session_key(cookie)).expect("the record");
+    let (_, sealed) = split_session_record(&raw);
     assert!(
-        sealed_bytes.len() > 24 + 16,
-        "sealed holds a nonce, a ciphertext and its tag"
+        sealed.len() > 24 + 16,
+        "the sealed part holds a nonce, a ciphertext and its tag"
     );
     let mut hidden = vec![("session cookie", cookie), ("cookie's secret half", secret)];
     hidden.extend_from_slice(secrets);
@@ -226,8 +238,8 @@ pub fn assert_store_values_are_not_cookies(
 ) {
     let (id, secret) = ticket_parts(cookie);
     let key = session_key(cookie);
-    let before = redis.get(&key).expect("the session is stored");
-    let record: Value = serde_json::from_str(&before).expect("the session record is JSON");
+    let before = redis.get_bytes(&key).expect("the session is stored");
+    let (record, _) = split_session_record(&before);
     let check = record["check"].as_str().expect("check is a string");
     let mut guessed: Vec<char> = secret.chars().collect();
     guessed[SECRET_CHARS / 2] = if guessed[SECRET_CHARS / 2] == 'A' {
@@ -254,18 +266,18 @@ pub fn assert_store_values_are_not_cookies(
             "{what} as {cookie_name} gets no session: {}",
             r.describe()
         );
-        assert_eq!(
-            redis.get(&key).as_deref(),
-            Some(before.as_str()),
+        assert!(
+            redis.get_bytes(&key).as_deref() == Some(before.as_slice()),
             "{what} as a cookie leaves the record alone"
         );
     }
     get_with_cookie(user_url, cookie_name, cookie).assert_status(200);
 }
 
-/// Flips one character in the middle of the `sealed` field of `cookie`'s session
-/// record: the real cookie then reads as logged out (a redirect from `user_url` to
-/// `home_url`) and the record is removed. Checks first that the cookie works.
+/// Changes the last byte of `cookie`'s session record (inside the sealed part's
+/// tag; done by a script in Redis, as the value is binary): the real cookie then
+/// reads as logged out (a redirect from `user_url` to `home_url`) and the record
+/// is removed. Checks first that the cookie works.
 #[track_caller]
 pub fn assert_tampered_session_is_dropped(
     redis: &Redis,
@@ -276,16 +288,15 @@ pub fn assert_tampered_session_is_dropped(
 ) {
     let key = session_key(cookie);
     get_with_cookie(user_url, cookie_name, cookie).assert_status(200);
-    let raw = redis.get(&key).expect("the session is stored");
-    let field = "\"sealed\":\"";
-    let start = raw.find(field).expect("the record has a sealed field") + field.len();
-    let len = raw[start..].find('"').expect("the sealed string ends");
-    let at = start + len / 2;
-    let old = raw.as_bytes()[at];
-    let new = if old == b'A' { 'B' } else { 'A' };
-    let tampered = format!("{}{new}{}", &raw[..at], &raw[at + 1..]);
-    assert_ne!(tampered, raw);
-    redis.set(&key, &tampered);
+    let before = redis.get_bytes(&key).expect("the session is stored");
+    let flip_last_byte = "local v = redis.call('GET', KEYS[1]) \
+        local n = #v \
+        redis.call('SET', KEYS[1], string.sub(v, 1, n - 1) .. string.char((string.byte(v, n) + 1) % 256)) \
+        return n";
+    redis.command(&["EVAL", flip_last_byte, "1", &key]);
+    let after = redis.get_bytes(&key).expect("still stored");
+    assert_eq!(after.len(), before.len());
+    assert_ne!(after, before, "one byte changed");
     let r = get_with_cookie(user_url, cookie_name, cookie);
     assert!(
         r.status == 303 && r.location().is_some_and(|l| l.as_str() == home_url),

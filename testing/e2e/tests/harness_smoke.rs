@@ -134,7 +134,7 @@ fn records_split_tickets_and_the_dump_check_finds_a_leak() {
 
     // The dump check looks at every key and every value.
     let redis = Redis::start();
-    redis.set(&session_key(&cookie), r#"{"sealed":"xyz"}"#);
+    redis.set(&session_key(&cookie), "{\"v\":1}\nsealed-bytes");
     assert_store_reveals_none(&redis, &[("secret", secret), ("user", "alice")]);
     for (key, value) in [
         ("sess:other", format!(r#"{{"tokens":"{secret}"}}"#)),

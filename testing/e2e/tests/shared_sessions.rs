@@ -65,7 +65,7 @@ struct Deployment {
 
 impl Deployment {
     /// `replicas` hosts behind a front; with `shared`, all in one Redis (v3), else each
-    /// with its private in-memory store. `idp` may change the IdP's options, and
+    /// with its private local store. `idp` may change the IdP's options, and
     /// `variables` are set on every host.
     fn start(
         replicas: usize,
@@ -315,12 +315,11 @@ fn clears(response: &Response, name: &str) -> bool {
 
 // ------------------------------------------------------------------ the store
 
-/// The session record `sess:<id>` as JSON (its readable envelope).
+/// The readable line of the session record under `key`, as JSON.
 fn record(redis: &Redis, key: &str) -> Option<serde_json::Value> {
-    redis.get(key).map(|raw| {
-        serde_json::from_str(&raw)
-            .unwrap_or_else(|e| panic!("{} is not JSON: {e}", e2e::app_stack::redact_key(key)))
-    })
+    redis
+        .get_bytes(key)
+        .map(|raw| e2e::records::split_session_record(&raw).0)
 }
 
 fn unix_now() -> i64 {
@@ -1006,10 +1005,10 @@ const MAX_ENTRIES: usize = 16;
 /// Keys per MSET / EXISTS while seeding and counting.
 const BATCH: usize = 5_000;
 
-/// A session envelope as `src/session.rs` writes it, expired at `expires_at`; the
-/// sealed part is random (upkeep never opens it).
+/// A session record as `src/session.rs` writes it, expired at `expires_at`: its
+/// readable line, then a sealed part, random here (upkeep never opens it).
 fn expired_envelope(expires_at: i64) -> String {
-    serde_json::json!({
+    let line = serde_json::json!({
         "v": 1,
         "created_at": expires_at - 1800,
         "last_seen": expires_at - 1800,
@@ -1017,9 +1016,8 @@ fn expired_envelope(expires_at: i64) -> String {
         "rev": 0,
         "index": [],
         "check": e2e::oidc::random_token(32),
-        "sealed": e2e::oidc::random_token(96),
-    })
-    .to_string()
+    });
+    format!("{line}\n{}", e2e::oidc::random_token(96))
 }
 
 /// `MSET` of `pairs` in batches; one command per batch on one connection.

@@ -1,7 +1,9 @@
 //! Prints the fixed world's values that seeds refer to: the seeded session's
 //! and login transaction's cookie values (tickets) and the login's state, tokens
 //! the IdP signed, its JWKS, and the store's records (`record_<key>`, `:` as `_`).
-//! `cargo run -p fuzz --example world`
+//! `cargo run -p fuzz --example world [-- --records DIR]`: with `--records`, each
+//! record is also written, byte for byte, to `DIR/record_<key>` (session records
+//! end in raw sealed bytes, which the printed line shows only lossily).
 
 fn main() {
     let rng = fuzz::world::CountingRandom::default();
@@ -42,8 +44,17 @@ fn main() {
         backchannel: false,
     };
     key_set.current(&meta.jwks_uri).unwrap();
+    let args: Vec<String> = std::env::args().collect();
+    let dir = args
+        .iter()
+        .position(|a| a == "--records")
+        .and_then(|i| args.get(i + 1));
     for (key, value) in seeded.kv.snapshot() {
         let kind = key.replace(':', "_");
         println!("record_{kind} {}", String::from_utf8_lossy(&value));
+        if let Some(dir) = dir {
+            std::fs::write(std::path::Path::new(dir).join(format!("record_{kind}")), &value)
+                .expect("write a record");
+        }
     }
 }

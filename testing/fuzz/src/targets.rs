@@ -282,8 +282,13 @@ fn left_alone_only_if_foreign(
     // fields a type does not name without checking their UTF-8, escapes or
     // number ranges, so a record damaged only there may still be taken,
     // rightly, as someone else's. (Lossy UTF-8 and raw values skip the same.)
+    // A session record's readable part is its first line; a login record is all JSON.
+    let readable = match key.starts_with(oidc_client::keys::SESSION_PREFIX) {
+        true => data.split(|&b| b == b'\n').next().unwrap_or_default(),
+        false => data,
+    };
     let check =
-        serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(&String::from_utf8_lossy(data))
+        serde_json::from_str::<BTreeMap<String, Box<RawValue>>>(&String::from_utf8_lossy(readable))
             .ok()
             .and_then(|fields| fields.get("check").map(|raw| raw.get().to_owned()))
             .and_then(|raw| serde_json::from_str::<String>(&raw).ok());
