@@ -5,9 +5,13 @@
 #
 #   scripts/exercise.sh v2|v3 [N replicas, default 4] [front port, default 8080]
 #
-#   v2  no runtime config: every replica has its own in-memory store, so a login
-#       only works when /callback comes back to the replica that started it, and
-#       a session only on the replica that created it.
+#   v2  no runtime config: every replica has its own local store (Spin's default
+#       store, a SQLite file in the replica's own state directory, --state-dir), so
+#       a login only works when /callback comes back to the replica that started
+#       it, and a session only on the replica that created it. Like separate pods
+#       only because each replica gets its own --state-dir: `spin up` processes
+#       started on one spin.toml without it all use .spin/sqlite_key_value.db
+#       beside it, and share that one store.
 #   v3  every replica gets the same runtime config file, which puts the `default`
 #       key-value store in one Redis: logins and sessions work on every replica.
 #
@@ -181,7 +185,10 @@ for i in $(seq "$replicas"); do
     export SPIN_VARIABLE_CLIENT_BASE_URL=$front
     export SPIN_VARIABLE_POD_NAME=replica-$i
     export SPIN_VARIABLE_CLIENT_TITLE="Scaling exercise $mode"
+    # Its own state directory: the local store of this "pod" alone (with
+    # `spin up`: spin up --state-dir DIR, one DIR per replica).
     exec "$host_bin" --manifest "$root/spin.toml" --listen "127.0.0.1:$port" "${runtime_config[@]}" \
+      --state-dir "$work/state/replica-$i" \
       >"$work/replica-$i.stdout.log" 2>"$work/replica-$i.stderr.log"
   ) &
   pids+=($!)
@@ -261,7 +268,8 @@ if [ "$mode" = v3 ]; then
   say "sessions  redis-cli -p $redis_port keys 'sess:*'"
   say "          redis-cli -p $redis_port get 'sess:<the oidc_session cookie, up to its dot>'"
 else
-  say "sessions  each replica keeps its own, in memory: expect \"Unknown login state\""
+  say "sessions  each replica keeps its own, in $work/state/replica-N/sqlite_key_value.db:"
+  say "          expect \"Unknown login state\""
   say "          at /callback and /user working only on the replica that logged you in"
 fi
 say "front log tail -f $work/nginx/access.log"

@@ -6,8 +6,8 @@ use crate::platform::{
 use crate::request::{MAX_BODY, MAX_COOKIE_HEADER, MAX_URI, Request};
 use crate::response::AppError;
 use crate::{app, config};
-use futures::{SinkExt, StreamExt};
-use spin_sdk::http::{Fields, IncomingRequest, OutgoingResponse, ResponseOutparam};
+use futures::StreamExt;
+use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
 
 /// Takes the raw response handle: spin-sdk's `Response` keeps headers in a map,
@@ -30,18 +30,63 @@ async fn handle(incoming: IncomingRequest, response_out: ResponseOutparam) {
         Ok(request) => app::handle(&request, &p),
         Err(e) => app::reject(&p, e),
     };
-    let headers: Vec<(String, Vec<u8>)> = response
+    send(response, response_out);
+}
+
+/// Hands the response to the host with its body already complete.
+///
+/// Spin's HTTP server writes the head as soon as the response is handed over
+/// and does not set `TCP_NODELAY`; a body written after that goes out as a
+/// second small segment, which waits for the client's delayed ACK (40 ms on
+/// Linux). So the body is written and finished first, with `Content-Length`,
+/// and head and body leave together. The host buffers one write of up to its
+/// chunk size (1 MiB in wasmtime-wasi-http's defaults, which Spin keeps) before
+/// anyone reads it; a larger body is streamed after handing over instead.
+fn send(response: crate::response::Response, response_out: ResponseOutparam) {
+    let mut headers: Vec<(String, Vec<u8>)> = response
         .headers
         .into_iter()
+        .filter(|(k, _)| !k.eq_ignore_ascii_case("content-length"))
         .map(|(k, v)| (k, v.into_bytes()))
         .collect();
+    headers.push((
+        "content-length".into(),
+        response.body.len().to_string().into_bytes(),
+    ));
     let fields = Fields::from_list(&headers).unwrap_or_else(|_| Fields::new());
     let out = OutgoingResponse::new(fields);
     let _ = out.set_status_code(response.status);
-    let mut body = out.take_body();
+    let Ok(body) = out.body() else {
+        return;
+    };
+    let Ok(stream) = body.write() else {
+        return;
+    };
+    let len = response.body.len() as u64;
+    let whole_first = stream.check_write().is_ok_and(|budget| budget >= len)
+        && (len == 0 || stream.write(&response.body).is_ok())
+        && stream.flush().is_ok();
+    if whole_first {
+        drop(stream);
+        finish(body);
+        response_out.set(out);
+        return;
+    }
+    // Larger than the host buffers before the response is handed over.
     response_out.set(out);
-    if let Err(e) = body.send(response.body).await {
-        eprintln!("could not send the response body: {e}");
+    for chunk in response.body.chunks(4096) {
+        if let Err(e) = stream.blocking_write_and_flush(chunk) {
+            eprintln!("could not send the response body: {e}");
+            return;
+        }
+    }
+    drop(stream);
+    finish(body);
+}
+
+fn finish(body: OutgoingBody) {
+    if let Err(e) = OutgoingBody::finish(body, None) {
+        eprintln!("could not finish the response body: {e:?}");
     }
 }
 
@@ -89,9 +134,12 @@ async fn read(incoming: IncomingRequest) -> Result<Request, AppError> {
         Some((p, q)) => (p.to_owned(), Some(q.to_owned())),
         None => (target.clone(), None),
     };
-    // Spin tells us the path relative to the component's route.
+    // Spin tells us the path relative to the component's route. It appends its
+    // `spin-*` headers after the client's own (crates/trigger-http), so only the
+    // last one is Spin's: a client's copy must not choose the page.
     let path = headers
         .iter()
+        .rev()
         .find(|(k, _)| k == "spin-path-info")
         .map(|(_, v)| v.clone())
         .filter(|p| p.starts_with('/'))

@@ -97,18 +97,34 @@ impl HttpClient for WasiHttp {
         let _ = options.set_first_byte_timeout(Some(nanos));
         let _ = options.set_between_bytes_timeout(Some(nanos));
 
-        let future = outgoing_handler::handle(outgoing, Some(options)).map_err(map_code)?;
-        {
-            let stream = outgoing_body
-                .write()
-                .map_err(|_| other("body stream unavailable"))?;
+        // The body is written and finished before the request is handed over:
+        // Spin pools connections without `TCP_NODELAY`, so a body written after
+        // the head leaves as a second segment that waits for the IdP's delayed
+        // ACK (40 ms per call). The host buffers one write of up to its chunk
+        // size before anyone reads; a larger body is streamed after hand-over.
+        let stream = outgoing_body
+            .write()
+            .map_err(|_| other("body stream unavailable"))?;
+        let whole_first = stream
+            .check_write()
+            .is_ok_and(|budget| budget >= body.len() as u64)
+            && (body.is_empty() || stream.write(&body).is_ok())
+            && stream.flush().is_ok();
+        let future = if whole_first {
+            drop(stream);
+            OutgoingBody::finish(outgoing_body, None).map_err(map_code)?;
+            outgoing_handler::handle(outgoing, Some(options)).map_err(map_code)?
+        } else {
+            let future = outgoing_handler::handle(outgoing, Some(options)).map_err(map_code)?;
             for chunk in body.chunks(4096) {
                 stream
                     .blocking_write_and_flush(chunk)
                     .map_err(|_| other("could not send the request body"))?;
             }
-        }
-        OutgoingBody::finish(outgoing_body, None).map_err(map_code)?;
+            drop(stream);
+            OutgoingBody::finish(outgoing_body, None).map_err(map_code)?;
+            future
+        };
 
         future.subscribe().block();
         let response = match future.get() {

@@ -75,6 +75,8 @@ KIND_ALIASES = {
     "service": "Service", "services": "Service", "svc": "Service",
     "ingress": "Ingress", "ingresses": "Ingress", "ing": "Ingress",
     "configmap": "ConfigMap", "configmaps": "ConfigMap", "cm": "ConfigMap",
+    "persistentvolumeclaim": "PersistentVolumeClaim", "persistentvolumeclaims": "PersistentVolumeClaim",
+    "pvc": "PersistentVolumeClaim",
     "secret": "Secret", "secrets": "Secret",
 }
 UNCHECKED_KINDS = {"pod", "pods", "po", "namespace", "namespaces", "ns", "node", "nodes",
@@ -678,6 +680,13 @@ def check_spinapp_shape(m: Model, r: Report) -> None:
         for probe, path in EXPECTED_PROBES.items():
             got = ((checks.get(probe) or {}).get("httpGet") or {}).get("path")
             r.check(got == path, f"{app.where}: {probe} probe on {path}", f"got {got!r}")
+        # While the store is away Spin's requests wait instead of failing, so only a
+        # probe timeout turns a pod unready (testing/e2e/tests/faults.rs reads this value).
+        ready = checks.get("readiness") or {}
+        timeout = ready.get("timeoutSeconds")
+        r.check(isinstance(timeout, int) and timeout >= 1 and timeout < (ready.get("periodSeconds") or 10),
+                f"{app.where}: readiness probe has an explicit timeoutSeconds shorter than its period",
+                f"got timeoutSeconds {timeout!r}, periodSeconds {ready.get('periodSeconds')!r}")
         res = spec.get("resources") or {}
         r.check(bool(res.get("requests")) and bool(res.get("limits")), f"{app.where}: resources requests and limits set",
                 f"got {res!r}")
@@ -742,6 +751,8 @@ def check_session_store(m: Model, r: Report) -> None:
         r.check(labels.get("app") == "session-store", f"{store.where}: pods are labelled app=session-store",
                 f"labels {labels}")
     r.check("session-store" in services, "Service session-store is defined", "missing (kubernetes/client1-v3.yaml)")
+    if store is not None:
+        check_store_persistence(m, store, r)
     if m.readme is None:
         return
     for app in m.spinapps:
@@ -759,6 +770,45 @@ def check_session_store(m: Model, r: Report) -> None:
                 p.get("port") == port for p in (svc.body.get("spec") or {}).get("ports") or [])
             r.check(ok, f"{README}: {kind} {name}/{key} = {value} points at a defined Service and port",
                     f"no Service {host!r} with port {port} in the manifests")
+
+
+def _redis_options(args: list[str]) -> dict[str, str]:
+    """`--name value` pairs of a redis-server command line."""
+    out: dict[str, str] = {}
+    for i, a in enumerate(args):
+        if a.startswith("--") and i + 1 < len(args):
+            out[a[2:]] = args[i + 1]
+    return out
+
+
+def check_store_persistence(m: Model, store: Doc, r: Report) -> None:
+    """Sessions survive a Redis restart: AOF on, in a directory that is a mounted
+    PersistentVolumeClaim defined here (an emptyDir goes with the pod), and a
+    Recreate strategy so that two Redis pods never share the volume."""
+    spec = store.body.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    containers = pod.get("containers") or []
+    redis = next((c for c in containers if "redis-server" in [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]), None)
+    if not r.check(redis is not None, f"{store.where}: a container runs redis-server with explicit arguments",
+                   "no container whose command or args name redis-server"):
+        return
+    opts = _redis_options([str(a) for a in (redis.get("command") or []) + (redis.get("args") or [])])
+    r.check(opts.get("appendonly") == "yes", f"{store.where}: redis-server runs with --appendonly yes (AOF)",
+            f"got --appendonly {opts.get('appendonly')!r}")
+    data_dir = opts.get("dir")
+    if not r.check(bool(data_dir), f"{store.where}: redis-server names its data directory (--dir)", "no --dir"):
+        return
+    mounts = {str(v.get("mountPath", "")).rstrip("/"): v.get("name") for v in redis.get("volumeMounts") or []}
+    volume_name = mounts.get(data_dir.rstrip("/"))
+    volumes = {v.get("name"): v for v in pod.get("volumes") or []}
+    claim = ((volumes.get(volume_name) or {}).get("persistentVolumeClaim") or {}).get("claimName")
+    claims = {d.name for d in m.of_kind("PersistentVolumeClaim")}
+    r.check(claim is not None and claim in claims,
+            f"{store.where}: the data directory {data_dir} is a PersistentVolumeClaim defined in the manifests",
+            f"volume {volume_name!r} is {volumes.get(volume_name)!r}; claims defined: {sorted(claims)}")
+    r.check(((spec.get("strategy") or {}).get("type")) == "Recreate",
+            f"{store.where}: strategy Recreate (one Redis pod at a time on the volume)",
+            f"got {spec.get('strategy')!r}")
 
 
 def _patch_merge(target: Any, patch: Any) -> Any:

@@ -172,6 +172,36 @@ class Stores(CheckTestCase):
         self.assertCaught("no runtimeConfig (a store per pod)")
 
 
+class StoreOutage(CheckTestCase):
+    """Sessions survive a Redis restart, and the probes work with Spin's waiting requests."""
+
+    def test_redis_without_aof(self) -> None:
+        self.edit(V3, '"--appendonly", "yes"', '"--appendonly", "no"')
+        self.assertCaught("redis-server runs with --appendonly yes (AOF)")
+
+    def test_redis_data_on_an_emptydir(self) -> None:
+        self.edit(V3, "          persistentVolumeClaim:\n            claimName: session-store-data\n",
+                  "          emptyDir: {}\n")
+        self.assertCaught("the data directory /data is a PersistentVolumeClaim defined in the manifests")
+
+    def test_redis_data_claim_not_defined(self) -> None:
+        self.edit(V3, "            claimName: session-store-data\n", "            claimName: redis-data\n")
+        self.assertCaught("the data directory /data is a PersistentVolumeClaim defined in the manifests")
+
+    def test_redis_data_dir_not_mounted(self) -> None:
+        self.edit(V3, "              mountPath: /data\n", "              mountPath: /var/lib/redis\n")
+        self.assertCaught("the data directory /data is a PersistentVolumeClaim defined in the manifests")
+
+    def test_redis_rolling_update(self) -> None:
+        self.edit(V3, "    type: Recreate\n", "    type: RollingUpdate\n")
+        self.assertCaught("strategy Recreate")
+
+    def test_readiness_probe_without_timeout(self) -> None:
+        for f in (V2, V3):
+            self.edit(f, "      periodSeconds: 5\n      timeoutSeconds: 2\n", "      periodSeconds: 5\n")
+        self.assertCaught("readiness probe has an explicit timeoutSeconds shorter than its period")
+
+
 class Image(CheckTestCase):
     def test_spinapps_disagree(self) -> None:
         self.edit(V3, "image: ghcr.io/YOUR-ORG/oidc-client:0.1.0", "image: ghcr.io/YOUR-ORG/oidc-client:0.1.1")

@@ -17,7 +17,8 @@ use crate::redis::Redis;
 /// Where the component's `default` key-value store lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StoreKind {
-    /// The host's private in-memory store (no runtime config).
+    /// The host's own local store (no runtime config): Spin's SQLite default store
+    /// in a state directory of its own.
     Memory,
     /// A redis-server of this stack (runtime config `type = "redis"`).
     Redis,

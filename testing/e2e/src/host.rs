@@ -1,6 +1,6 @@
 //! The test host (`spin-test-host`) running the built component, like `spin up`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
@@ -8,6 +8,26 @@ use crate::idp::Idp;
 use crate::paths::TempDir;
 use crate::process::{ChildGuard, Restartable};
 use crate::redis::Redis;
+
+/// Where a host keeps its local key-value store: the `default` store, unless the
+/// runtime config puts it elsewhere. Spin keeps it in a SQLite file in the app's
+/// state directory (`sqlite_key_value.db`); `spin up` processes given the same
+/// state directory share it (without `--state-dir`, every process started on the
+/// same spin.toml uses `.spin/` beside it, so they all share one store).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StateDir {
+    /// A directory of this host's own (`--state-dir`), made fresh for it and kept
+    /// across [`Host::start_again`]: a pod's local store, private to it, which
+    /// survives a restart of the process. Tests do not see each other's data.
+    #[default]
+    Own,
+    /// This directory: hosts given the same one share the store, as `spin up`
+    /// processes started on one app directory do.
+    Shared(PathBuf),
+    /// No state directory (`--state-dir ""`): the store is in memory, private to
+    /// the process and gone when it stops.
+    Unset,
+}
 
 /// How to start the test host.
 #[derive(Debug, Clone)]
@@ -17,8 +37,11 @@ pub struct HostOptions {
     /// Application variables by their spin.toml names (e.g. `client_id`); passed as
     /// `SPIN_VARIABLE_<NAME>`.
     pub variables: Vec<(String, String)>,
-    /// The runtime config file's content; None: a private in-memory key-value store.
+    /// The runtime config file's content; None: the `default` key-value store is
+    /// the local one in [`HostOptions::state_dir`].
     pub runtime_config: Option<String>,
+    /// Where the local key-value store lives.
+    pub state_dir: StateDir,
     /// The manifest; None: the repository's spin.toml.
     pub manifest: Option<PathBuf>,
     /// More environment for the host process (e.g. `RUST_LOG`).
@@ -35,6 +58,7 @@ impl Default for HostOptions {
             port: None,
             variables: Vec::new(),
             runtime_config: None,
+            state_dir: StateDir::Own,
             manifest: None,
             env: Vec::new(),
             name: "host".to_string(),
@@ -63,16 +87,23 @@ impl HostOptions {
         self
     }
 
-    /// Gives `command` (the test host, or `spin up`: they take the same flag and
-    /// environment) the runtime config, written into `config_dir`, the variables as
+    /// Gives `command` (the test host, or `spin up`: they take the same flags and
+    /// environment) the runtime config, written into `config_dir`, the state
+    /// directory (`config_dir/state` for [`StateDir::Own`]), the variables as
     /// `SPIN_VARIABLE_<NAME>` (and no others from this process), and the extra
     /// environment.
-    pub fn configure(&self, command: &mut Command, config_dir: &std::path::Path) {
+    pub fn configure(&self, command: &mut Command, config_dir: &Path) {
         if let Some(config) = &self.runtime_config {
             let path = config_dir.join("runtime-config.toml");
             std::fs::write(&path, config).expect("write the runtime config");
             command.arg("--runtime-config-file").arg(path);
         }
+        command.arg("--state-dir");
+        match &self.state_dir {
+            StateDir::Own => command.arg(config_dir.join("state")),
+            StateDir::Shared(dir) => command.arg(dir),
+            StateDir::Unset => command.arg(""),
+        };
         for (key, _) in std::env::vars_os() {
             if key.to_string_lossy().starts_with("SPIN_VARIABLE_") {
                 command.env_remove(key);
@@ -108,6 +139,12 @@ impl HostOptions {
     /// Puts the `default` key-value store in `redis`.
     pub fn redis(mut self, redis: &Redis) -> HostOptions {
         self.runtime_config = Some(redis.runtime_config_toml());
+        self
+    }
+
+    /// Where the local key-value store lives (default: [`StateDir::Own`]).
+    pub fn state_dir(mut self, state_dir: StateDir) -> HostOptions {
+        self.state_dir = state_dir;
         self
     }
 
@@ -205,12 +242,23 @@ impl Host {
         self.process.stderr()
     }
 
-    /// Stops the host (its in-memory store, if any, is gone).
+    /// The state directory the host was given (None for [`StateDir::Unset`]).
+    pub fn state_dir(&self) -> Option<PathBuf> {
+        match &self.opts.state_dir {
+            StateDir::Own => Some(self.config_dir.path().join("state")),
+            StateDir::Shared(dir) => Some(dir.clone()),
+            StateDir::Unset => None,
+        }
+    }
+
+    /// Stops the host. Its local store stays in its state directory (an in-memory
+    /// one, with [`StateDir::Unset`], is gone).
     pub fn stop(&mut self) {
         self.process.stop();
     }
 
-    /// Starts it again on the same port with the same options.
+    /// Starts it again on the same port with the same options (and so the same
+    /// state directory: the local store is as the host left it).
     pub fn start_again(&mut self) {
         self.stop();
         self.spawn();

@@ -39,7 +39,7 @@ pub mod wait;
 pub use browser::{Browser, Response};
 pub use cookies::{Cookie, CookieJar};
 pub use echo::EchoServer;
-pub use host::{Host, HostOptions};
+pub use host::{Host, HostOptions, StateDir};
 pub use html::Form;
 pub use idp::{Consent, Idp, IdpOptions, LoginOptions};
 pub use net::free_port;

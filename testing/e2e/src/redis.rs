@@ -12,24 +12,39 @@ use crate::wait::wait_for;
 
 const STARTUP: Duration = Duration::from_secs(60);
 
-/// A redis-server without persistence (`--save '' --appendonly no`), listening on
-/// 127.0.0.1 only.
+/// A redis-server listening on 127.0.0.1 only: without persistence (`--save ''
+/// --appendonly no`) from [`Redis::start`], with an append-only file from
+/// [`Redis::start_with_aof`].
 pub struct Redis {
     // Dropped first: the server stops before its directory goes.
     process: Restartable,
     port: u16,
     dir: TempDir,
     starts: u32,
+    aof: bool,
 }
 
 impl Redis {
     /// Starts redis-server on a free port and waits until it answers PING.
     pub fn start() -> Redis {
+        Self::start_persistent(false)
+    }
+
+    /// Like [`Redis::start`], with persistence as a Redis pod with a volume has it:
+    /// an append-only file in the server's directory (`--appendonly yes`, fsync on
+    /// every write so that even SIGKILL loses nothing), which a server started again
+    /// by [`Redis::start_again_same_port`] loads: Redis comes back with its data.
+    pub fn start_with_aof() -> Redis {
+        Self::start_persistent(true)
+    }
+
+    fn start_persistent(aof: bool) -> Redis {
         let mut redis = Redis {
             port: crate::net::free_port(),
             dir: TempDir::new("e2e-redis"),
             starts: 0,
             process: Restartable::default(),
+            aof,
         };
         redis.spawn();
         redis
@@ -43,7 +58,8 @@ impl Redis {
             .args(["--port", &self.port.to_string()])
             .args(["--bind", "127.0.0.1"])
             .args(["--save", ""])
-            .args(["--appendonly", "no"])
+            .args(["--appendonly", if self.aof { "yes" } else { "no" }])
+            .args(["--appendfsync", "always"])
             .args(["--protected-mode", "yes"])
             .args(["--daemonize", "no"])
             .args(["--loglevel", "notice"])
@@ -106,12 +122,13 @@ impl Redis {
         self.process.is_running()
     }
 
-    /// Stops the server (SIGTERM; the data is gone, nothing is saved).
+    /// Stops the server (SIGTERM; without AOF the data is gone, nothing is saved).
     pub fn stop(&mut self) {
         self.process.stop();
     }
 
-    /// Starts the server again on the same port (empty, since nothing was saved).
+    /// Starts the server again on the same port: empty without AOF, with the data it
+    /// had when it stopped with AOF.
     pub fn start_again_same_port(&mut self) {
         self.stop();
         self.spawn();

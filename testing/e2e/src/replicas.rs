@@ -27,7 +27,10 @@ pub struct ReplicaOptions {
     /// replicas start, so the caller picks it (see [`front_url`]).
     pub front_port: u16,
     /// The runtime config every host gets (the same content); None: each host has its
-    /// own in-memory store, as a pod without runtime config.
+    /// own local store (SQLite in a state directory of its own, `--state-dir`), as a
+    /// pod without runtime config. (Replicas started by `spin up` on one app
+    /// directory without `--state-dir` would all use `.spin/` beside spin.toml and
+    /// share one store: not separate pods.)
     pub runtime_config: Option<String>,
     /// More variables for every host (e.g. `client_title`).
     pub variables: Vec<(String, String)>,
@@ -36,7 +39,7 @@ pub struct ReplicaOptions {
 }
 
 impl ReplicaOptions {
-    /// `replicas` hosts behind a front on `front_port`, private in-memory stores.
+    /// `replicas` hosts behind a front on `front_port`, each with its own local store.
     pub fn new(replicas: usize, front_port: u16) -> ReplicaOptions {
         ReplicaOptions {
             replicas,
@@ -82,6 +85,9 @@ impl Replicas {
                     o = o.variable(k, v);
                 }
                 o.runtime_config = opts.runtime_config.clone();
+                // Each replica its own state directory (the default; said here
+                // because v2 depends on it): stores as separate as separate pods'.
+                o.state_dir = crate::host::StateDir::Own;
                 o.manifest = opts.manifest.clone();
                 o
             })

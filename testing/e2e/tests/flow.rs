@@ -1,5 +1,5 @@
 //! The happy path through the built component with the real IdP, once with the host's
-//! in-memory store and once with Redis: the header names the pod; a login with
+//! local store (Spin's SQLite default store) and once with Redis: the header names the pod; a login with
 //! `openid profile offline_access` shows the user, the ID token (whose claims on the
 //! page are exactly the decoded token's), the access and refresh tokens; a refresh
 //! yields a different access token; a second login in the same browser gets a new

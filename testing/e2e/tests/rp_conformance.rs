@@ -724,3 +724,49 @@ fn deeply_nested_claims_are_shown_and_deeper_json_is_refused() {
         "invalid response",
     );
 }
+
+// ---------------------------------------------------------------- a bad origin
+
+/// `oidc_idp_origin` with a path: Spin (3.6 / 4.0) starts the app anyway, because
+/// `allowed_outbound_hosts = ["{{ oidc_idp_origin }}"]` names a required variable
+/// that `spin up` cannot check before a request (crates/loader/src/local.rs checks
+/// templates with default values only), and an outbound request would be denied at
+/// run time. The component checks the setting first: as the README says, a page and
+/// a log line name the variable, `/readyz` fails, and the IdP is never called.
+#[test]
+fn an_idp_origin_with_a_path_is_a_page_and_a_log_line_not_a_start_up_failure() {
+    let mut rig = Rig::start_with(
+        RigOptions::default().variable("oidc_idp_origin", "http://127.0.0.1:1/realms/demo"),
+    );
+    assert!(rig.host.is_running(), "the host serves, as `spin up` does");
+
+    let page = rig.browser.get(&rig.url("/"));
+    page.assert_status(503);
+    let message = page.error_message().unwrap_or_default();
+    assert!(message.contains("`oidc_idp_origin`"), "{}", page.describe());
+    let (login_url, origin) = (rig.url("/login"), rig.base().to_owned());
+    let login_url = url::Url::parse(&login_url).unwrap();
+    let login = rig
+        .browser
+        .request("POST", &login_url, &[("origin", &origin)], None);
+    login.assert_status(503);
+    rig.browser.get(&rig.url("/readyz")).assert_status(503);
+    rig.browser.get(&rig.url("/healthz")).assert_status(200);
+
+    e2e::wait::wait_until(
+        Duration::from_secs(5),
+        "a log line naming the variable",
+        || {
+            let log = rig.host.log();
+            log.lines()
+                .any(|l| l.contains("config") && l.contains("oidc_idp_origin"))
+                .then_some(())
+        },
+    )
+    .unwrap_or_else(|e| panic!("{e}\n{}", rig.host.log()));
+    assert_eq!(
+        rig.idp.counts().values().sum::<usize>(),
+        0,
+        "nothing was sent to the IdP"
+    );
+}

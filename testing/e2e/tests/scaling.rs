@@ -2,7 +2,8 @@
 //! `replica-1..N`) behind nginx taking them strictly in turn, `client_base_url` and the
 //! IdP's redirect URIs on the front.
 //!
-//! - v2, no runtime config (each replica has a private in-memory store): a login
+//! - v2, no runtime config (each replica has a private local store, SQLite in its own
+//!   state directory, as `spin up --state-dir` per replica): a login
 //!   succeeds only when `/callback` lands on the replica that handled `POST /login`;
 //!   every other callback is a 400 "Unknown login state" page (never a 500); a session
 //!   works only on the replica that created it.

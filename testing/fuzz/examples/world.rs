@@ -53,8 +53,11 @@ fn main() {
         let kind = key.replace(':', "_");
         println!("record_{kind} {}", String::from_utf8_lossy(&value));
         if let Some(dir) = dir {
-            std::fs::write(std::path::Path::new(dir).join(format!("record_{kind}")), &value)
-                .expect("write a record");
+            std::fs::write(
+                std::path::Path::new(dir).join(format!("record_{kind}")),
+                &value,
+            )
+            .expect("write a record");
         }
     }
 }

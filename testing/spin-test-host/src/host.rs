@@ -11,7 +11,7 @@ use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
 
 use crate::kv::{KvBackend, Stores};
-use crate::outbound::{AllowedHosts, OutboundHooks};
+use crate::outbound::{AllowedHosts, OutboundHooks, OutboundHttp};
 use crate::variables::{ComponentVariables, GetError};
 
 wasmtime::component::bindgen!({
@@ -44,6 +44,8 @@ pub struct ComponentConfig {
     pub allowed_stores: HashSet<String>,
     pub stores: Arc<Stores>,
     pub allowed_hosts: Arc<AllowedHosts>,
+    /// The app's pooled outbound HTTP clients, shared by every component.
+    pub outbound_http: OutboundHttp,
     pub environment: Vec<(String, String)>,
 }
 
@@ -71,9 +73,7 @@ impl HostState {
             wasi,
             http: WasiHttpCtx::new(),
             table: ResourceTable::new(),
-            hooks: OutboundHooks {
-                allowed: config.allowed_hosts.clone(),
-            },
+            hooks: OutboundHooks::new(config.allowed_hosts.clone(), config.outbound_http.clone()),
             config,
             open_stores: 0,
         }
@@ -167,6 +167,10 @@ impl key_value::HostStore for HostState {
             Err(OpenStoreError::NoSuchStore) => return Ok(Err(key_value::Error::NoSuchStore)),
             Err(OpenStoreError::TableFull) => return Ok(Err(key_value::Error::StoreTableFull)),
         };
+        if let Err(e) = backend.after_open().await {
+            self.store_closed();
+            return Ok(Err(other("open", e)));
+        }
         Ok(Ok(self.table.push(KvStore { backend })?))
     }
 
@@ -227,6 +231,7 @@ impl variables::Host for HostState {
         Ok(self.config.variables.get(&name).map_err(|e| match e {
             GetError::InvalidName(msg) => variables::Error::InvalidName(msg),
             GetError::Undefined(msg) => variables::Error::Undefined(msg),
+            GetError::Provider(msg) => variables::Error::Provider(msg),
         }))
     }
 }

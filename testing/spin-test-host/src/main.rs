@@ -3,7 +3,12 @@
 //! production runs on Spin / SpinKube.
 //!
 //! Usage: spin-test-host --manifest spin.toml --listen 127.0.0.1:0
-//!        [--runtime-config-file runtime-config.toml]
+//!        [--runtime-config-file runtime-config.toml] [--state-dir DIR]
+//!
+//! `--state-dir` is `spin up`'s: the directory of the default key-value store
+//! (`sqlite_key_value.db`); without it, the runtime config's `state_dir`, else
+//! `.spin` beside the manifest; an empty value means none (the default store
+//! is then in memory). See `kv::Stores::load`.
 //!
 //! When ready, prints exactly one line to stdout, `listening on http://IP:PORT`;
 //! all logs go to stderr.
@@ -13,6 +18,7 @@ mod host;
 mod kv;
 mod manifest;
 mod outbound;
+mod response_order;
 mod routes;
 mod server;
 mod variables;
@@ -30,23 +36,25 @@ use wasmtime::component::Linker;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 
 use crate::host::ComponentConfig;
-use crate::kv::Stores;
+use crate::kv::{StateDirArg, StoreOptions, Stores};
 use crate::manifest::Manifest;
-use crate::outbound::AllowedHosts;
+use crate::outbound::{AllowedHosts, OutboundHttp};
 use crate::routes::Router;
 use crate::variables::{AppVariables, ComponentVariables};
 
-const USAGE: &str =
-    "usage: spin-test-host --manifest PATH/spin.toml --listen IP:PORT [--runtime-config-file FILE]";
+const USAGE: &str = "usage: spin-test-host --manifest PATH/spin.toml --listen IP:PORT \
+     [--runtime-config-file FILE] [--state-dir DIR]";
 
 struct Args {
     manifest: PathBuf,
     listen: SocketAddr,
     runtime_config: Option<PathBuf>,
+    state_dir: StateDirArg,
 }
 
 fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
     let (mut manifest, mut listen, mut runtime_config) = (None, None, None);
+    let mut state_dir = StateDirArg::Default;
     while let Some(flag) = args.next() {
         let mut value = || args.next().with_context(|| format!("{flag} needs a value"));
         match flag.as_str() {
@@ -59,6 +67,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
                 );
             }
             "--runtime-config-file" => runtime_config = Some(PathBuf::from(value()?)),
+            "--state-dir" => state_dir = StateDirArg::from_flag(&value()?),
             other => bail!("unknown argument {other:?}"),
         }
     }
@@ -66,6 +75,7 @@ fn parse_args(mut args: impl Iterator<Item = String>) -> Result<Args> {
         manifest: manifest.context("--manifest is required")?,
         listen: listen.context("--listen is required")?,
         runtime_config,
+        state_dir,
     })
 }
 
@@ -90,12 +100,27 @@ async fn main() -> ExitCode {
 async fn run(args: Args) -> Result<()> {
     let manifest = Manifest::load(&args.manifest)?;
     let app_dir = args.manifest.parent().unwrap_or(Path::new(".")).to_owned();
-    let app_vars = AppVariables::resolve(&manifest.variables, variables::from_env)?;
+    // Shared with each component's allowed hosts, which render their
+    // templates again for every request.
+    let app_vars = Arc::new(AppVariables::resolve(
+        &manifest.variables,
+        variables::from_env,
+    )?);
+    // One set of pooled clients for the app, as in Spin.
+    let outbound_http = OutboundHttp::new();
     let router = Router::new(&manifest.trigger.http)?;
-    let stores = Arc::new(match &args.runtime_config {
-        Some(path) => Stores::from_runtime_config(path)?,
-        None => Stores::in_memory_default(),
-    });
+    let failing_variables = variables::failing_from_env();
+    let stores = Arc::new(Stores::load(&StoreOptions {
+        runtime_config: args.runtime_config.clone(),
+        // `spin up` gives the manifest's directory as written (`spin.toml`
+        // alone: the empty path, so `.spin` relative to the working directory).
+        app_dir: args.manifest.parent().map(Path::to_owned),
+        state_dir: args.state_dir.clone(),
+    })?);
+    if let Some(place) = stores.place("default") {
+        // Spin says this on stdout; here stdout carries only the ready line.
+        eprintln!("storing default key-value data to {place}");
+    }
 
     let engine = compile::engine()?;
     let mut linker = Linker::new(&engine);
@@ -115,13 +140,23 @@ async fn run(args: Args) -> Result<()> {
         }
         let config = ComponentConfig {
             variables: ComponentVariables::resolve(&decl.variables, &app_vars)
-                .with_context(context)?,
+                .with_context(context)?
+                .with_failing_provider(&decl.variables, &failing_variables),
             allowed_stores: decl.key_value_stores.iter().cloned().collect(),
             stores: stores.clone(),
             allowed_hosts: Arc::new(
-                AllowedHosts::resolve(&decl.allowed_outbound_hosts, &app_vars)
-                    .with_context(context)?,
+                AllowedHosts::load(
+                    &decl.allowed_outbound_hosts,
+                    // `spin up` checks templates with default values only.
+                    &|name: &str| manifest.variables.get(name)?.default.clone(),
+                    {
+                        let app_vars = app_vars.clone();
+                        Arc::new(move |template: &str| app_vars.render(template))
+                    },
+                )
+                .with_context(context)?,
             ),
+            outbound_http: outbound_http.clone(),
             environment: decl.environment.clone().into_iter().collect(),
         };
         let source = decl.source_path(&app_dir).with_context(context)?;
@@ -190,6 +225,7 @@ mod tests {
         assert_eq!(a.manifest, Path::new("app/spin.toml"));
         assert_eq!(a.listen.port(), 0);
         assert!(a.runtime_config.is_none());
+        assert_eq!(a.state_dir, StateDirArg::Default);
 
         let a = parse(&[
             "--listen",
@@ -201,6 +237,16 @@ mod tests {
         ])
         .unwrap();
         assert_eq!(a.runtime_config.as_deref(), Some(Path::new("rc.toml")));
+
+        let with = |dir: &str| {
+            let base = ["--manifest", "m", "--listen", "127.0.0.1:0"];
+            parse(&[&base[..], &["--state-dir", dir]].concat())
+                .unwrap()
+                .state_dir
+        };
+        assert_eq!(with("st"), StateDirArg::Provided("st".into()));
+        assert_eq!(with(""), StateDirArg::Unset);
+        assert!(parse(&["--manifest", "m", "--listen", "127.0.0.1:0", "--state-dir"]).is_err());
 
         assert!(parse(&["--manifest", "spin.toml"]).is_err());
         assert!(parse(&["--manifest", "spin.toml", "--listen", "localhost"]).is_err());

@@ -2,7 +2,6 @@
 //! headers, runs a fresh instance per request and logs one line per request.
 
 use std::collections::HashMap;
-use std::convert::Infallible;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -11,7 +10,7 @@ use std::time::Instant;
 use anyhow::{Result, anyhow};
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
-use hyper::http::{self, HeaderName, HeaderValue, Request, Response, StatusCode};
+use hyper::http::{Request, Response, StatusCode};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use tokio::net::TcpListener;
@@ -23,7 +22,8 @@ use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
 use crate::host::{ComponentConfig, HostState};
-use crate::routes::Router;
+use crate::response_order::{AtHandover, SpinOrder};
+use crate::routes::{Refusal, Router};
 
 /// A pre-instantiated component and what its requests share.
 pub struct PreparedComponent {
@@ -65,24 +65,35 @@ impl Server {
         }
     }
 
-    /// Never fails: errors become a 500 and a log line.
+    /// Errors become a 500 and a log line, except where Spin gives hyper an
+    /// error instead of a response ([`NoResponse`]).
     async fn handle(
         self: Arc<Self>,
         req: Request<Incoming>,
         client: SocketAddr,
-    ) -> Result<Response<HyperOutgoingBody>, Infallible> {
+    ) -> Result<Response<HyperOutgoingBody>, NoResponse> {
         let started = Instant::now();
         let method = req.method().clone();
         // Path only: a query may carry codes, tokens or state.
         let path = req.uri().path().to_owned();
-        let response = self.dispatch(req, client).await.unwrap_or_else(|e| {
-            eprintln!("{method} {path}: {e:#}");
-            plain(StatusCode::INTERNAL_SERVER_ERROR, "")
-        });
+        let response = match self.dispatch(req, client).await {
+            Ok(response) => response,
+            Err(e) => {
+                eprintln!("{method} {path}: {e:#}");
+                if let Some(&NoResponse(reason)) = e.downcast_ref::<NoResponse>() {
+                    return Err(NoResponse(reason));
+                }
+                plain(StatusCode::INTERNAL_SERVER_ERROR, "")
+            }
+        };
+        let order = response
+            .extensions()
+            .get::<AtHandover>()
+            .map_or("", |o| o.label());
         // One write(2): stderr is unbuffered, and `eprintln!` would make one
         // per formatted piece, on every request.
         let line = format!(
-            "{method} {path} {} {}ms\n",
+            "{method} {path} {} {}ms {order}\n",
             response.status().as_u16(),
             started.elapsed().as_millis()
         );
@@ -95,6 +106,7 @@ impl Server {
         mut req: Request<Incoming>,
         client: SocketAddr,
     ) -> Result<Response<HyperOutgoingBody>> {
+        crate::routes::strip_forbidden_headers(req.headers_mut());
         let path = req.uri().path().to_owned();
         if let Some(well_known) = path.strip_prefix("/.well-known/spin/") {
             return Ok(match well_known {
@@ -110,21 +122,13 @@ impl Server {
             .get(route.component())
             .ok_or_else(|| anyhow!("no component {:?}", route.component()))?;
 
-        let host = req
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok());
-        let Some((full_url, uri)) = absolute_uri(host, req.uri()) else {
-            return Ok(plain(
-                StatusCode::BAD_REQUEST,
-                "missing or invalid Host header",
-            ));
-        };
-        for (name, value) in route.spin_headers(full_url, client) {
-            req.headers_mut()
-                .insert(HeaderName::from_static(name), HeaderValue::try_from(value)?);
-        }
-        *req.uri_mut() = uri;
+        let uri = req.uri().clone();
+        *req.uri_mut() =
+            match crate::routes::prepare_request(&route, req.headers_mut(), &uri, client) {
+                Ok(uri) => uri,
+                Err(Refusal::NoResponse(reason)) => return Err(NoResponse(reason).into()),
+                Err(Refusal::InternalError(reason)) => return Err(anyhow!(reason)),
+            };
 
         self.run_guest(component, req).await
     }
@@ -168,6 +172,11 @@ impl Server {
 
         match receiver.await {
             Ok(Ok(response)) => {
+                // The head goes out before any body not yet written, as under Spin.
+                let (parts, body) = response.into_parts();
+                let (body, order) = SpinOrder::at_handover(body);
+                let mut response = Response::from_parts(parts, body.boxed_unsync());
+                response.extensions_mut().insert(order);
                 // Report a trap after the head was sent (e.g. mid-body).
                 tokio::spawn(async move {
                     if let Ok(Err(e)) = task.await {
@@ -186,15 +195,19 @@ impl Server {
     }
 }
 
-/// The absolute URI the guest sees, built from the Host header as Spin does.
-fn absolute_uri(host: Option<&str>, uri: &http::Uri) -> Option<(String, http::Uri)> {
-    let path_and_query = uri.path_and_query().map_or("/", |pq| pq.as_str());
-    let host = host.filter(|h| !h.is_empty())?;
-    let full_url = format!("http://{host}{path_and_query}");
-    let parsed = full_url.parse::<http::Uri>().ok()?;
-    // The whole header must be the authority (no smuggled path or userinfo).
-    (parsed.authority()?.as_str() == host && !host.contains('@')).then_some((full_url, parsed))
+/// Where Spin's HTTP handler returns an error to hyper (crates/trigger-http/
+/// src/server.rs, `set_req_uri`), which then closes the connection without
+/// writing a response.
+#[derive(Debug)]
+pub struct NoResponse(&'static str);
+
+impl std::fmt::Display for NoResponse {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "no response ({})", self.0)
+    }
 }
+
+impl std::error::Error for NoResponse {}
 
 fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> {
     let body = Full::new(Bytes::from_static(body.as_bytes()))
@@ -203,23 +216,4 @@ fn plain(status: StatusCode, body: &'static str) -> Response<HyperOutgoingBody> 
     let mut response = Response::new(body);
     *response.status_mut() = status;
     response
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn absolute_uri_comes_from_the_host_header() {
-        let uri: http::Uri = "/cb?code=1&state=2".parse().unwrap();
-        let (full, parsed) = absolute_uri(Some("app.test:8080"), &uri).unwrap();
-        assert_eq!(full, "http://app.test:8080/cb?code=1&state=2");
-        assert_eq!(parsed.authority().unwrap().as_str(), "app.test:8080");
-        assert_eq!(parsed.path(), "/cb");
-
-        assert!(absolute_uri(None, &uri).is_none());
-        assert!(absolute_uri(Some(""), &uri).is_none());
-        assert!(absolute_uri(Some("bad host"), &uri).is_none());
-        assert!(absolute_uri(Some("evil/x"), &uri).is_none());
-    }
 }

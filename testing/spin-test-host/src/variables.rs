@@ -2,8 +2,19 @@
 //! with values from `SPIN_VARIABLE_<NAME>` like Spin's environment provider.
 //! Everything is resolved once at start-up, so a missing required variable
 //! stops the host before it serves anything. Values are never printed.
+//!
+//! Spin resolves a variable through its providers again on every `get`
+//! (crates/expressions, `ProviderResolver::resolve`), and a provider that
+//! fails then (Vault or Azure Key Vault unreachable, say) makes `get` return
+//! `error::provider` (crates/factor-variables/src/host.rs,
+//! `expressions_to_variables_err`). The environment provider this host
+//! copies never fails, so such a failure is simulated on request: the
+//! application variables named in `SPIN_TEST_HOST_FAILING_VARIABLES`
+//! (comma-separated) resolve at start-up as usual, and every later `get` of
+//! a component variable whose template uses one of them fails with
+//! `error::provider`.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use anyhow::{Context, Result, anyhow, bail};
 
@@ -73,6 +84,21 @@ pub fn from_env(name: &str) -> Option<String> {
     std::env::var(env_var_name(name)).ok()
 }
 
+/// The host-only variable naming the application variables whose provider
+/// fails after start-up (see the module documentation).
+pub const FAILING_VARIABLES_ENV: &str = "SPIN_TEST_HOST_FAILING_VARIABLES";
+
+/// The application variables `SPIN_TEST_HOST_FAILING_VARIABLES` names.
+pub fn failing_from_env() -> HashSet<String> {
+    std::env::var(FAILING_VARIABLES_ENV)
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|name| !name.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
 /// Every application variable with its value.
 #[derive(Debug)]
 pub struct AppVariables(HashMap<String, String>);
@@ -127,11 +153,17 @@ impl AppVariables {
 pub enum GetError {
     InvalidName(String),
     Undefined(String),
+    /// A provider failed (simulated: `SPIN_TEST_HOST_FAILING_VARIABLES`).
+    Provider(String),
 }
 
 /// A component's `[component.<id>.variables]`, rendered; what the guest reads.
 #[derive(Debug, Default)]
-pub struct ComponentVariables(HashMap<String, String>);
+pub struct ComponentVariables {
+    values: HashMap<String, String>,
+    /// Component variable -> a failing application variable its template uses.
+    failing: HashMap<String, String>,
+}
 
 impl ComponentVariables {
     pub fn resolve(decls: &BTreeMap<String, String>, app: &AppVariables) -> Result<Self> {
@@ -143,12 +175,42 @@ impl ComponentVariables {
                 .with_context(|| format!("component variable {name:?}"))?;
             values.insert(name.clone(), value);
         }
-        Ok(Self(values))
+        Ok(Self {
+            values,
+            failing: HashMap::new(),
+        })
+    }
+
+    /// Makes `get` fail with a provider error for every component variable
+    /// whose template (in `decls`) uses one of the application variables
+    /// `failing`.
+    pub fn with_failing_provider(
+        mut self,
+        decls: &BTreeMap<String, String>,
+        failing: &HashSet<String>,
+    ) -> Self {
+        for (name, template) in decls {
+            let Ok(Template(parts)) = Template::parse(template) else {
+                continue;
+            };
+            if let Some(Part::Var(var)) = parts
+                .iter()
+                .find(|p| matches!(p, Part::Var(v) if failing.contains(v)))
+            {
+                self.failing.insert(name.clone(), var.clone());
+            }
+        }
+        self
     }
 
     pub fn get(&self, name: &str) -> Result<String, GetError> {
         validate_name(name).map_err(GetError::InvalidName)?;
-        self.0
+        if let Some(var) = self.failing.get(name) {
+            return Err(GetError::Provider(format!(
+                "the provider of variable {var:?} failed ({FAILING_VARIABLES_ENV})"
+            )));
+        }
+        self.values
             .get(name)
             .cloned()
             .ok_or_else(|| GetError::Undefined(format!("no variable {name:?} for this component")))
@@ -281,5 +343,24 @@ mod tests {
 
         tmpl.insert("broken".to_string(), "{{ undeclared }}".to_string());
         assert!(ComponentVariables::resolve(&tmpl, &app).is_err());
+    }
+
+    /// Spin returns `error::provider` when a provider fails at `get` time;
+    /// the host simulates it for the application variables named.
+    #[test]
+    fn a_failing_provider_fails_get_for_the_variables_that_use_it() {
+        let app = AppVariables::resolve(&decls(), env(&[("token", "secret")])).unwrap();
+        let mut tmpl = BTreeMap::new();
+        tmpl.insert("api_token".to_string(), "Bearer {{ token }}".to_string());
+        tmpl.insert("hello".to_string(), "{{ greeting }}".to_string());
+        let failing = HashSet::from(["token".to_owned()]);
+        let vars = ComponentVariables::resolve(&tmpl, &app)
+            .unwrap()
+            .with_failing_provider(&tmpl, &failing);
+        assert!(
+            matches!(vars.get("api_token"), Err(GetError::Provider(m)) if m.contains("token") && !m.contains("secret"))
+        );
+        assert_eq!(vars.get("hello").unwrap(), "hello");
+        assert!(matches!(vars.get("Bad"), Err(GetError::InvalidName(_))));
     }
 }

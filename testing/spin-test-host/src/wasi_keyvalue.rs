@@ -65,6 +65,10 @@ impl store::Host for HostState {
                 return Ok(Err(store::Error::Other("store table full".to_owned())));
             }
         };
+        if let Err(e) = backend.after_open().await {
+            self.store_closed();
+            return Ok(Err(other("open", e)));
+        }
         Ok(Ok(self.table().push(KvBucket { backend })?))
     }
 }
@@ -224,6 +228,7 @@ mod tests {
             allowed_stores: HashSet::from(["default".to_owned(), "unconfigured".to_owned()]),
             stores: Arc::new(Stores::in_memory_default()),
             allowed_hosts: Default::default(),
+            outbound_http: Default::default(),
             environment: vec![],
         }))
     }

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use crate::browser::{Browser, Response};
-use crate::host::Host;
+use crate::host::{Host, StateDir};
 use crate::redis::Redis;
 
 use super::{Behaviour, Endpoint, FakeIdp};
@@ -14,7 +14,9 @@ use super::{Behaviour, Endpoint, FakeIdp};
 pub struct RigOptions {
     pub behaviour: Behaviour,
     /// Keep the component's store in Redis (so tests can look inside); false: the
-    /// host's in-memory store.
+    /// host's local store, in memory (Spin with `--state-dir ""`: the same SQLite
+    /// store without a file, so without a disk sync on every write; these tests are
+    /// about the component, and 10,000 logins on the file store take minutes).
     pub redis: bool,
     /// More component variables (spin.toml names), e.g. `("idp_timeout", "2")`.
     pub variables: Vec<(String, String)>,
@@ -71,8 +73,9 @@ impl Rig {
         let port = crate::net::free_port();
         let base = format!("http://127.0.0.1:{port}");
         let mut host_opts = idp.host_options(&base).port(port);
-        if let Some(redis) = &redis {
-            host_opts = host_opts.redis(redis);
+        match &redis {
+            Some(redis) => host_opts = host_opts.redis(redis),
+            None => host_opts = host_opts.state_dir(StateDir::Unset),
         }
         for (name, value) in &opts.variables {
             host_opts = host_opts.variable(name, value);

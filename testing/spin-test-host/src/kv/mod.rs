@@ -1,13 +1,14 @@
 //! Key-value backends behind one trait, and the stores configured for the
-//! app: `default` is in-memory unless Spin's runtime config file
-//! (`[key_value_store.<label>]`) says otherwise.
+//! app, placed by Spin's rules: `default` is Spin's SQLite store in a file in
+//! the app's state directory unless Spin's runtime config file
+//! (`[key_value_store.<label>]`) says otherwise (see [`Stores::load`]).
 
-pub mod memory;
 pub mod redis;
+pub mod sqlite;
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::pin::Pin;
 use std::sync::Arc;
 
@@ -38,6 +39,13 @@ pub enum IncrementError {
 /// interfaces share the backends, so they see the same data, as in Spin.
 /// Boxed futures keep the trait usable as `dyn` without extra crates.
 pub trait KvBackend: Send + Sync {
+    /// Runs when the guest opens the store, after the access checks, as
+    /// Spin's `Store::after_open` (crates/factor-key-value/src/host.rs, both
+    /// `open`s, after the store manager's `get`); an error fails the open.
+    /// Redis connects and pings; SQLite opens its connection.
+    fn after_open(&self) -> KvFuture<'_, ()> {
+        Box::pin(async { Ok(()) })
+    }
     fn get<'a>(&'a self, key: &'a str) -> KvFuture<'a, Option<Vec<u8>>>;
     fn set<'a>(&'a self, key: &'a str, value: &'a [u8]) -> KvFuture<'a, ()>;
     fn delete<'a>(&'a self, key: &'a str) -> KvFuture<'a, ()>;
@@ -46,12 +54,13 @@ pub trait KvBackend: Send + Sync {
     /// Atomically adds `delta` to the counter at `key` (a missing key counts
     /// as 0, and is created even for a delta of 0) and returns the new value.
     /// The stored form is the backend's own, as in Spin: decimal text in Redis
-    /// (`INCRBY`), 8 little-endian bytes in the in-memory (SQLite) store.
+    /// (`INCRBY`), 8 little-endian bytes in Spin's SQLite store.
     fn increment<'a>(&'a self, key: &'a str, delta: i64) -> KvFuture<'a, i64, IncrementError>;
 }
 
-/// Spin's runtime config file; only key-value stores are supported, and any
-/// other section is refused rather than silently ignored.
+/// Spin's runtime config file; only key-value stores and the state directory
+/// are supported, and any other section is refused rather than silently
+/// ignored.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RuntimeConfig {
@@ -61,6 +70,9 @@ struct RuntimeConfig {
     /// `SPIN_VARIABLE_*` here, so it is accepted and changes nothing.
     #[serde(default)]
     config_provider: Vec<ConfigProvider>,
+    /// Read by [`resolve_state_dir`] when `--state-dir` is not given.
+    #[serde(default)]
+    state_dir: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -82,31 +94,125 @@ enum StoreConfig {
     Redis {
         url: String,
     },
-    /// Spin's SQLite store; in-memory here (`path` accepted, not used).
+    /// Spin's SQLite store, placed by [`sqlite::Location::resolve`].
     Spin {
-        #[allow(dead_code)]
-        path: Option<String>,
+        #[serde(default)]
+        path: Option<PathBuf>,
     },
 }
 
-/// The configured stores by label.
-pub struct Stores(HashMap<String, Arc<dyn KvBackend>>);
+/// The state directory as the command line gives it: Spin's
+/// `UserProvidedPath` (crates/trigger/src/cli.rs: `spin up --state-dir`, where
+/// an empty value unsets it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum StateDirArg {
+    /// No `--state-dir`: the runtime config's `state_dir`, else `.spin` in
+    /// the app's directory.
+    #[default]
+    Default,
+    /// `--state-dir ""`: no state directory.
+    Unset,
+    Provided(PathBuf),
+}
+
+impl StateDirArg {
+    /// The value of `--state-dir`.
+    pub fn from_flag(value: &str) -> Self {
+        if value.is_empty() {
+            Self::Unset
+        } else {
+            Self::Provided(PathBuf::from(value))
+        }
+    }
+}
+
+/// The name of the default store's file in the state directory (Spin:
+/// `DEFAULT_SPIN_STORE_FILENAME` in crates/runtime-config/src/lib.rs).
+pub const DEFAULT_STORE_FILE: &str = "sqlite_key_value.db";
+
+/// The app's state directory, by Spin's rules (crates/runtime-config/src/lib.rs,
+/// `TomlResolver::state_dir`): `--state-dir` when given (empty: none); else the
+/// runtime config's `state_dir` (empty: none); a given path is made absolute
+/// against the working directory; with neither, `.spin` in the local app's
+/// directory (`spin up` passes the manifest's directory, as written on its
+/// command line: src/commands/up/app_source.rs, `local_app_dir`); and none
+/// when there is no local app directory.
+pub fn resolve_state_dir(
+    arg: &StateDirArg,
+    from_runtime_config: Option<&str>,
+    app_dir: Option<&Path>,
+) -> Result<Option<PathBuf>> {
+    let chosen = match (arg, from_runtime_config) {
+        (StateDirArg::Default, Some("")) => StateDirArg::Unset,
+        (StateDirArg::Default, Some(path)) => StateDirArg::Provided(PathBuf::from(path)),
+        (arg, _) => arg.clone(),
+    };
+    Ok(match (chosen, app_dir) {
+        (StateDirArg::Provided(path), _) => Some(
+            std::path::absolute(&path)
+                .with_context(|| format!("state directory {}", path.display()))?,
+        ),
+        (StateDirArg::Default, Some(app_dir)) => Some(app_dir.join(".spin")),
+        (StateDirArg::Default | StateDirArg::Unset, _) => None,
+    })
+}
+
+/// What decides where the stores live.
+#[derive(Debug, Clone, Default)]
+pub struct StoreOptions {
+    /// `--runtime-config-file`.
+    pub runtime_config: Option<PathBuf>,
+    /// The local app's directory: the manifest's directory.
+    pub app_dir: Option<PathBuf>,
+    /// `--state-dir`.
+    pub state_dir: StateDirArg,
+}
+
+/// The configured stores by label, with where each one lives.
+pub struct Stores {
+    backends: HashMap<String, Arc<dyn KvBackend>>,
+    places: HashMap<String, String>,
+}
 
 impl Stores {
-    /// Only `default`, in memory: what a pod has without runtime config.
-    pub fn in_memory_default() -> Self {
-        let default: Arc<dyn KvBackend> = Arc::new(memory::MemoryBackend::default());
-        Self(HashMap::from([("default".to_owned(), default)]))
+    /// The stores `spin up` would give the app, placed by Spin's rules:
+    ///
+    /// - each `[key_value_store.<label>]` of the runtime config: `redis`, or
+    ///   `spin` (SQLite) with its `path` relative to the runtime config file's
+    ///   directory (no `path`: in memory);
+    /// - `default`, when the runtime config does not name it: SQLite in
+    ///   `<state dir>/sqlite_key_value.db`, or in memory when there is no state
+    ///   directory (crates/runtime-config/src/lib.rs,
+    ///   `key_value_config_resolver`, and crates/factor-key-value/src/
+    ///   runtime_config/spin.rs, `RuntimeConfigResolver::resolve`, which adds
+    ///   the default only for a label the file leaves out);
+    /// - a database file's directory is created now when missing; the file is
+    ///   created by the first open.
+    ///
+    /// Must run inside the Tokio runtime.
+    pub fn load(options: &StoreOptions) -> Result<Self> {
+        let text = match &options.runtime_config {
+            Some(path) => std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read runtime config {}", path.display()))?,
+            None => String::new(),
+        };
+        // Spin resolves relative store paths against the runtime config
+        // file's directory (`runtime_config_path.and_then(Path::parent)`).
+        let base = options.runtime_config.as_deref().and_then(Path::parent);
+        Self::build(&text, base, options.app_dir.as_deref(), &options.state_dir).with_context(
+            || match &options.runtime_config {
+                Some(path) => format!("invalid runtime config {}", path.display()),
+                None => "cannot set up the key-value stores".to_owned(),
+            },
+        )
     }
 
-    /// Reads a runtime config file; must run inside the Tokio runtime.
-    pub fn from_runtime_config(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path)
-            .with_context(|| format!("cannot read runtime config {}", path.display()))?;
-        Self::parse(&text).with_context(|| format!("invalid runtime config {}", path.display()))
-    }
-
-    fn parse(text: &str) -> Result<Self> {
+    fn build(
+        text: &str,
+        base: Option<&Path>,
+        app_dir: Option<&Path>,
+        state_dir: &StateDirArg,
+    ) -> Result<Self> {
         let table: toml::Table = toml::from_str(text)?;
         // Checked by hand first to name an unknown type clearly.
         if let Some(stores) = table.get("key_value_store").and_then(|v| v.as_table()) {
@@ -122,26 +228,67 @@ impl Stores {
         }
         let config: RuntimeConfig = table.try_into()?;
         let _ = &config.config_provider;
-        let mut stores = Self::in_memory_default();
+        let mut stores = Self {
+            backends: HashMap::new(),
+            places: HashMap::new(),
+        };
         for (label, store) in config.key_value_store {
-            let backend: Arc<dyn KvBackend> = match store {
-                StoreConfig::Redis { url } => Arc::new(
-                    redis::RedisBackend::new(&url)
-                        .with_context(|| format!("key_value_store.{label}"))?,
-                ),
-                StoreConfig::Spin { .. } => Arc::new(memory::MemoryBackend::default()),
-            };
-            stores.0.insert(label, backend);
+            match store {
+                StoreConfig::Redis { url } => {
+                    let backend = redis::RedisBackend::new(&url)
+                        .with_context(|| format!("key_value_store.{label}"))?;
+                    stores.places.insert(label.clone(), "Redis".to_owned());
+                    stores.backends.insert(label, Arc::new(backend));
+                }
+                StoreConfig::Spin { path } => {
+                    let location = sqlite::Location::resolve(base, path.as_deref());
+                    stores.add_sqlite(&label, location)?;
+                }
+            }
+        }
+        if !stores.contains("default") {
+            let state_dir = resolve_state_dir(state_dir, config.state_dir.as_deref(), app_dir)?;
+            let file = state_dir.map(|dir| dir.join(DEFAULT_STORE_FILE));
+            stores.add_sqlite("default", sqlite::Location::resolve(base, file.as_deref()))?;
         }
         Ok(stores)
     }
 
+    fn add_sqlite(&mut self, label: &str, location: sqlite::Location) -> Result<()> {
+        location
+            .prepare()
+            .with_context(|| format!("key_value_store.{label}"))?;
+        self.places.insert(label.to_owned(), location.to_string());
+        let backend = sqlite::SqliteBackend::new(label, location);
+        self.backends.insert(label.to_owned(), Arc::new(backend));
+        Ok(())
+    }
+
+    /// A runtime config's stores, with no runtime config file, no app
+    /// directory and no state directory (so `default` is in memory).
+    #[cfg(test)]
+    pub fn parse(text: &str) -> Result<Self> {
+        Self::build(text, None, None, &StateDirArg::Unset)
+    }
+
+    /// Only `default`, in memory (Spin with `--state-dir ""`).
+    #[cfg(test)]
+    pub fn in_memory_default() -> Self {
+        Self::parse("").expect("an empty runtime config")
+    }
+
     pub fn get(&self, label: &str) -> Option<Arc<dyn KvBackend>> {
-        self.0.get(label).cloned()
+        self.backends.get(label).cloned()
     }
 
     pub fn contains(&self, label: &str) -> bool {
-        self.0.contains_key(label)
+        self.backends.contains_key(label)
+    }
+
+    /// Where the store `label` lives, for the start-up log: a quoted file
+    /// path, "a temporary in-memory store" or "Redis".
+    pub fn place(&self, label: &str) -> Option<&str> {
+        self.places.get(label).map(String::as_str)
     }
 }
 
