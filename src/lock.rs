@@ -104,55 +104,42 @@ mod tests {
     use crate::store::MemoryStore;
     use crate::ticket::RecordId;
 
-    fn id() -> RecordId {
-        RecordId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap()
-    }
-
-    fn lock<'a>(kv: &'a MemoryStore, clock: &'a FixedClock, up: &'a Upkeep<'a>) -> SessionLock<'a> {
+    /// One attempt at the lock of a fixed session, at `clock`'s time, hold 20 s
+    /// (window 10 s, span 2).
+    fn attempt(kv: &MemoryStore, clock: &FixedClock) -> Result<Option<Held>, StoreError> {
+        let upkeep = Upkeep { kv, clock };
+        let id = RecordId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
         SessionLock {
             kv,
             clock,
-            upkeep: up,
+            upkeep: &upkeep,
             hold: 20,
         }
+        .try_acquire(&id)
+    }
+
+    fn taken(kv: &MemoryStore, clock: &FixedClock) -> bool {
+        attempt(kv, clock).unwrap().is_none()
     }
 
     #[test]
     fn one_holder_at_a_time_and_free_again_after_release() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1_000_000);
-        let up = Upkeep {
-            kv: &kv,
-            clock: &clock,
-        };
-        let l = lock(&kv, &clock, &up);
-        let held = l.try_acquire(&id()).unwrap().expect("free");
-        assert!(l.try_acquire(&id()).unwrap().is_none(), "taken");
+        let (kv, clock) = (MemoryStore::new(), FixedClock::at(1_000_000));
+        let held = attempt(&kv, &clock).unwrap().expect("free");
+        assert!(taken(&kv, &clock));
         clock.advance(19);
-        assert!(
-            l.try_acquire(&id()).unwrap().is_none(),
-            "still taken within the hold time"
-        );
+        assert!(taken(&kv, &clock), "still taken within the hold time");
         held.release(&kv);
-        assert!(
-            l.try_acquire(&id()).unwrap().is_some(),
-            "free after release"
-        );
+        assert!(!taken(&kv, &clock), "free after release");
     }
 
     #[test]
     fn a_lock_left_behind_stops_mattering_after_its_span() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1_000_000);
-        let up = Upkeep {
-            kv: &kv,
-            clock: &clock,
-        };
-        let l = lock(&kv, &clock, &up);
-        let _crashed = l.try_acquire(&id()).unwrap().unwrap();
-        // Window 10 s, span 2: protected for at least 20 s, at most 30 s.
+        let (kv, clock) = (MemoryStore::new(), FixedClock::at(1_000_000));
+        let _crashed = attempt(&kv, &clock).unwrap().unwrap();
+        // Protected for at least 20 s, at most 30 s.
         let mut waited = 0;
-        while l.try_acquire(&id()).unwrap().is_none() {
+        while taken(&kv, &clock) {
             clock.advance(1);
             waited += 1;
             assert!(waited <= 30, "a dead holder's lock lasted too long");
@@ -164,37 +151,22 @@ mod tests {
     fn holders_at_every_offset_exclude_each_other_while_within_the_hold_time() {
         for start in 0..10 {
             let kv = MemoryStore::new();
-            let clock = FixedClock::at(1_000_000 + start);
-            let up = Upkeep {
-                kv: &kv,
-                clock: &clock,
-            };
-            let l = lock(&kv, &clock, &up);
-            let _a = l.try_acquire(&id()).unwrap().unwrap();
+            let _a = attempt(&kv, &FixedClock::at(1_000_000 + start))
+                .unwrap()
+                .unwrap();
             for later in 0..20 {
-                let c2 = FixedClock::at(1_000_000 + start + later);
-                let up2 = Upkeep {
-                    kv: &kv,
-                    clock: &c2,
-                };
-                let l2 = lock(&kv, &c2, &up2);
-                assert!(l2.try_acquire(&id()).unwrap().is_none(), "{start} {later}");
+                let other = FixedClock::at(1_000_000 + start + later);
+                assert!(taken(&kv, &other), "{start} {later}");
             }
         }
     }
 
     #[test]
     fn a_failed_attempt_leaves_no_key_that_blocks_the_next() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1_000_000);
-        let up = Upkeep {
-            kv: &kv,
-            clock: &clock,
-        };
-        let l = lock(&kv, &clock, &up);
-        let held = l.try_acquire(&id()).unwrap().unwrap();
+        let (kv, clock) = (MemoryStore::new(), FixedClock::at(1_000_000));
+        let held = attempt(&kv, &clock).unwrap().unwrap();
         for _ in 0..3 {
-            assert!(l.try_acquire(&id()).unwrap().is_none());
+            assert!(taken(&kv, &clock));
         }
         held.release(&kv);
         assert!(
@@ -205,13 +177,8 @@ mod tests {
 
     #[test]
     fn store_failure_is_an_error_and_holds_nothing() {
-        let kv = MemoryStore::new();
-        let clock = FixedClock::at(1_000_000);
-        let up = Upkeep {
-            kv: &kv,
-            clock: &clock,
-        };
+        let (kv, clock) = (MemoryStore::new(), FixedClock::at(1_000_000));
         kv.down.set(true);
-        assert!(lock(&kv, &clock, &up).try_acquire(&id()).is_err());
+        assert!(attempt(&kv, &clock).is_err());
     }
 }

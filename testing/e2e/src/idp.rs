@@ -312,6 +312,21 @@ impl Idp {
         response.json()
     }
 
+    /// A redirect from the app page at `from` to the IdP's end-session endpoint (from
+    /// discovery), without `id_token_hint` or `post_logout_redirect_uri`: what a user
+    /// does who signs out on the IdP's own pages.
+    pub fn end_session_redirect(&self, from: &str) -> Response {
+        let end_session = Url::parse(&self.endpoint("end_session_endpoint")).unwrap();
+        Response {
+            method: "GET".into(),
+            url: Url::parse(from).unwrap(),
+            status: 303,
+            headers: vec![("location".into(), end_session.to_string())],
+            body: String::new(),
+            posted: None,
+        }
+    }
+
     /// An endpoint from the discovery document (e.g. "token_endpoint").
     pub fn endpoint(&self, name: &str) -> String {
         self.discovery()[name]

@@ -132,21 +132,6 @@ fn assert_ended(redis: &Redis, cookie: &str) {
     );
 }
 
-/// A redirect from the app's /user page to the IdP's end-session endpoint (from
-/// discovery), without `id_token_hint` or `post_logout_redirect_uri`: what a user does
-/// who signs out on the IdP's own pages.
-fn to_idp_end_session(idp: &Idp, from: &str) -> Response {
-    let end_session = Url::parse(&idp.endpoint("end_session_endpoint")).unwrap();
-    Response {
-        method: "GET".into(),
-        url: Url::parse(from).unwrap(),
-        status: 303,
-        headers: vec![("location".into(), end_session.to_string())],
-        body: String::new(),
-        posted: None,
-    }
-}
-
 /// What the IdP's back-channel POST did, from the front's access log.
 struct Delivery {
     /// The replica nginx gave the POST to.
@@ -162,7 +147,7 @@ struct Delivery {
 fn log_out_at_idp(set: &Replicas, idp: &Idp, browser: &mut Browser, sid: &str) -> Delivery {
     let before = set.nginx().access_log().len();
     let idp_log_before = idp.log().len();
-    let done = idp.logout(browser, &to_idp_end_session(idp, &set.url("/user")));
+    let done = idp.logout(browser, &idp.end_session_redirect(&set.url("/user")));
     done.assert_status(200);
     assert!(
         done.url.as_str().starts_with(&idp.origin()),
@@ -409,7 +394,7 @@ fn v3_a_replayed_logout_token_is_refused_on_another_replica() {
     let mut browser = Browser::new();
     let (id, _) = sign_in_v3(&set, &idp, &redis, &mut browser);
 
-    let done = idp.logout(&mut browser, &to_idp_end_session(&idp, &set.url("/user")));
+    let done = idp.logout(&mut browser, &idp.end_session_redirect(&set.url("/user")));
     done.assert_status(200);
     let requests = recorder.requests();
     assert_eq!(

@@ -735,21 +735,6 @@ fn two_callbacks_with_one_state_at_once_log_in_once() {
     assert_eq!(user.text_by_id("username").as_deref(), Some(USER));
 }
 
-/// A redirect from the app's /user page to the IdP's end-session endpoint (from
-/// discovery), without `id_token_hint`: what a user does who signs out on the IdP's
-/// own pages.
-fn to_idp_end_session(idp: &Idp, from: &str) -> Response {
-    let end_session = Url::parse(&idp.endpoint("end_session_endpoint")).unwrap();
-    Response {
-        method: "GET".into(),
-        url: Url::parse(from).unwrap(),
-        status: 303,
-        headers: vec![("location".into(), end_session.to_string())],
-        body: String::new(),
-        posted: None,
-    }
-}
-
 /// One real logout token (the IdP delivers it to a recorder, as in
 /// backchannel_logout.rs) POSTed at the same moment to two replicas sharing one
 /// Redis, as a retrying IdP might. Its `jti` is claimed with `increment`. Proves:
@@ -773,7 +758,7 @@ fn one_logout_token_at_two_replicas_at_once_is_accepted_once() {
     let mut user = d.sign_in(USER, None);
     let done = d.idp.logout(
         &mut user.browser,
-        &to_idp_end_session(&d.idp, &d.set.url("/user")),
+        &d.idp.end_session_redirect(&d.set.url("/user")),
     );
     done.assert_status(200);
     let requests = recorder.requests();
