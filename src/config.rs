@@ -189,36 +189,9 @@ fn parse_http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
 }
 
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
-    use std::collections::HashMap;
-
-    pub struct MapVars(pub HashMap<String, String>);
-
-    impl Variables for MapVars {
-        fn get(&self, name: &str) -> Result<Option<String>, String> {
-            Ok(self.0.get(name).cloned())
-        }
-    }
-
-    pub fn vars() -> MapVars {
-        MapVars(
-            [
-                ("client_id", "client1"),
-                ("client_secret", "s3cret"),
-                ("oidc_issuer_url", "https://idp.example/realms/demo"),
-                ("oidc_idp_origin", "https://idp.example"),
-                ("client_base_url", "https://app.example/"),
-            ]
-            .into_iter()
-            .map(|(k, v)| (k.to_owned(), v.to_owned()))
-            .collect(),
-        )
-    }
-
-    pub fn config() -> Config {
-        Config::load(&vars()).unwrap()
-    }
+    use crate::testing::{config, vars};
 
     #[test]
     fn loads_with_defaults() {

@@ -3,13 +3,13 @@
 //! bad-input case. (The built .wasm is tested against real parts in testing/e2e.)
 
 use crate::app::{Platform, handle};
-use crate::config::tests::vars;
 use crate::oidc::test_keys;
 use crate::request::Request;
 use crate::response::Response;
-use crate::seams::fakes::{CountingRandom, FakeHttp, FixedClock, json_response};
 use crate::seams::{HttpError, HttpRequest};
-use crate::store::MemoryStore;
+use crate::testing::MemoryStore;
+use crate::testing::vars;
+use crate::testing::{CountingRandom, FakeHttp, FixedClock, json_response};
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -36,7 +36,7 @@ struct World {
     rng: CountingRandom,
     http: FakeHttp,
     idp: Rc<RefCell<IdpState>>,
-    vars: crate::config::tests::MapVars,
+    vars: crate::testing::MapVars,
     cookies: HashMap<String, String>,
 }
 

@@ -24,6 +24,9 @@ pub mod ticket;
 pub mod timefmt;
 pub mod upkeep;
 
+#[cfg(any(test, feature = "test-support"))]
+pub mod testing;
+
 #[cfg(test)]
 mod flow_tests;
 

@@ -100,8 +100,8 @@ impl Held {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seams::fakes::FixedClock;
-    use crate::store::MemoryStore;
+    use crate::testing::FixedClock;
+    use crate::testing::MemoryStore;
     use crate::ticket::RecordId;
 
     /// One attempt at the lock of a fixed session, at `clock`'s time, hold 20 s

@@ -516,8 +516,8 @@ struct PrivateRef<'s> {
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use crate::seams::fakes::{CountingRandom, FixedClock};
-    use crate::store::MemoryStore;
+    use crate::testing::MemoryStore;
+    use crate::testing::{CountingRandom, FixedClock};
 
     pub fn identity() -> Identity {
         Identity {

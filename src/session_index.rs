@@ -101,12 +101,12 @@ impl JtiClaim {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seams::fakes::{CountingRandom, FixedClock};
     use crate::session::{
         Lifetimes, Sessions,
         tests::{identity, tokens},
     };
-    use crate::store::MemoryStore;
+    use crate::testing::MemoryStore;
+    use crate::testing::{CountingRandom, FixedClock};
 
     #[test]
     fn indexes_by_sid_and_sub_and_prunes_dead_sessions() {

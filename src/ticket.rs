@@ -187,7 +187,7 @@ fn decodes_to(s: &str, len: usize) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seams::fakes::CountingRandom;
+    use crate::testing::CountingRandom;
 
     #[test]
     fn cookie_value_round_trips_and_has_the_documented_shape() {

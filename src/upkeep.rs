@@ -184,8 +184,8 @@ struct IndexEntry {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seams::fakes::FixedClock;
-    use crate::store::MemoryStore;
+    use crate::testing::FixedClock;
+    use crate::testing::MemoryStore;
 
     const T0: i64 = 1_000_000_020;
 

@@ -154,9 +154,9 @@ pub fn load(
 #[cfg(test)]
 pub mod tests {
     use super::*;
-    use crate::config::tests::config;
-    use crate::seams::fakes::{FakeHttp, FixedClock, json_response};
-    use crate::store::MemoryStore;
+    use crate::testing::MemoryStore;
+    use crate::testing::config;
+    use crate::testing::{FakeHttp, FixedClock, json_response};
     use serde_json::json;
 
     pub fn doc() -> serde_json::Value {

@@ -188,8 +188,8 @@ impl KeySet<'_> {
 mod tests {
     use super::*;
     use crate::oidc::test_keys;
-    use crate::seams::fakes::{FakeHttp, FixedClock, json_response};
-    use crate::store::MemoryStore;
+    use crate::testing::MemoryStore;
+    use crate::testing::{FakeHttp, FixedClock, json_response};
     use serde_json::json;
 
     #[test]

@@ -184,8 +184,8 @@ impl PendingLogin {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seams::fakes::{CountingRandom, FixedClock};
-    use crate::store::MemoryStore;
+    use crate::testing::MemoryStore;
+    use crate::testing::{CountingRandom, FixedClock};
 
     fn setup() -> (MemoryStore, FixedClock, Ticket, LoginTransaction) {
         let kv = MemoryStore::new();

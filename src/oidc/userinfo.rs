@@ -48,7 +48,7 @@ pub fn fetch(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::seams::fakes::{FakeHttp, json_response};
+    use crate::testing::{FakeHttp, json_response};
     use serde_json::json;
 
     #[test]

@@ -18,7 +18,8 @@ use oidc_client::seams::{Clock, HttpClient, HttpError, HttpRequest, HttpResponse
 use oidc_client::secret::Secret;
 use oidc_client::session::{Identity, Lifetimes, PrettyJson, Sessions, Tokens};
 use oidc_client::session_index;
-use oidc_client::store::{KeyValue, MemoryStore};
+use oidc_client::store::KeyValue;
+use oidc_client::testing::MemoryStore;
 use oidc_client::ticket::Ticket;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
 use p256::pkcs8::EncodePrivateKey;
