@@ -3,12 +3,9 @@
 //! forwards) or as a receiver (e.g. of back-channel logout tokens).
 
 use std::collections::BTreeMap;
-use std::io::{BufReader, Write};
-use std::net::{Ipv4Addr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
-use std::time::Duration;
+
+use crate::http1::{HttpResponse, IncomingRequest, Reply, Server};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]
@@ -23,52 +20,28 @@ pub struct RecordedRequest {
     pub connection: usize,
 }
 
-struct Shared {
-    requests: Mutex<Vec<RecordedRequest>>,
-    connections: AtomicUsize,
-    stopping: AtomicBool,
-}
-
 /// A running echo server on 127.0.0.1.
 pub struct EchoServer {
     name: String,
-    port: u16,
-    shared: Arc<Shared>,
-    thread: Option<JoinHandle<()>>,
+    server: Server,
+    requests: Arc<Mutex<Vec<RecordedRequest>>>,
 }
 
 impl EchoServer {
     /// Starts a server named `name` (echoed in every answer) on a free port.
     pub fn start(name: &str) -> EchoServer {
-        let listener = TcpListener::bind((Ipv4Addr::LOCALHOST, 0)).expect("bind 127.0.0.1:0");
-        let port = listener.local_addr().unwrap().port();
-        let shared = Arc::new(Shared {
-            requests: Mutex::new(Vec::new()),
-            connections: AtomicUsize::new(0),
-            stopping: AtomicBool::new(false),
-        });
-        let thread_shared = Arc::clone(&shared);
+        let requests = Arc::new(Mutex::new(Vec::new()));
+        let recorded = Arc::clone(&requests);
         let server_name = name.to_string();
-        let thread = std::thread::Builder::new()
-            .name(format!("echo-{name}"))
-            .spawn(move || {
-                for stream in listener.incoming() {
-                    if thread_shared.stopping.load(Ordering::SeqCst) {
-                        break;
-                    }
-                    let Ok(stream) = stream else { continue };
-                    let id = thread_shared.connections.fetch_add(1, Ordering::SeqCst) + 1;
-                    let shared = Arc::clone(&thread_shared);
-                    let name = server_name.clone();
-                    std::thread::spawn(move || serve(stream, id, &name, &shared));
-                }
-            })
-            .expect("spawn the echo server");
+        let server = Server::start(
+            &format!("echo-{name}"),
+            0,
+            Arc::new(move |request| echo(&server_name, request, &recorded)),
+        );
         EchoServer {
             name: name.to_string(),
-            port,
-            shared,
-            thread: Some(thread),
+            server,
+            requests,
         }
     }
 
@@ -77,81 +50,52 @@ impl EchoServer {
     }
 
     pub fn port(&self) -> u16 {
-        self.port
+        self.server.port()
     }
 
     /// `127.0.0.1:PORT`
     pub fn addr(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
+        format!("127.0.0.1:{}", self.port())
     }
 
     /// `http://127.0.0.1:PORT`
     pub fn base_url(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("http://127.0.0.1:{}", self.port())
     }
 
     /// The requests received so far.
     pub fn requests(&self) -> Vec<RecordedRequest> {
-        self.shared.requests.lock().unwrap().clone()
+        self.requests.lock().unwrap().clone()
     }
 
     /// How many TCP connections were accepted so far.
     pub fn connections(&self) -> usize {
-        self.shared.connections.load(Ordering::SeqCst)
+        self.server.connections()
     }
 
-    /// Stops accepting connections and closes the port.
+    /// Stops accepting connections and closes the port (and open connections).
     pub fn stop(&mut self) {
-        if let Some(thread) = self.thread.take() {
-            self.shared.stopping.store(true, Ordering::SeqCst);
-            // Wake the accept loop.
-            let _ = TcpStream::connect((Ipv4Addr::LOCALHOST, self.port));
-            let _ = thread.join();
-        }
+        self.server.stop();
     }
 }
 
-impl Drop for EchoServer {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-fn serve(stream: TcpStream, connection: usize, name: &str, shared: &Shared) {
-    let _ = stream.set_read_timeout(Some(Duration::from_secs(30)));
-    let mut reader = BufReader::new(stream);
-    loop {
-        let Some(request) = crate::http1::read_request(&mut reader) else {
-            return;
-        };
-        if shared.stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let keep_alive = request.keep_alive;
-        let recorded = RecordedRequest {
-            method: request.method,
-            target: request.target,
-            headers: request.headers,
-            body: String::from_utf8_lossy(&request.body).into_owned(),
-            connection,
-        };
-        let answer = serde_json::json!({
-            "server": name,
-            "method": recorded.method,
-            "target": recorded.target,
-            "headers": recorded.headers,
-            "body": recorded.body,
-            "connection": connection,
-        })
-        .to_string();
-        shared.requests.lock().unwrap().push(recorded);
-        let response = format!(
-            "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: {}\r\n\r\n{answer}",
-            answer.len(),
-            if keep_alive { "keep-alive" } else { "close" }
-        );
-        if reader.get_mut().write_all(response.as_bytes()).is_err() || !keep_alive {
-            return;
-        }
-    }
+/// Records `request` and answers with its JSON description.
+fn echo(name: &str, request: IncomingRequest, requests: &Mutex<Vec<RecordedRequest>>) -> Reply {
+    let recorded = RecordedRequest {
+        method: request.method,
+        target: request.target,
+        headers: request.headers,
+        body: String::from_utf8_lossy(&request.body).into_owned(),
+        connection: request.connection,
+    };
+    let answer = serde_json::json!({
+        "server": name,
+        "method": recorded.method,
+        "target": recorded.target,
+        "headers": recorded.headers,
+        "body": recorded.body,
+        "connection": recorded.connection,
+    });
+    requests.lock().unwrap().push(recorded);
+    Reply::Respond(HttpResponse::json(200, &answer))
 }

@@ -1,160 +1,231 @@
-//! Reading HTTP/1.1 requests, for the harness's own small servers (the echo
-//! server and the fake IdP): a request line, headers, and a `Content-Length` or
-//! chunked body. Anything malformed ends the connection (`None`).
+//! The harness's own HTTP/1.1 servers (the echo server, the fake IdP): hyper on a
+//! tokio runtime of their own, a sync handler per request, and a stop that closes
+//! the port and every open connection at once (the runtime goes, and with it every
+//! connection, hang and delay).
 
 use std::collections::BTreeMap;
-use std::io::BufRead;
+use std::net::{Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
 
-/// The largest body these servers read; more ends the connection.
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::{Bytes, Incoming};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+
+/// The largest request body read; more ends the connection.
 const MAX_BODY: usize = 1024 * 1024;
 
-/// One request as read from the wire.
+/// How long a stop waits for handlers still running.
+const STOP_GRACE: Duration = Duration::from_secs(5);
+
+/// One request as the server read it.
 #[derive(Debug, Clone)]
-pub struct RawRequest {
+pub struct IncomingRequest {
     pub method: String,
     /// The request target as sent (path and query).
     pub target: String,
     /// Header names lowercased; repeated headers joined with ", ".
     pub headers: BTreeMap<String, String>,
     pub body: Vec<u8>,
-    /// Whether the client asked to keep the connection open (HTTP/1.1 without
-    /// `Connection: close`).
-    pub keep_alive: bool,
+    /// Which TCP connection (1, 2, ...) carried it.
+    pub connection: usize,
 }
 
-/// Reads the next request; None at end of stream or on malformed input.
-pub fn read_request(reader: &mut impl BufRead) -> Option<RawRequest> {
-    let request_line = read_line(reader)?;
-    let mut parts = request_line.split_whitespace();
-    let method = parts.next()?.to_string();
-    let target = parts.next()?.to_string();
-    let version = parts.next().unwrap_or("HTTP/1.0").to_string();
-    let mut headers: BTreeMap<String, String> = BTreeMap::new();
-    loop {
-        let line = read_line(reader)?;
-        let line = line.trim_end();
-        if line.is_empty() {
-            break;
-        }
-        if let Some((k, v)) = line.split_once(':') {
-            headers
-                .entry(k.trim().to_ascii_lowercase())
-                .and_modify(|e| {
-                    e.push_str(", ");
-                    e.push_str(v.trim());
-                })
-                .or_insert_with(|| v.trim().to_string());
+/// A response to send.
+#[derive(Debug, Clone)]
+pub struct HttpResponse {
+    pub status: u16,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpResponse {
+    pub fn new(status: u16, content_type: &str, body: impl Into<Vec<u8>>) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("content-type".into(), content_type.into())],
+            body: body.into(),
         }
     }
-    let chunked = headers
-        .get("transfer-encoding")
-        .is_some_and(|t| t.to_ascii_lowercase().contains("chunked"));
-    let body = if chunked {
-        read_chunked(reader)?
-    } else {
-        let length: usize = match headers.get("content-length") {
-            Some(l) => l.parse().ok()?,
-            None => 0,
-        };
-        if length > MAX_BODY {
-            return None;
+
+    pub fn json(status: u16, value: &serde_json::Value) -> HttpResponse {
+        HttpResponse::new(status, "application/json", value.to_string())
+    }
+
+    pub fn redirect(status: u16, location: &str) -> HttpResponse {
+        HttpResponse {
+            status,
+            headers: vec![("location".into(), location.into())],
+            body: Vec::new(),
         }
-        let mut body = vec![0u8; length];
-        reader.read_exact(&mut body).ok()?;
-        body
-    };
-    let keep_alive = version == "HTTP/1.1"
-        && !headers
-            .get("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"));
-    Some(RawRequest {
-        method,
-        target,
+    }
+
+    pub fn with_header(mut self, name: &str, value: &str) -> HttpResponse {
+        self.headers.push((name.into(), value.into()));
+        self
+    }
+}
+
+/// What to do with a request.
+#[derive(Debug, Clone)]
+pub enum Reply {
+    Respond(HttpResponse),
+    /// Keep the connection open and never answer (until the server stops).
+    Hang,
+    /// Wait, then answer (the wait ends, unanswered, when the server stops).
+    Delayed(Duration, HttpResponse),
+    /// Close the connection without answering.
+    Close,
+}
+
+pub type Handler = dyn Fn(IncomingRequest) -> Reply + Send + Sync;
+
+/// A running server on 127.0.0.1.
+pub struct Server {
+    port: u16,
+    connections: Arc<AtomicUsize>,
+    runtime: Option<tokio::runtime::Runtime>,
+}
+
+impl Server {
+    /// Listens on `port` (0: a free one) and answers every request with `handler`;
+    /// `name` names the runtime's threads.
+    pub fn start(name: &str, port: u16, handler: Arc<Handler>) -> Server {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name(name)
+            .enable_all()
+            .build()
+            .expect("a tokio runtime");
+        let listener = runtime
+            .block_on(tokio::net::TcpListener::bind((Ipv4Addr::LOCALHOST, port)))
+            .unwrap_or_else(|e| panic!("bind 127.0.0.1:{port} for {name}: {e}"));
+        let port = listener.local_addr().unwrap().port();
+        let connections = Arc::new(AtomicUsize::new(0));
+        runtime.spawn(accept(listener, Arc::clone(&connections), handler));
+        Server {
+            port,
+            connections,
+            runtime: Some(runtime),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// How many TCP connections were accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Closes the port and every open connection; ends hangs and delays.
+    pub fn stop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_timeout(STOP_GRACE);
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+async fn accept(
+    listener: tokio::net::TcpListener,
+    connections: Arc<AtomicUsize>,
+    handler: Arc<Handler>,
+) {
+    loop {
+        let Ok((stream, _)): std::io::Result<(_, SocketAddr)> = listener.accept().await else {
+            continue;
+        };
+        // Head and body leave together; no wait for the client's delayed ACK.
+        let _ = stream.set_nodelay(true);
+        let connection = connections.fetch_add(1, Ordering::SeqCst) + 1;
+        let handler = Arc::clone(&handler);
+        tokio::spawn(async move {
+            let service = service_fn(move |request| {
+                answer(request, connection, Arc::clone(&handler))
+            });
+            // A closed or broken connection is no news to the test.
+            let _ = http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}
+
+/// Why a connection ends without an answer.
+#[derive(Debug)]
+struct Unanswered(&'static str);
+
+impl std::fmt::Display for Unanswered {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
+}
+
+impl std::error::Error for Unanswered {}
+
+/// Runs the handler; an error from here makes hyper close the connection unanswered.
+async fn answer(
+    request: hyper::Request<Incoming>,
+    connection: usize,
+    handler: Arc<Handler>,
+) -> Result<hyper::Response<Full<Bytes>>, Unanswered> {
+    let (parts, body) = request.into_parts();
+    let body = Limited::new(body, MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| Unanswered("unreadable or oversized request body"))?
+        .to_bytes()
+        .to_vec();
+    let mut headers: BTreeMap<String, String> = BTreeMap::new();
+    for (name, value) in &parts.headers {
+        let value = String::from_utf8_lossy(value.as_bytes());
+        headers
+            .entry(name.as_str().to_string())
+            .and_modify(|e| {
+                e.push_str(", ");
+                e.push_str(&value);
+            })
+            .or_insert_with(|| value.into_owned());
+    }
+    let incoming = IncomingRequest {
+        method: parts.method.to_string(),
+        target: parts.uri.to_string(),
         headers,
         body,
-        keep_alive,
-    })
-}
-
-/// One line, None at end of stream.
-fn read_line(reader: &mut impl BufRead) -> Option<String> {
-    let mut line = String::new();
-    match reader.read_line(&mut line).ok()? {
-        0 => None,
-        _ => Some(line),
-    }
-}
-
-/// A chunked body (RFC 9112 7.1); trailers are skipped.
-fn read_chunked(reader: &mut impl BufRead) -> Option<Vec<u8>> {
-    let mut body = Vec::new();
-    loop {
-        let size_line = read_line(reader)?;
-        let size = usize::from_str_radix(size_line.trim().split(';').next()?.trim(), 16).ok()?;
-        if size == 0 {
-            loop {
-                if read_line(reader)?.trim_end().is_empty() {
-                    return Some(body);
-                }
-            }
+        connection,
+    };
+    // The handler is sync and may take a lock the test holds: off the workers.
+    let reply = tokio::task::spawn_blocking(move || handler(incoming))
+        .await
+        .map_err(|_| Unanswered("the handler panicked"))?;
+    let response = match reply {
+        Reply::Respond(r) => r,
+        Reply::Delayed(wait, r) => {
+            tokio::time::sleep(wait).await;
+            r
         }
-        if body.len() + size > MAX_BODY {
-            return None;
-        }
-        let start = body.len();
-        body.resize(start + size, 0);
-        reader.read_exact(&mut body[start..]).ok()?;
-        let mut crlf = [0u8; 2];
-        reader.read_exact(&mut crlf).ok()?;
-    }
+        Reply::Hang => std::future::pending().await,
+        Reply::Close => return Err(Unanswered("the handler closes the connection")),
+    };
+    to_hyper(response)
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn read(raw: &str) -> Option<RawRequest> {
-        read_request(&mut raw.as_bytes())
+fn to_hyper(response: HttpResponse) -> Result<hyper::Response<Full<Bytes>>, Unanswered> {
+    let mut builder = hyper::Response::builder().status(response.status);
+    for (name, value) in &response.headers {
+        builder = builder.header(name.as_str(), value.as_str());
     }
-
-    #[test]
-    fn content_length_body_and_joined_headers() {
-        let r = read(
-            "POST /token?x=1 HTTP/1.1\r\nX-A: 1\r\nx-a: 2\r\nContent-Length: 3\r\n\r\nabcNEXT",
-        )
-        .unwrap();
-        assert_eq!(
-            (r.method.as_str(), r.target.as_str()),
-            ("POST", "/token?x=1")
-        );
-        assert_eq!(r.headers["x-a"], "1, 2");
-        assert_eq!(r.body, b"abc");
-        assert!(r.keep_alive);
-    }
-
-    #[test]
-    fn chunked_body_with_trailer() {
-        let r = read("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\nT: 1\r\n\r\n")
-            .unwrap();
-        assert_eq!(r.body, b"abcde");
-    }
-
-    #[test]
-    fn connection_close_and_http_1_0_do_not_keep_alive() {
-        assert!(
-            !read("GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
-                .unwrap()
-                .keep_alive
-        );
-        assert!(!read("GET / HTTP/1.0\r\n\r\n").unwrap().keep_alive);
-    }
-
-    #[test]
-    fn malformed_or_truncated_input_ends_the_connection() {
-        assert!(read("").is_none());
-        assert!(read("GET / HTTP/1.1\r\nHost: x\r\n").is_none());
-        assert!(read("POST / HTTP/1.1\r\nContent-Length: nope\r\n\r\n").is_none());
-        assert!(read("POST / HTTP/1.1\r\nContent-Length: 5\r\n\r\nab").is_none());
-        assert!(read("POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n").is_none());
-    }
+    builder
+        .body(Full::new(Bytes::from(response.body)))
+        .map_err(|_| Unanswered("the handler's response is not valid HTTP"))
 }
