@@ -1,7 +1,6 @@
-//! `redis-server` on a free loopback port, and a tiny RESP client to look inside it.
+//! `redis-server` on a free loopback port, and a client (the `redis` crate's) to
+//! look inside it.
 
-use std::io::{BufRead, BufReader, Write};
-use std::net::{Ipv4Addr, TcpStream};
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
@@ -210,7 +209,7 @@ impl Redis {
     }
 }
 
-/// A RESP reply.
+/// A RESP reply, as the tests match on it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum RespValue {
     Simple(String),
@@ -221,84 +220,71 @@ pub enum RespValue {
     Array(Vec<RespValue>),
 }
 
-/// A minimal RESP2 client over one TCP connection.
+impl From<redis::Value> for RespValue {
+    fn from(value: redis::Value) -> RespValue {
+        use redis::Value;
+        match value {
+            Value::Nil => RespValue::Nil,
+            Value::Int(n) => RespValue::Integer(n),
+            Value::BulkString(bytes) => RespValue::Bulk(bytes),
+            Value::Array(items) | Value::Set(items) => {
+                RespValue::Array(items.into_iter().map(RespValue::from).collect())
+            }
+            Value::SimpleString(s) => RespValue::Simple(s),
+            Value::Okay => RespValue::Simple("OK".to_string()),
+            Value::ServerError(e) => RespValue::Error(match e.details() {
+                Some(details) => format!("{} {details}", e.code()),
+                None => e.code().to_string(),
+            }),
+            // RESP3 types; this client speaks RESP2 and never sees them.
+            other => panic!("unexpected RESP3 reply {other:?}"),
+        }
+    }
+}
+
+/// One connection to the server.
 pub struct RespClient {
-    reader: BufReader<TcpStream>,
+    connection: redis::Connection,
 }
 
 impl RespClient {
     pub fn connect(port: u16) -> std::io::Result<RespClient> {
-        let stream = TcpStream::connect_timeout(
-            &(Ipv4Addr::LOCALHOST, port).into(),
-            Duration::from_secs(2),
-        )?;
-        stream.set_read_timeout(Some(Duration::from_secs(10)))?;
-        stream.set_write_timeout(Some(Duration::from_secs(10)))?;
-        stream.set_nodelay(true)?;
-        Ok(RespClient {
-            reader: BufReader::new(stream),
-        })
+        // No `CLIENT SETINFO` on connect: the tests count the commands Redis ran.
+        let info = redis::IntoConnectionInfo::into_connection_info(("127.0.0.1", port))
+            .map_err(to_io)?
+            .set_redis_settings(redis::RedisConnectionInfo::default().set_skip_set_lib_name());
+        let connection = redis::Client::open(info)
+            .and_then(|client| client.get_connection_with_timeout(Duration::from_secs(2)))
+            .map_err(to_io)?;
+        connection
+            .set_read_timeout(Some(Duration::from_secs(10)))
+            .map_err(to_io)?;
+        connection
+            .set_write_timeout(Some(Duration::from_secs(10)))
+            .map_err(to_io)?;
+        Ok(RespClient { connection })
     }
 
-    /// Sends one command and reads its reply.
+    /// Sends one command and reads its reply (an error reply is a [`RespValue::Error`]).
     pub fn command(&mut self, args: &[&str]) -> std::io::Result<RespValue> {
-        let mut out = format!("*{}\r\n", args.len()).into_bytes();
-        for arg in args {
-            out.extend_from_slice(format!("${}\r\n", arg.len()).as_bytes());
-            out.extend_from_slice(arg.as_bytes());
-            out.extend_from_slice(b"\r\n");
+        let (name, rest) = args
+            .split_first()
+            .ok_or_else(|| std::io::Error::other("an empty Redis command"))?;
+        let mut command = redis::cmd(name);
+        command.arg(rest);
+        match redis::ConnectionLike::req_command(&mut self.connection, &command) {
+            Ok(value) => Ok(RespValue::from(value)),
+            Err(e) => match e.code() {
+                Some(code) => Ok(RespValue::Error(match e.detail() {
+                    Some(detail) => format!("{code} {detail}"),
+                    None => code.to_string(),
+                })),
+                None => Err(to_io(e)),
+            },
         }
-        self.reader.get_mut().write_all(&out)?;
-        self.read_value()
     }
+}
 
-    fn read_line(&mut self) -> std::io::Result<String> {
-        let mut line = String::new();
-        if self.reader.read_line(&mut line)? == 0 {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::UnexpectedEof,
-                "redis closed the connection",
-            ));
-        }
-        Ok(line.trim_end_matches(['\r', '\n']).to_string())
-    }
-
-    fn read_value(&mut self) -> std::io::Result<RespValue> {
-        let bad = |msg: String| std::io::Error::new(std::io::ErrorKind::InvalidData, msg);
-        let line = self.read_line()?;
-        let (kind, rest) = line.split_at(1.min(line.len()));
-        match kind {
-            "+" => Ok(RespValue::Simple(rest.to_string())),
-            "-" => Ok(RespValue::Error(rest.to_string())),
-            ":" => rest
-                .parse()
-                .map(RespValue::Integer)
-                .map_err(|e| bad(format!("bad integer {rest:?}: {e}"))),
-            "$" => {
-                let len: i64 = rest
-                    .parse()
-                    .map_err(|e| bad(format!("bad bulk length {rest:?}: {e}")))?;
-                if len < 0 {
-                    return Ok(RespValue::Nil);
-                }
-                let mut buf = vec![0u8; len as usize + 2];
-                std::io::Read::read_exact(&mut self.reader, &mut buf)?;
-                buf.truncate(len as usize);
-                Ok(RespValue::Bulk(buf))
-            }
-            "*" => {
-                let len: i64 = rest
-                    .parse()
-                    .map_err(|e| bad(format!("bad array length {rest:?}: {e}")))?;
-                if len < 0 {
-                    return Ok(RespValue::Nil);
-                }
-                (0..len)
-                    .map(|_| self.read_value())
-                    .collect::<Result<_, _>>()
-                    .map(RespValue::Array)
-            }
-            _ => Err(bad(format!("unexpected RESP line {line:?}"))),
-        }
-    }
+fn to_io(e: redis::RedisError) -> std::io::Error {
+    std::io::Error::other(e)
 }
