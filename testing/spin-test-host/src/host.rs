@@ -20,8 +20,8 @@ wasmtime::component::bindgen!({
     imports: { default: async | trappable },
     with: {
         "fermyon:spin/key-value.store": KvStore,
-        "wasi:keyvalue/store.bucket": crate::wasi_keyvalue::KvBucket,
-        "wasi:keyvalue/atomics.cas": crate::wasi_keyvalue::KvCas,
+        "wasi:keyvalue/store.bucket": crate::kv::handles::KvBucket,
+        "wasi:keyvalue/atomics.cas": crate::kv::handles::KvCas,
     },
 });
 

@@ -18,17 +18,10 @@ use wasmtime::component::Resource;
 
 use crate::host::wasi::keyvalue::{atomics, store};
 use crate::host::{HostState, OpenStoreError};
+use crate::kv::handles::{KvBucket, KvCas};
 use crate::kv::{IncrementError, KvBackend, KvError};
 
 use std::sync::Arc;
-
-/// What the guest holds for an open `bucket` resource.
-pub struct KvBucket {
-    backend: Arc<dyn KvBackend>,
-}
-
-/// The `cas` resource, which this host never creates.
-pub enum KvCas {}
 
 const CAS_UNSUPPORTED: &str = "compare-and-swap is not supported by spin-test-host";
 

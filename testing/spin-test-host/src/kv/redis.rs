@@ -48,7 +48,7 @@ use redis::AsyncCommands;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use tokio::sync::OnceCell;
 
-use super::{IncrementError, KvBackend, KvError, KvFuture};
+use super::backend::{IncrementError, KvBackend, KvError, KvFuture};
 
 /// How the client connects and reconnects.
 #[derive(Debug, Clone, Copy, PartialEq)]

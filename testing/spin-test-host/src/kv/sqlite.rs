@@ -30,7 +30,7 @@ use std::sync::{Mutex, MutexGuard, OnceLock};
 
 use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
 
-use super::{IncrementError, KvBackend, KvError, KvFuture};
+use super::backend::{IncrementError, KvBackend, KvError, KvFuture};
 
 /// Where a store's database lives (Spin: `DatabaseLocation`).
 #[derive(Debug, Clone, PartialEq, Eq)]
