@@ -12,9 +12,7 @@
 //! endpoints, with our own redirect URIs).
 
 use std::collections::HashSet;
-use std::io::{Read, Write};
-use std::net::TcpStream;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -714,11 +712,12 @@ impl RedirectAudit {
                 ));
             }
         } else if target.as_str().starts_with(&self.end_session) {
+            // RP-initiated logout always names where the IdP sends the browser back:
+            // our own start page, never a value from the request.
             match param("post_logout_redirect_uri") {
-                Some(p) if p != format!("{base}/") => {
-                    bad(format!("end-session with post_logout_redirect_uri {p:?}"))
-                }
-                _ => {}
+                Some(p) if p == format!("{base}/") => {}
+                Some(p) => bad(format!("end-session with post_logout_redirect_uri {p:?}")),
+                None => bad("end-session without post_logout_redirect_uri".into()),
             }
         } else {
             bad(format!(
@@ -735,29 +734,31 @@ impl RedirectAudit {
 }
 
 /// GET `target` byte for byte (a client library would normalise `/\` and the like);
-/// returns the status line and the Location header, if any.
-fn raw_get(port: u16, target: &str) -> (String, Option<String>) {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect to the host");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(30)))
-        .unwrap();
-    write!(
-        stream,
-        "GET {target} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n"
-    )
-    .unwrap();
-    let mut answer = Vec::new();
-    let _ = stream.read_to_end(&mut answer);
-    let text = String::from_utf8_lossy(&answer);
-    let head = text.split("\r\n\r\n").next().unwrap_or_default();
-    let status = head.lines().next().unwrap_or_default().to_string();
-    let location = head.lines().find_map(|l| {
-        let (k, v) = l.split_once(':')?;
-        k.trim()
-            .eq_ignore_ascii_case("location")
-            .then(|| v.trim().to_string())
-    });
-    (status, location)
+/// returns the status and the Location header, if any. Panics when there is no
+/// complete HTTP response (a reset or closed connection is not "no redirect"), and
+/// unless a Location comes exactly with a 3xx status.
+fn raw_get(port: u16, target: &str) -> (u16, Option<String>) {
+    let response = e2e::raw_http::send(port, &format!("GET {target} HTTP/1.1\r\n"), b"")
+        .unwrap_or_else(|e| panic!("GET {target}: no complete HTTP response: {e}"));
+    let location = response.header("location").map(str::to_owned);
+    assert!(
+        (100..600).contains(&response.status),
+        "GET {target}: status {}",
+        response.status
+    );
+    assert!(
+        response.status < 500,
+        "GET {target}: a server error {}: {}",
+        response.status,
+        response.body_text()
+    );
+    assert_eq!(
+        (300..400).contains(&response.status),
+        location.is_some(),
+        "GET {target}: status {} with Location {location:?}",
+        response.status
+    );
+    (response.status, location)
 }
 
 #[test]
