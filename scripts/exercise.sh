@@ -33,138 +33,25 @@ case "$mode" in v2 | v3) ;; *) usage ;; esac
 [[ "$front_port" =~ ^[1-9][0-9]*$ ]] && ((front_port < 65536)) || usage
 
 root=$(cd "$(dirname "$0")/.." && pwd)
+script=exercise
 front="http://127.0.0.1:$front_port"
+# shellcheck source=scripts/lib/local.sh
+. "$root/scripts/lib/local.sh"
 
-say() { printf '%s\n' "$*"; }
-die() {
-  printf 'exercise: %s\n' "$*" >&2
-  exit 1
-}
-
-for tool in node nginx curl; do
-  command -v "$tool" >/dev/null || die "$tool is missing (apt-get install -y nodejs nginx curl)"
-done
+need_tool node "apt-get install -y nodejs"
+need_tool nginx "apt-get install -y nginx"
+need_tool curl "apt-get install -y curl"
 if [ "$mode" = v3 ]; then
-  command -v redis-server >/dev/null || die "redis-server is missing (apt-get install -y redis-server)"
-  command -v redis-cli >/dev/null || die "redis-cli is missing (apt-get install -y redis-tools)"
+  need_tool redis-server "apt-get install -y redis-server"
+  need_tool redis-cli "apt-get install -y redis-tools"
 fi
-
-# Whether something accepts TCP connections on 127.0.0.1:$1.
-port_in_use() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 port_in_use "$front_port" && die "port $front_port is in use; pass another front port"
+taken+="$front_port "
 
-# ---------------------------------------------------------------- build
-wasm="$root/target/wasm32-wasip2/release/oidc_client.wasm"
-host_bin=${SPIN_TEST_HOST:-$root/target/debug/spin-test-host}
-if [ "${EXERCISE_NO_BUILD:-}" != 1 ]; then
-  say "building the component (cargo build --target wasm32-wasip2 --release -p oidc-client)"
-  (cd "$root" && CARGO_TARGET_DIR="$root/target" cargo build --quiet --target wasm32-wasip2 --release -p oidc-client)
-  if [ -z "${SPIN_TEST_HOST:-}" ]; then
-    say "building the test host (cargo build -p spin-test-host)"
-    (cd "$root" && CARGO_TARGET_DIR="$root/target" cargo build --quiet -p spin-test-host)
-  fi
-fi
-[ -f "$wasm" ] || die "$wasm is missing: cargo build --target wasm32-wasip2 --release -p oidc-client"
-[ -x "$host_bin" ] || die "$host_bin is missing: cargo build -p spin-test-host"
-if [ ! -d "$root/testing/idp/node_modules/oidc-provider" ]; then
-  say "installing the test IdP's packages (npm ci --prefix testing/idp)"
-  npm ci --prefix "$root/testing/idp" --no-audit --no-fund --silent
-fi
-
-# ---------------------------------------------------------------- processes
-work=$(mktemp -d "${TMPDIR:-/tmp}/exercise.XXXXXX")
-pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  if [ ${#pids[@]} -gt 0 ]; then
-    say ""
-    say "stopping ${#pids[@]} processes"
-    kill -TERM "${pids[@]}" 2>/dev/null || true
-    # Whatever has not ended 5 s after SIGTERM gets SIGKILL.
-    (
-      trap 'kill "$sleeper" 2>/dev/null; exit 0' TERM
-      sleep 5 &
-      sleeper=$!
-      wait "$sleeper"
-      kill -KILL "${pids[@]}" 2>/dev/null
-    ) &
-    local watchdog=$!
-    wait "${pids[@]}" 2>/dev/null || true
-    kill "$watchdog" 2>/dev/null || true
-    wait "$watchdog" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# Sets the variable named $1 to a free port at or above $2, not handed out before.
-taken=" $front_port "
-free_port() {
-  local p=$2
-  while port_in_use "$p" || [[ "$taken" == *" $p "* ]]; do p=$((p + 1)); done
-  taken+="$p "
-  printf -v "$1" '%s' "$p"
-}
-
-# Waits up to $4 seconds for the file $2, written by process $1, to contain a line
-# matching $3; prints it. Fails at once when the process has ended.
-wait_for_line() {
-  local pid=$1 file=$2 pattern=$3 deadline=$((SECONDS + $4))
-  while ((SECONDS < deadline)); do
-    if grep -m1 -E "$pattern" "$file" 2>/dev/null; then return 0; fi
-    kill -0 "$pid" 2>/dev/null || return 1
-    sleep 0.2
-  done
-  return 1
-}
-
-# Fails with the tail of a log.
-failed() {
-  say "--- $2 ---" >&2
-  tail -n 30 "$2" >&2 || true
-  die "$1"
-}
-
-secret="exercise-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')"
-
-free_port idp_port $((front_port + 1))
-say "starting the test IdP on 127.0.0.1:$idp_port"
-(
-  cd "$root/testing/idp"
-  IDP_PORT=$idp_port IDP_CLIENT_SECRET=$secret \
-    IDP_REDIRECT_URIS="$front/callback" IDP_POST_LOGOUT_REDIRECT_URIS="$front/" \
-    exec node server.js >"$work/idp.stdout.log" 2>"$work/idp.stderr.log"
-) &
-pids+=($!)
-issuer=$(wait_for_line "${pids[-1]}" "$work/idp.stdout.log" '^oidc-provider listening on ' 30) ||
-  failed "the IdP did not start" "$work/idp.stderr.log"
-issuer=${issuer#oidc-provider listening on }
-
-runtime_config=()
-if [ "$mode" = v3 ]; then
-  free_port redis_port $((idp_port + 1))
-  say "starting redis-server on 127.0.0.1:$redis_port"
-  mkdir -p "$work/redis"
-  redis-server --port "$redis_port" --bind 127.0.0.1 --save '' --appendonly no \
-    --daemonize no --dir "$work/redis" --logfile '' >"$work/redis.log" 2>&1 &
-  pids+=($!)
-  for _ in $(seq 100); do
-    [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] && break
-    sleep 0.1
-  done
-  [ "$(redis-cli -p "$redis_port" ping 2>/dev/null)" = PONG ] ||
-    failed "redis-server did not answer PING" "$work/redis.log"
-  # Spin's runtime config syntax (what `spin up --runtime-config-file` reads and what
-  # spin-operator renders into the pods); one file for every replica.
-  cat >"$work/runtime-config.toml" <<EOF
-[key_value_store.default]
-type = "redis"
-url = "redis://127.0.0.1:$redis_port"
-EOF
-  runtime_config=(--runtime-config-file "$work/runtime-config.toml")
-fi
+NO_BUILD=${EXERCISE_NO_BUILD:-} build
+start_work_dir
+start_idp "$front" $((front_port + 1))
+[ "$mode" = v3 ] && start_redis $((idp_port + 1))
 
 upstreams=""
 host_ports=()
@@ -174,30 +61,13 @@ for i in $(seq "$replicas"); do
   free_port port "$next"
   next=$((port + 1))
   host_ports+=("$port")
-  (
-    cd "$root"
-    # Only this replica's variables: nothing SPIN_VARIABLE_* from the caller's shell.
-    for v in $(env | sed -n 's/^\(SPIN_VARIABLE_[A-Za-z0-9_]*\)=.*/\1/p'); do unset "$v"; done
-    export SPIN_VARIABLE_CLIENT_ID=client1
-    export SPIN_VARIABLE_CLIENT_SECRET=$secret
-    export SPIN_VARIABLE_OIDC_ISSUER_URL=$issuer
-    export SPIN_VARIABLE_OIDC_IDP_ORIGIN=http://127.0.0.1:$idp_port
-    export SPIN_VARIABLE_CLIENT_BASE_URL=$front
-    export SPIN_VARIABLE_POD_NAME=replica-$i
-    export SPIN_VARIABLE_CLIENT_TITLE="Scaling exercise $mode"
-    # Its own state directory: the local store of this "pod" alone (with
-    # `spin up`: spin up --state-dir DIR, one DIR per replica).
-    exec "$host_bin" --manifest "$root/spin.toml" --listen "127.0.0.1:$port" "${runtime_config[@]}" \
-      --state-dir "$work/state/replica-$i" \
-      >"$work/replica-$i.stdout.log" 2>"$work/replica-$i.stderr.log"
-  ) &
-  pids+=($!)
-  host_pids+=("$!")
+  CLIENT_TITLE="Scaling exercise $mode" start_app "replica-$i" "$port" "$front" test-host
+  host_pids+=("$app_pid")
   upstreams+="        server 127.0.0.1:$port max_fails=0;"$'\n'
   if [ "$i" = 1 ]; then
     # The first start may compile the component; the others then load the cached code.
     say "starting replica-1 on 127.0.0.1:$port (the first start may compile the component)"
-    wait_for_line "$!" "$work/replica-1.stdout.log" '^listening on ' 600 >/dev/null ||
+    wait_for_line "$app_pid" "$work/replica-1.stdout.log" '^listening on ' 600 >/dev/null ||
       failed "replica-1 did not start" "$work/replica-1.stderr.log"
   fi
 done
