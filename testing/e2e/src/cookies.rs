@@ -1,34 +1,40 @@
-//! A per-origin cookie jar that follows RFC 6265 closely enough for these tests.
+//! The browser's cookies: `Set-Cookie` parsed by the `cookie` crate, stored and
+//! matched (paths, expiry, `Secure`) by `cookie_store`.
 //!
-//! Differences from a browser, on purpose: cookies are kept per origin (scheme, host
-//! and port) rather than per host, so the IdP's cookies and the app's never mix even
-//! though both live on 127.0.0.1; the `Domain` attribute is recorded but cookies stay
-//! host-only. Like current browsers, loopback counts as a secure context, so `Secure`
-//! cookies set over http://127.0.0.1 are kept and sent; the `__Host-` and `__Secure-`
-//! prefix rules are enforced (a cookie breaking them is rejected and noted).
+//! Differences from a browser, on purpose: one store per origin (scheme, host and
+//! port) rather than per host, so the IdP's cookies and the app's never mix even
+//! though both live on 127.0.0.1. Like current browsers (and `cookie_store`),
+//! loopback counts as a secure context, so `Secure` cookies set over
+//! http://127.0.0.1 are kept and sent.
+//!
+//! Kept by hand, because `cookie_store` accepts what a browser refuses and the tests
+//! must see the refusal: the `__Host-` and `__Secure-` prefix rules and `Secure`
+//! from an insecure origin (such a cookie is rejected and noted in
+//! [`CookieJar::rejected`]).
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+use cookie_store::{CookieExpiration, CookieStore};
 use url::Url;
 
-/// One cookie as set by a `Set-Cookie` header.
+/// One cookie as set by a `Set-Cookie` header (or as the jar holds it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Cookie {
     pub name: String,
     pub value: String,
     /// The `Path` attribute, or the default path derived from the request URL.
     pub path: String,
-    /// Whether the header carried a `Path` attribute.
+    /// The `Path` attribute as the header carried it.
     pub path_attribute: Option<String>,
     pub domain: Option<String>,
     /// When it expires (from `Max-Age`, else `Expires`); None for a session cookie.
     pub expires: Option<SystemTime>,
-    /// The raw `Max-Age` value, if any.
+    /// The `Max-Age` value in seconds, if any (negative values read as 0).
     pub max_age: Option<i64>,
     pub secure: bool,
     pub http_only: bool,
-    /// The `SameSite` value as written (e.g. "Lax").
+    /// The `SameSite` value ("Strict", "Lax" or "None"; matched case-insensitively).
     pub same_site: Option<String>,
     /// The whole header value.
     pub raw: String,
@@ -38,83 +44,48 @@ impl Cookie {
     /// Parses one `Set-Cookie` header value received for `url`. None when it has no
     /// `name=value` pair (browsers ignore such headers).
     pub fn parse(header: &str, url: &Url) -> Option<Cookie> {
-        let mut parts = header.split(';');
-        let pair = parts.next()?;
-        let (name, value) = pair.split_once('=')?;
-        let name = name.trim();
-        if name.is_empty() {
-            return None;
-        }
-        let mut cookie = Cookie {
-            name: name.to_string(),
-            value: value.trim().trim_matches('"').to_string(),
-            path: default_path(url),
-            path_attribute: None,
-            domain: None,
-            expires: None,
-            max_age: None,
-            secure: false,
-            http_only: false,
-            same_site: None,
-            raw: header.to_string(),
+        let parsed = cookie::Cookie::parse(header).ok()?;
+        let stored = cookie_store::Cookie::try_from_raw_cookie(&parsed, url).ok();
+        Some(Cookie::from_parts(&parsed, stored.as_ref(), header.to_string()))
+    }
+
+    /// A cookie as `cookie_store` holds it.
+    fn from_stored(stored: &cookie_store::Cookie<'_>) -> Cookie {
+        Cookie::from_parts(stored, Some(stored), stored.to_string())
+    }
+
+    fn from_parts(
+        parsed: &cookie::Cookie<'_>,
+        stored: Option<&cookie_store::Cookie<'_>>,
+        raw: String,
+    ) -> Cookie {
+        let path = match stored {
+            Some(stored) => String::from(&stored.path),
+            None => parsed.path().unwrap_or("/").to_string(),
         };
-        let mut expires_attr = None;
-        for attribute in parts {
-            let (key, val) = match attribute.split_once('=') {
-                Some((k, v)) => (k.trim(), v.trim()),
-                None => (attribute.trim(), ""),
-            };
-            match key.to_ascii_lowercase().as_str() {
-                "path" => {
-                    cookie.path_attribute = Some(val.to_string());
-                    if val.starts_with('/') {
-                        cookie.path = val.to_string();
-                    }
-                }
-                "domain" => cookie.domain = Some(val.trim_start_matches('.').to_ascii_lowercase()),
-                "max-age" => {
-                    if let Ok(seconds) = val.parse::<i64>() {
-                        cookie.max_age = Some(seconds);
-                    }
-                }
-                "expires" => expires_attr = parse_http_date(val),
-                "secure" => cookie.secure = true,
-                "httponly" => cookie.http_only = true,
-                "samesite" => cookie.same_site = Some(val.to_string()),
-                _ => {}
-            }
-        }
-        cookie.expires = match cookie.max_age {
-            Some(seconds) if seconds <= 0 => Some(UNIX_EPOCH),
-            Some(seconds) => Some(SystemTime::now() + Duration::from_secs(seconds as u64)),
-            None => expires_attr,
+        let expires = match stored.map(|s| &s.expires) {
+            Some(CookieExpiration::AtUtc(at)) => Some(SystemTime::from(*at)),
+            _ => parsed.expires_datetime().map(SystemTime::from),
         };
-        Some(cookie)
+        Cookie {
+            name: parsed.name().to_string(),
+            value: parsed.value_trimmed().to_string(),
+            path,
+            path_attribute: parsed.path().map(str::to_string),
+            domain: parsed.domain().map(str::to_ascii_lowercase),
+            expires,
+            max_age: parsed.max_age().map(|age| age.whole_seconds()),
+            secure: parsed.secure().unwrap_or(false),
+            http_only: parsed.http_only().unwrap_or(false),
+            same_site: parsed.same_site().map(|s| s.to_string()),
+            raw,
+        }
     }
 
     /// Whether the cookie has expired (a removal when it comes in a response).
     pub fn is_expired(&self) -> bool {
-        self.expires.is_some_and(|t| t <= SystemTime::now())
-    }
-
-    fn path_matches(&self, request_path: &str) -> bool {
-        let cookie_path = self.path.as_str();
-        request_path == cookie_path
-            || (request_path.starts_with(cookie_path)
-                && (cookie_path.ends_with('/')
-                    || request_path[cookie_path.len()..].starts_with('/')))
-    }
-}
-
-/// RFC 6265 5.1.4 default-path.
-fn default_path(url: &Url) -> String {
-    let path = url.path();
-    if !path.starts_with('/') {
-        return "/".to_string();
-    }
-    match path.rfind('/') {
-        Some(0) | None => "/".to_string(),
-        Some(i) => path[..i].to_string(),
+        self.max_age.is_some_and(|age| age <= 0)
+            || self.expires.is_some_and(|t| t <= SystemTime::now())
     }
 }
 
@@ -131,10 +102,28 @@ pub fn is_secure_context(url: &Url) -> bool {
     }
 }
 
+/// Why a browser refuses `cookie` from `url`, if it does (the rules `cookie_store`
+/// does not apply).
+fn refusal(url: &Url, cookie: &Cookie) -> Option<&'static str> {
+    if cookie.secure && !is_secure_context(url) {
+        Some("Secure cookie set from an insecure origin")
+    } else if cookie.name.starts_with("__Secure-") && !cookie.secure {
+        Some("__Secure- cookie without Secure")
+    } else if cookie.name.starts_with("__Host-")
+        && (!cookie.secure
+            || cookie.path_attribute.as_deref() != Some("/")
+            || cookie.domain.is_some())
+    {
+        Some("__Host- cookie without Secure, without Path=/ or with Domain")
+    } else {
+        None
+    }
+}
+
 /// A cookie jar keyed by origin.
 #[derive(Debug, Default, Clone)]
 pub struct CookieJar {
-    by_origin: BTreeMap<String, Vec<Cookie>>,
+    by_origin: BTreeMap<String, CookieStore>,
     /// Set-Cookie headers that were refused, with the reason.
     pub rejected: Vec<(String, String)>,
 }
@@ -162,103 +151,96 @@ impl CookieJar {
 
     /// Adds (or, when expired, removes) a cookie as if `url` had set it.
     pub fn insert(&mut self, url: &Url, cookie: Cookie) {
-        let secure_context = is_secure_context(url);
-        let refuse = if cookie.secure && !secure_context {
-            Some("Secure cookie set from an insecure origin")
-        } else if cookie.name.starts_with("__Secure-") && !cookie.secure {
-            Some("__Secure- cookie without Secure")
-        } else if cookie.name.starts_with("__Host-")
-            && (!cookie.secure
-                || cookie.path_attribute.as_deref() != Some("/")
-                || cookie.domain.is_some())
-        {
-            Some("__Host- cookie without Secure, without Path=/ or with Domain")
-        } else {
-            None
-        };
-        if let Some(reason) = refuse {
-            self.rejected.push((cookie.raw.clone(), reason.to_string()));
+        if let Some(reason) = refusal(url, &cookie) {
+            self.rejected.push((cookie.raw, reason.to_string()));
             return;
         }
-        let list = self.by_origin.entry(origin_of(url)).or_default();
-        list.retain(|c| !(c.name == cookie.name && c.path == cookie.path));
-        if !cookie.is_expired() {
-            list.push(cookie);
+        let store = self.by_origin.entry(origin_of(url)).or_default();
+        match store.parse(&cookie.raw, url) {
+            // An expired cookie that matched nothing: nothing to remove.
+            Ok(_) | Err(cookie_store::CookieError::Expired) => {}
+            Err(e) => self.rejected.push((cookie.raw, e.to_string())),
         }
     }
 
     /// The `Cookie` header value a browser would send with a request for `url`.
     pub fn header_for(&self, url: &Url) -> Option<String> {
-        let mut matching: Vec<&Cookie> = self
-            .by_origin
-            .get(&origin_of(url))?
-            .iter()
-            .filter(|c| !c.is_expired())
-            .filter(|c| !c.secure || is_secure_context(url))
-            .filter(|c| c.path_matches(url.path()))
-            .collect();
+        let mut matching = self.by_origin.get(&origin_of(url))?.matches(url);
         if matching.is_empty() {
             return None;
         }
-        // Longer paths first, as browsers do.
-        matching.sort_by_key(|c| std::cmp::Reverse(c.path.len()));
+        // Longer paths first, as browsers do (stable: else in the order set).
+        matching.sort_by_key(|c| std::cmp::Reverse(String::from(&c.path).len()));
         Some(
             matching
                 .iter()
-                .map(|c| format!("{}={}", c.name, c.value))
+                .map(|c| format!("{}={}", c.name(), c.value()))
                 .collect::<Vec<_>>()
                 .join("; "),
         )
     }
 
     /// The live cookie named `name` for the origin of `url` (any path).
-    pub fn get(&self, url: &Url, name: &str) -> Option<&Cookie> {
+    pub fn get(&self, url: &Url, name: &str) -> Option<Cookie> {
         self.by_origin
             .get(&origin_of(url))?
-            .iter()
-            .find(|c| c.name == name && !c.is_expired())
+            .iter_unexpired()
+            .find(|c| c.name() == name)
+            .map(Cookie::from_stored)
     }
 
     /// The value of the live cookie named `name` for the origin of `url`.
     pub fn value(&self, url: &Url, name: &str) -> Option<String> {
-        self.get(url, name).map(|c| c.value.clone())
+        self.get(url, name).map(|c| c.value)
     }
 
     /// All live cookies of the origin of `url`.
     pub fn cookies(&self, url: &Url) -> Vec<Cookie> {
         self.by_origin
             .get(&origin_of(url))
-            .map(|list| list.iter().filter(|c| !c.is_expired()).cloned().collect())
+            .map(|store| store.iter_unexpired().map(Cookie::from_stored).collect())
             .unwrap_or_default()
     }
 
-    /// Sets a cookie by hand (e.g. a tampered session cookie): path `/`, no attributes.
+    /// Sets a cookie by hand (e.g. a tampered session cookie): the value of an
+    /// existing cookie `name`, else a new one with path `/` (`HttpOnly`, and `Secure`
+    /// for a prefixed name).
     pub fn set_value(&mut self, url: &Url, name: &str, value: &str) {
-        let list = self.by_origin.entry(origin_of(url)).or_default();
-        if let Some(existing) = list.iter_mut().find(|c| c.name == name) {
-            existing.value = value.to_string();
-            return;
-        }
-        let secure = name.starts_with("__Host-") || name.starts_with("__Secure-");
-        list.push(Cookie {
-            name: name.to_string(),
-            value: value.to_string(),
-            path: "/".to_string(),
-            path_attribute: Some("/".to_string()),
-            domain: None,
-            expires: None,
-            max_age: None,
-            secure,
-            http_only: true,
-            same_site: None,
-            raw: format!("{name}={value}; Path=/"),
-        });
+        let store = self.by_origin.entry(origin_of(url)).or_default();
+        let existing = store.iter_unexpired().find(|c| c.name() == name);
+        let mut raw: cookie::Cookie<'static> = match existing {
+            Some(c) => {
+                let mut raw = (**c).clone();
+                raw.set_path(String::from(&c.path));
+                raw
+            }
+            None => {
+                let secure = name.starts_with("__Host-") || name.starts_with("__Secure-");
+                cookie::Cookie::build((name.to_string(), String::new()))
+                    .path("/")
+                    .http_only(true)
+                    .secure(secure)
+                    .build()
+            }
+        };
+        raw.set_value(value.to_string());
+        store
+            .insert_raw(&raw, url)
+            .unwrap_or_else(|e| panic!("the jar refuses {raw}: {e}"));
     }
 
     /// Removes every cookie named `name` of the origin of `url`.
     pub fn remove(&mut self, url: &Url, name: &str) {
-        if let Some(list) = self.by_origin.get_mut(&origin_of(url)) {
-            list.retain(|c| c.name != name);
+        let Some(store) = self.by_origin.get_mut(&origin_of(url)) else {
+            return;
+        };
+        let found: Vec<(String, String)> = store
+            .iter_any()
+            .filter(|c| c.name() == name)
+            .filter_map(|c| Some((c.domain.as_cow()?.into_owned(), String::from(&c.path))))
+            .collect();
+        for (domain, path) in found {
+            store.remove(&domain, &path, name);
         }
     }
 
@@ -274,64 +256,6 @@ impl CookieJar {
     }
 }
 
-/// Parses an HTTP date (IMF-fixdate, or the RFC 850 / cookie variants with dashes).
-pub fn parse_http_date(text: &str) -> Option<SystemTime> {
-    let tokens: Vec<&str> = text
-        .split([' ', ',', '-'])
-        .filter(|t| !t.is_empty())
-        .collect();
-    let (mut day, mut month, mut year, mut time) = (None, None, None, None);
-    const MONTHS: [&str; 12] = [
-        "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
-    ];
-    for token in tokens {
-        if token.contains(':') && time.is_none() {
-            let parts: Vec<u64> = token.split(':').filter_map(|p| p.parse().ok()).collect();
-            if parts.len() == 3 {
-                time = Some((parts[0], parts[1], parts[2]));
-            }
-        } else if let Some(m) = MONTHS
-            .iter()
-            .position(|m| token.to_ascii_lowercase().starts_with(m))
-        {
-            // No weekday name starts like a month name.
-            if month.is_none() {
-                month = Some(m as u64 + 1);
-            }
-        } else if let Ok(n) = token.parse::<u64>() {
-            if token.len() <= 2 && day.is_none() {
-                day = Some(n);
-            } else if year.is_none() {
-                year = Some(if n < 70 {
-                    2000 + n
-                } else if n < 100 {
-                    1900 + n
-                } else {
-                    n
-                });
-            }
-        }
-    }
-    let (day, month, year, (h, m, s)) = (day?, month?, year?, time?);
-    // Days from civil (Howard Hinnant's algorithm).
-    let y = if month <= 2 {
-        year as i64 - 1
-    } else {
-        year as i64
-    };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    let secs = days * 86_400 + (h * 3600 + m * 60 + s) as i64;
-    if secs < 0 {
-        return Some(UNIX_EPOCH);
-    }
-    Some(UNIX_EPOCH + Duration::from_secs(secs as u64))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -341,18 +265,25 @@ mod tests {
     }
 
     #[test]
-    fn dates() {
-        let t = parse_http_date("Thu, 01 Jan 1970 00:00:00 GMT").unwrap();
-        assert_eq!(t, UNIX_EPOCH);
-        let t = parse_http_date("Sun, 06 Nov 1994 08:49:37 GMT").unwrap();
-        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
-        let t = parse_http_date("Sunday, 06-Nov-94 08:49:37 GMT").unwrap();
-        assert_eq!(t.duration_since(UNIX_EPOCH).unwrap().as_secs(), 784_111_777);
-        let t = parse_http_date("Mon, 01 Mar 2100 00:00:00 GMT").unwrap();
-        assert_eq!(
-            t.duration_since(UNIX_EPOCH).unwrap().as_secs(),
-            4_107_542_400
-        );
+    fn parses_attributes_and_dates() {
+        let url = u("http://127.0.0.1:8000/a/b");
+        let c = Cookie::parse(
+            "s=\"v\"; path=/; HttpOnly; SameSite=lax; Max-Age=60; Domain=.Example.test",
+            &url,
+        )
+        .unwrap();
+        assert_eq!((c.name.as_str(), c.value.as_str()), ("s", "v"));
+        assert_eq!(c.path_attribute.as_deref(), Some("/"));
+        assert_eq!(c.same_site.as_deref(), Some("Lax"));
+        assert_eq!((c.max_age, c.http_only, c.secure), (Some(60), true, false));
+        assert_eq!(c.domain.as_deref(), Some("example.test"));
+        assert!(!c.is_expired());
+        let c = Cookie::parse("d=1; Expires=Sunday, 06-Nov-94 08:49:37 GMT", &url).unwrap();
+        let at = c.expires.unwrap().duration_since(SystemTime::UNIX_EPOCH);
+        assert_eq!(at.unwrap().as_secs(), 784_111_777);
+        assert!(c.is_expired());
+        assert_eq!(c.path, "/a", "the default path");
+        assert!(Cookie::parse("novalue", &url).is_none());
     }
 
     #[test]
@@ -404,5 +335,17 @@ mod tests {
         let remote = u("http://example.test/");
         jar.store(&remote, &["s=1; Secure".into()]);
         assert!(jar.get(&remote, "s").is_none());
+    }
+
+    #[test]
+    fn set_value_replaces_or_adds() {
+        let mut jar = CookieJar::new();
+        let app = u("http://127.0.0.1:8000/");
+        jar.store(&app, &["a=1; Path=/; HttpOnly".into()]);
+        jar.set_value(&app, "a", "2");
+        jar.set_value(&app, "__Host-b", "3");
+        assert_eq!(jar.header_for(&app).as_deref(), Some("a=2; __Host-b=3"));
+        jar.remove(&app, "a");
+        assert_eq!(jar.header_for(&app).as_deref(), Some("__Host-b=3"));
     }
 }
