@@ -3,14 +3,9 @@
 //! A missing or invalid setting is reported with the variable's name, so an
 //! operator sees at once what to fix; the secret's value is never echoed.
 
+use crate::ports::Variables;
 use crate::secret::Secret;
 use url::Url;
-
-/// Where the settings come from (Spin variables in production, a map in tests).
-pub trait Variables {
-    /// `Ok(None)` when the variable is not set; `Err` when the platform failed.
-    fn get(&self, name: &str) -> Result<Option<String>, String>;
-}
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
@@ -96,7 +91,7 @@ impl Config {
             session_idle_secs: seconds(vars, "session_idle_timeout", 1800)?,
             session_absolute_secs: seconds(vars, "session_absolute_timeout", 28800)?,
             discovery_ttl_secs: seconds(vars, "discovery_cache_ttl", 300)?,
-            idp_timeout_secs: seconds(vars, "idp_timeout", 10)? as u64,
+            idp_timeout_secs: idp_timeout(vars)?,
         })
     }
 
@@ -152,6 +147,26 @@ fn seconds(vars: &dyn Variables, name: &'static str, default: i64) -> Result<i64
             _ => Err(invalid(
                 name,
                 "must be a whole number of seconds between 1 and 31536000",
+            )),
+        },
+    }
+}
+
+/// The IdP timeout when `idp_timeout` is not set.
+pub const DEFAULT_IDP_TIMEOUT_SECS: u64 = 10;
+/// The longest IdP timeout accepted: a request waits at most twice this (the
+/// token call and a key fetch), and a refresh holds its session's lock as long.
+const MAX_IDP_TIMEOUT_SECS: u64 = 300;
+
+/// `idp_timeout`: whole seconds, 1 to 300.
+fn idp_timeout(vars: &dyn Variables) -> Result<u64, ConfigError> {
+    match lookup(vars, "idp_timeout")? {
+        None => Ok(DEFAULT_IDP_TIMEOUT_SECS),
+        Some(v) => match v.trim().parse::<u64>() {
+            Ok(n) if (1..=MAX_IDP_TIMEOUT_SECS).contains(&n) => Ok(n),
+            _ => Err(invalid(
+                "idp_timeout",
+                "must be a whole number of seconds between 1 and 300, e.g. 10",
             )),
         },
     }
@@ -234,6 +249,10 @@ mod tests {
             ("oidc_idp_origin", "https://idp.example/realms"),
             ("session_idle_timeout", "-5"),
             ("session_absolute_timeout", "abc"),
+            ("idp_timeout", "0"),
+            ("idp_timeout", "301"),
+            ("idp_timeout", "600"),
+            ("idp_timeout", "ten"),
             ("default_scope", "profile email"),
             ("pod_name", "a\nb"),
         ];
@@ -243,6 +262,23 @@ mod tests {
             let err = Config::load(&v).unwrap_err();
             assert_eq!(err.variable, name, "{name}={value}");
         }
+    }
+
+    #[test]
+    fn idp_timeout_defaults_to_10_and_accepts_1_to_300() {
+        assert_eq!(config().idp_timeout_secs, 10);
+        for (value, secs) in [("1", 1), ("300", 300), (" 45 ", 45)] {
+            let mut v = vars();
+            v.0.insert("idp_timeout".into(), value.into());
+            assert_eq!(Config::load(&v).unwrap().idp_timeout_secs, secs, "{value}");
+        }
+        let mut v = vars();
+        v.0.insert("idp_timeout".into(), "600".into());
+        let err = Config::load(&v).unwrap_err().to_string();
+        assert!(
+            err.contains("idp_timeout") && err.contains("between 1 and 300"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -1,11 +1,12 @@
 //! The Spin entry point (wasm only): Spin's request in, the app's response out.
 
+use crate::app;
+use crate::config::{self, Config};
 use crate::platform::{
     SpinVariables, SystemClock, SystemRandom, kv::SpinKeyValue, outbound::WasiHttp,
 };
 use crate::request::{MAX_BODY, MAX_COOKIE_HEADER, MAX_URI, Request};
 use crate::response::AppError;
-use crate::{app, config};
 use futures::StreamExt;
 use spin_sdk::http::{Fields, IncomingRequest, OutgoingBody, OutgoingResponse, ResponseOutparam};
 use spin_sdk::http_component;
@@ -15,9 +16,15 @@ use spin_sdk::http_component;
 #[http_component]
 async fn handle(incoming: IncomingRequest, response_out: ResponseOutparam) {
     let vars = SpinVariables;
+    let cfg = Config::load(&vars);
     let kv = SpinKeyValue::default();
+    // Without a valid configuration no page calls the IdP; the probes and
+    // error pages still work, so the component still answers.
     let http = WasiHttp {
-        timeout: std::time::Duration::from_secs(idp_timeout(&vars)),
+        timeout: std::time::Duration::from_secs(
+            cfg.as_ref()
+                .map_or(config::DEFAULT_IDP_TIMEOUT_SECS, |c| c.idp_timeout_secs),
+        ),
     };
     let p = app::Platform {
         vars: &vars,
@@ -27,8 +34,8 @@ async fn handle(incoming: IncomingRequest, response_out: ResponseOutparam) {
         rng: &SystemRandom,
     };
     let response = match read(incoming).await {
-        Ok(request) => app::handle(&request, &p),
-        Err(e) => app::reject(&p, e),
+        Ok(request) => app::handle_configured(&request, cfg.as_ref(), &p),
+        Err(e) => app::reject(&p, cfg.as_ref(), e),
     };
     send(response, response_out);
 }
@@ -88,15 +95,6 @@ fn finish(body: OutgoingBody) {
     if let Err(e) = OutgoingBody::finish(body, None) {
         eprintln!("could not finish the response body: {e:?}");
     }
-}
-
-fn idp_timeout(vars: &dyn config::Variables) -> u64 {
-    vars.get("idp_timeout")
-        .ok()
-        .flatten()
-        .and_then(|v| v.trim().parse().ok())
-        .filter(|s| (1..=300).contains(s))
-        .unwrap_or(10)
 }
 
 /// Reads the request, enforcing the URI, cookie and body limits before any handler runs.

@@ -4,9 +4,9 @@
 
 use crate::app::{Platform, handle};
 use crate::oidc::test_keys;
+use crate::ports::{HttpError, HttpRequest};
 use crate::request::Request;
 use crate::response::Response;
-use crate::seams::{HttpError, HttpRequest};
 use crate::testing::MemoryStore;
 use crate::testing::vars;
 use crate::testing::{CountingRandom, FakeHttp, FixedClock, json_response};

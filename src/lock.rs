@@ -20,8 +20,8 @@
 //! first key, so a holder that dies leaves nothing behind for long.
 
 use crate::keys;
-use crate::seams::Clock;
-use crate::store::{KeyValue, StoreError};
+use crate::ports::Clock;
+use crate::ports::{KeyValue, StoreError};
 use crate::ticket::RecordId;
 use crate::upkeep::Upkeep;
 

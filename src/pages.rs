@@ -195,11 +195,19 @@ pub fn error(h: &Header, status: u16, message: &str) -> String {
         p.raw("<section><h2>")
             .raw(&status.to_string())
             .raw(" ")
-            .raw(crate::response::reason(status))
+            .raw(reason(status))
             .raw("</h2><p class=\"error\" id=\"error\">")
             .text(message)
             .raw("</p><p><a href=\"/\">Back to the start page</a></p></section>");
     })
+}
+
+/// The status's reason phrase, as HTTP names it.
+fn reason(status: u16) -> &'static str {
+    http::StatusCode::from_u16(status)
+        .ok()
+        .and_then(|s| s.canonical_reason())
+        .unwrap_or("Error")
 }
 
 #[cfg(test)]

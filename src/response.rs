@@ -1,8 +1,6 @@
 //! Responses, and the error type handlers return: status, a message fit for the
 //! page, and an optional detail for the log (never a secret).
 
-use crate::store::StoreError;
-
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
     pub status: u16,
@@ -93,16 +91,6 @@ impl AppError {
     }
 }
 
-impl From<StoreError> for AppError {
-    fn from(e: StoreError) -> Self {
-        AppError::new(
-            503,
-            "The session store is unavailable. Please try again shortly.",
-        )
-        .logged(e.to_string())
-    }
-}
-
 impl From<crate::request::BadInput> for AppError {
     fn from(e: crate::request::BadInput) -> Self {
         AppError::bad_request(format!("Malformed request: {}.", e.0))
@@ -110,25 +98,3 @@ impl From<crate::request::BadInput> for AppError {
 }
 
 pub type AppResult = Result<Response, AppError>;
-
-/// Human-readable reason phrase for the statuses we produce.
-pub fn reason(status: u16) -> &'static str {
-    match status {
-        200 => "OK",
-        303 => "See Other",
-        400 => "Bad Request",
-        401 => "Unauthorized",
-        403 => "Forbidden",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        413 => "Payload Too Large",
-        414 => "URI Too Long",
-        415 => "Unsupported Media Type",
-        431 => "Request Header Fields Too Large",
-        500 => "Internal Server Error",
-        502 => "Bad Gateway",
-        503 => "Service Unavailable",
-        504 => "Gateway Timeout",
-        _ => "Error",
-    }
-}

@@ -1,5 +1,6 @@
 //! A wrapper for values that must never reach a log line or an error page.
 
+use crate::ports::Random;
 use serde::{Deserialize, Serialize};
 
 /// A secret string (token, code, client secret). `Debug` prints nothing of it,
@@ -22,6 +23,14 @@ impl std::fmt::Debug for Secret {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("Secret([redacted])")
     }
+}
+
+/// Random bytes encoded URL-safe without padding: session ids, state, nonce, PKCE verifier.
+pub fn random_token(rng: &dyn Random, bytes: usize) -> String {
+    use base64::Engine;
+    let mut buf = vec![0u8; bytes];
+    rng.fill(&mut buf);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(buf)
 }
 
 /// Compares two byte strings in time independent of where they differ,

@@ -26,9 +26,11 @@
 
 use crate::keys;
 use crate::lock::{Held, SessionLock};
-use crate::seams::{Clock, Random, random_token};
+use crate::ports::{Clock, Random};
+use crate::ports::{KeyValue, StoreError};
 use crate::secret::Secret;
-use crate::store::{KeyValue, StoreError};
+use crate::secret::random_token;
+use crate::session_record::{Envelope, FORMAT, Header};
 use crate::ticket::{RecordId, Ticket};
 use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};
@@ -39,8 +41,6 @@ use serde_json::{Map, Value};
 /// divided by this: a session then lives at least 90% of the idle timeout past
 /// its last visit, for one write per session per tenth of it.
 const TOUCH_DIVISOR: i64 = 10;
-/// The stored format; records of another format read as "not logged in".
-const FORMAT: u8 = 1;
 
 /// The tokens a login or refresh produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -139,62 +139,6 @@ struct Private {
     identity: Identity,
     tokens: Tokens,
     csrf: Secret,
-}
-
-/// The readable part of a record.
-#[derive(Serialize, Deserialize)]
-struct Header {
-    v: u8,
-    created_at: i64,
-    last_seen: i64,
-    expires_at: i64,
-    rev: u64,
-    /// Back-channel index keys naming this session (hashes, as in the key names).
-    #[serde(default)]
-    index: Vec<String>,
-    /// Recognises the ticket's secret without revealing it (see `ticket`).
-    check: String,
-}
-
-/// The record as stored: one line of readable JSON (times and names), then the
-/// sealed private part as raw bytes. Raw rather than base64 inside the JSON:
-/// `/user` reads it on every request, and decoding and scanning a few KiB of
-/// base64 cost as much as the rest of the page (bench/PROFILE.md).
-struct Envelope {
-    header: Header,
-    sealed: Vec<u8>,
-}
-
-impl Envelope {
-    fn parse(bytes: &[u8]) -> Option<Envelope> {
-        let split = bytes.iter().position(|&b| b == b'\n')?;
-        let header: Header = serde_json::from_slice(&bytes[..split]).ok()?;
-        (header.v == FORMAT).then(|| Envelope {
-            header,
-            sealed: bytes[split + 1..].to_vec(),
-        })
-    }
-
-    /// Just the readable part, for upkeep and for requests that never open it.
-    fn header(bytes: &[u8]) -> Option<Header> {
-        let split = bytes.iter().position(|&b| b == b'\n')?;
-        serde_json::from_slice::<Header>(&bytes[..split])
-            .ok()
-            .filter(|h| h.v == FORMAT)
-    }
-
-    fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
-        let mut out =
-            serde_json::to_vec(&self.header).map_err(|e| StoreError(format!("encode: {e}")))?;
-        out.push(b'\n');
-        out.extend_from_slice(&self.sealed);
-        Ok(out)
-    }
-}
-
-/// The end of a session record as its readable part says, for upkeep.
-pub fn stored_expiry(bytes: &[u8]) -> Option<i64> {
-    Envelope::header(bytes).map(|h| h.expires_at)
 }
 
 /// What reading a record found.

@@ -10,7 +10,7 @@
 //! a session it does not name.
 
 use crate::keys;
-use crate::store::{KeyValue, StoreError};
+use crate::ports::{KeyValue, StoreError};
 use crate::ticket::RecordId;
 use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};

@@ -18,7 +18,7 @@
 //! nothing, while a record that fails to open under its own secret was
 //! tampered with and is dropped.
 
-use crate::seams::Random;
+use crate::ports::Random;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};

@@ -24,8 +24,8 @@
 //!   counters, tombstones, locks and logins simply when due.
 
 use crate::keys;
-use crate::seams::Clock;
-use crate::store::{KeyValue, StoreError};
+use crate::ports::Clock;
+use crate::ports::{KeyValue, StoreError};
 
 /// Seconds per expiry bucket.
 const BUCKET: i64 = 60;
@@ -138,7 +138,7 @@ impl Upkeep<'_> {
         };
         let later = if key.starts_with(keys::SESSION_PREFIX) {
             // A session visited since it was registered: look again at its new end.
-            crate::session::stored_expiry(&bytes).filter(|&t| t > now)
+            crate::session_record::stored_expiry(&bytes).filter(|&t| t > now)
         } else if keys::is_index_of_sessions(key) {
             let listed = serde_json::from_slice::<IndexEntry>(&bytes).unwrap_or_default();
             let mut alive = false;

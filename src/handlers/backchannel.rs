@@ -3,13 +3,13 @@
 //! We delete every session it names: with a shared store, on every replica.
 //! Answers 200, or 400 with a JSON error, always `Cache-Control: no-store`.
 
-use crate::app::Ctx;
+use super::context::Ctx;
 use crate::keys;
 use crate::oidc::{OidcError, logout_token};
+use crate::ports::StoreError;
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 use crate::session_index::{self, JtiClaim};
-use crate::store::StoreError;
 
 fn refuse(description: &str) -> Response {
     let body = serde_json::json!({ "error": "invalid_request", "error_description": description });

@@ -4,10 +4,8 @@
 //! leaves the store as it was. After the code exchange the ID token is fully
 //! validated, userinfo cross-checked, and a brand-new session created.
 
-use crate::app::Ctx;
+use super::context::Ctx;
 use crate::cookies;
-use crate::oidc::discovery::ProviderMetadata;
-use crate::oidc::id_token::{self, Expectations, ValidIdToken};
 use crate::oidc::transaction::{PendingLogin, StateError};
 use crate::oidc::{OidcError, token, userinfo};
 use crate::request::{Request, truncate};
@@ -107,14 +105,15 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     // From here on the transaction is consumed; every failure also clears its cookie.
     let fail = |e: AppError| e.with_cookie(login_cookie.clone());
 
-    let tokens = token::exchange_code(ctx.http, ctx.cfg, &meta, &verified)
-        .map_err(|e| fail(token_error(e)))?;
+    let tokens =
+        token::exchange_code(ctx.http, ctx.cfg, &meta, &verified).map_err(|e| fail(e.into()))?;
     let Some(raw_id_token) = tokens.id_token.clone() else {
         return Err(fail(
             OidcError::BadResponse("the token response has no id_token".into()).into(),
         ));
     };
-    let valid = validate_id_token(ctx, &meta, &raw_id_token, Some(verified.txn.nonce.expose()))
+    let valid = ctx
+        .validate_id_token(&meta, &raw_id_token, Some(verified.txn.nonce.expose()))
         .map_err(|e| fail(e.into()))?;
     let info = match &meta.userinfo_endpoint {
         Some(endpoint) => Some(
@@ -125,7 +124,7 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     };
 
     let identity = Identity {
-        username: super::username(&valid.claims, info.as_ref(), &valid.sub),
+        username: super::username::username(&valid.claims, info.as_ref(), &valid.sub),
         iss: valid.iss,
         sub: valid.sub,
         sid: valid.sid,
@@ -169,30 +168,4 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     Ok(Response::redirect("/user")
         .with_cookie(session_cookie)
         .with_cookie(login_cookie))
-}
-
-/// Validates an ID token against the IdP's keys (refetched once on an unknown key).
-pub fn validate_id_token(
-    ctx: &Ctx,
-    meta: &ProviderMetadata,
-    raw: &str,
-    nonce: Option<&str>,
-) -> Result<ValidIdToken, OidcError> {
-    let expect = Expectations {
-        issuer: &ctx.cfg.issuer,
-        client_id: &ctx.cfg.client_id,
-        nonce,
-        now: ctx.clock.now(),
-    };
-    ctx.keys().verify_with(&meta.jwks_uri, |keys| {
-        id_token::validate(raw, keys, &expect)
-    })
-}
-
-pub fn token_error(e: token::TokenError) -> AppError {
-    match e {
-        token::TokenError::InvalidGrant => AppError::bad_request("The authorization code was rejected by the identity provider (invalid_grant). Please log in again.")
-            .logged("token: invalid_grant"),
-        token::TokenError::Failed(e) => e.into(),
-    }
 }

@@ -1,6 +1,6 @@
 //! `GET /`: the login page.
 
-use crate::app::Ctx;
+use super::context::Ctx;
 use crate::pages;
 use crate::request::Request;
 use crate::response::{AppResult, Response};

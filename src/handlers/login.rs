@@ -1,7 +1,7 @@
 //! `POST /login`: starts the authorization code flow with PKCE.
 
-use super::check_origin;
-use crate::app::Ctx;
+use super::context::Ctx;
+use super::csrf::check_origin;
 use crate::cookies;
 use crate::oidc::{scope, token, transaction};
 use crate::request::Request;

@@ -1,8 +1,8 @@
 //! `POST /logout`: ends the session here, then at the IdP (RP-initiated logout)
 //! when it offers an end-session endpoint.
 
-use super::check_csrf;
-use crate::app::Ctx;
+use super::context::Ctx;
+use super::csrf::check_csrf;
 use crate::cookies;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::token;

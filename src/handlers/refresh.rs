@@ -9,19 +9,18 @@
 //! sends the user back to `/user`. With refresh-token rotation a second grant
 //! would replay a used token and make the IdP revoke the whole grant.
 
-use super::callback::validate_id_token;
-use super::check_csrf;
-use crate::app::Ctx;
+use super::context::Ctx;
+use super::csrf::check_csrf;
 use crate::cookies;
 use crate::lock::Held;
 use crate::oidc::OidcError;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::token::{self, TokenError};
+use crate::ports::StoreError;
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::Secret;
 use crate::session::{PrettyJson, Sessions, Tokens, Written};
-use crate::store::StoreError;
 use crate::ticket::Ticket;
 use std::time::Duration;
 
@@ -127,7 +126,7 @@ fn refresh_held(
     let mut identity = session.identity.clone();
     let id_token = match fresh.id_token {
         Some(raw) => {
-            let valid = match validate_id_token(ctx, meta, &raw, None) {
+            let valid = match ctx.validate_id_token(meta, &raw, None) {
                 Ok(v) => v,
                 Err(OidcError::InvalidToken(why)) => {
                     return Err(end_session(

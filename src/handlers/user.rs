@@ -5,7 +5,7 @@
 //! another replica's local store in the v2 setup) just means "not logged in".
 //! The cookie is left alone: on a replica that does hold the session it is still good.
 
-use crate::app::Ctx;
+use super::context::Ctx;
 use crate::pages;
 use crate::request::Request;
 use crate::response::{AppResult, Response};

@@ -4,10 +4,11 @@
 //! (OpenID Connect Discovery 1.0, section 4.3), and the endpoints the component
 //! calls server-side must sit on the configured IdP origin.
 
+use super::cache::{Record, get_json, set_json};
 use super::{OidcError, fetch_json};
 use crate::config::Config;
-use crate::seams::{Clock, HttpClient};
-use crate::store::{KeyValue, Record, get_json, set_json};
+use crate::ports::KeyValue;
+use crate::ports::{Clock, HttpClient};
 use serde::{Deserialize, Serialize};
 use url::Url;
 

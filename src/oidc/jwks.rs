@@ -4,10 +4,11 @@
 //! such forced refetches are rate-limited so that a flood of tokens with
 //! made-up `kid`s cannot make us hammer the IdP.
 
+use super::cache::{Record, get_json, set_json};
 use super::id_token::IdTokenError;
 use super::{OidcError, fetch_json};
-use crate::seams::{Clock, HttpClient};
-use crate::store::{KeyValue, Record, get_json, set_json};
+use crate::ports::KeyValue;
+use crate::ports::{Clock, HttpClient};
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,7 @@
 //! The OpenID Connect relying-party logic: discovery, keys, ID-token validation,
 //! the token endpoint, userinfo and the login transaction.
 
+mod cache;
 pub mod discovery;
 pub mod id_token;
 pub mod jwks;
@@ -12,11 +13,10 @@ pub mod token;
 pub mod transaction;
 pub mod userinfo;
 
-use crate::response::AppError;
-use crate::seams::{HttpClient, HttpError, HttpRequest};
-use crate::store::StoreError;
+use crate::ports::StoreError;
+use crate::ports::{HttpClient, HttpError, HttpRequest};
 
-/// Why talking to the IdP failed, mapped to the status the user sees.
+/// Why talking to the IdP failed (`handlers::errors` says what the user sees).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OidcError {
     Store(StoreError),
@@ -33,39 +33,6 @@ pub enum OidcError {
 impl From<StoreError> for OidcError {
     fn from(e: StoreError) -> Self {
         OidcError::Store(e)
-    }
-}
-
-impl From<OidcError> for AppError {
-    fn from(e: OidcError) -> Self {
-        match e {
-            OidcError::Store(e) => e.into(),
-            OidcError::Transport(HttpError::Timeout) => AppError::new(
-                504,
-                "The identity provider did not answer in time. Please try again.",
-            )
-            .logged("idp: timed out"),
-            OidcError::Transport(e) => AppError::new(
-                502,
-                "The identity provider could not be reached. Please try again later.",
-            )
-            .logged(format!("idp: {e}")),
-            OidcError::BadResponse(why) => AppError::new(
-                502,
-                format!("The identity provider sent an invalid response: {why}."),
-            )
-            .logged(format!("idp: {why}")),
-            OidcError::InvalidUserinfo(why) => AppError::new(
-                401,
-                format!("The identity provider's userinfo response was rejected: {why}."),
-            )
-            .logged(format!("userinfo rejected: {why}")),
-            OidcError::InvalidToken(why) => AppError::new(
-                401,
-                format!("The identity provider's ID token was rejected: {why}."),
-            )
-            .logged(format!("id_token rejected: {why}")),
-        }
     }
 }
 

@@ -5,7 +5,7 @@ use super::OidcError;
 use super::discovery::{ClientAuth, ProviderMetadata};
 use super::transaction::{LoginTransaction, VerifiedCallback};
 use crate::config::Config;
-use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use crate::ports::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use crate::secret::Secret;
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,

@@ -16,9 +16,10 @@
 //! that comes after the counter was removed finds the transaction expired.
 
 use crate::keys;
-use crate::seams::{Clock, Random, random_token};
+use crate::ports::{Clock, Random};
+use crate::ports::{KeyValue, StoreError};
+use crate::secret::random_token;
 use crate::secret::{Secret, constant_time_eq};
-use crate::store::{KeyValue, StoreError};
 use crate::ticket::Ticket;
 use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};

@@ -1,7 +1,7 @@
 //! The userinfo endpoint; its `sub` must equal the ID token's (Core 1.0, 5.3.2).
 
 use super::OidcError;
-use crate::seams::HttpClient;
+use crate::ports::HttpClient;
 use serde_json::{Map, Value};
 
 pub fn fetch(

@@ -6,7 +6,7 @@
 //! over the same stores (its compare-and-swap is not used: Spin cannot make it
 //! reliable on either backend).
 
-use crate::store::{KeyValue, StoreError};
+use crate::ports::{KeyValue, StoreError};
 use spin_sdk::key_value::Store;
 use spin_sdk::wit::wasi::keyvalue::{atomics, store as wasi_store};
 use std::cell::OnceCell;

@@ -4,8 +4,8 @@
 pub mod kv;
 pub mod outbound;
 
-use crate::config::Variables;
-use crate::seams::{Clock, Random};
+use crate::ports::Variables;
+use crate::ports::{Clock, Random};
 use std::time::Duration;
 
 pub struct SpinVariables;

@@ -2,7 +2,7 @@
 //! response-size cap we want for every call to the IdP. (spin-sdk's `send`
 //! offers neither, so this drives the WASI interface directly.)
 
-use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse, MAX_IDP_RESPONSE};
+use crate::ports::{HttpClient, HttpError, HttpRequest, HttpResponse, MAX_IDP_RESPONSE};
 use spin_sdk::wit::wasi::http0_2_0::outgoing_handler;
 use spin_sdk::wit::wasi::http0_2_0::types::{
     ErrorCode, Fields, IncomingBody, Method, OutgoingBody, OutgoingRequest, RequestOptions, Scheme,

@@ -1,6 +1,6 @@
 //! A clock that stands still until a test moves it.
 
-use crate::seams::Clock;
+use crate::ports::Clock;
 use std::cell::Cell;
 use std::time::Duration;
 

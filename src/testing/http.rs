@@ -1,6 +1,6 @@
 //! A scripted IdP: each outgoing request is answered by a closure, and recorded.
 
-use crate::seams::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use crate::ports::{HttpClient, HttpError, HttpRequest, HttpResponse};
 use std::cell::RefCell;
 use std::collections::VecDeque;
 

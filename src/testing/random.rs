@@ -1,6 +1,6 @@
 //! Randomness that is different on every call, and the same on every run.
 
-use crate::seams::Random;
+use crate::ports::Random;
 use std::cell::Cell;
 
 /// Counter-based bytes: every call yields different output, reproducibly.

@@ -1,6 +1,6 @@
 //! An in-memory key-value store that counts its operations and can go down.
 
-use crate::store::{KeyValue, StoreError};
+use crate::ports::{KeyValue, StoreError};
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 

@@ -1,6 +1,7 @@
 //! Settings from a map, and a valid example configuration.
 
-use crate::config::{Config, Variables};
+use crate::config::Config;
+use crate::ports::Variables;
 use std::collections::HashMap;
 
 /// Variables from a map; an absent name is an unset variable.

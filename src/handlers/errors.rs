@@ -1,0 +1,62 @@
+//! What the user is told when the store, the IdP or a token fails: the
+//! protocol's errors become statuses and English pages here, at the edge, so
+//! the protocol layer knows nothing of pages.
+
+use crate::oidc::OidcError;
+use crate::oidc::token::TokenError;
+use crate::ports::{HttpError, StoreError};
+use crate::response::AppError;
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        AppError::new(
+            503,
+            "The session store is unavailable. Please try again shortly.",
+        )
+        .logged(e.to_string())
+    }
+}
+
+impl From<OidcError> for AppError {
+    fn from(e: OidcError) -> Self {
+        match e {
+            OidcError::Store(e) => e.into(),
+            OidcError::Transport(HttpError::Timeout) => AppError::new(
+                504,
+                "The identity provider did not answer in time. Please try again.",
+            )
+            .logged("idp: timed out"),
+            OidcError::Transport(e) => AppError::new(
+                502,
+                "The identity provider could not be reached. Please try again later.",
+            )
+            .logged(format!("idp: {e}")),
+            OidcError::BadResponse(why) => AppError::new(
+                502,
+                format!("The identity provider sent an invalid response: {why}."),
+            )
+            .logged(format!("idp: {why}")),
+            OidcError::InvalidUserinfo(why) => AppError::new(
+                401,
+                format!("The identity provider's userinfo response was rejected: {why}."),
+            )
+            .logged(format!("userinfo rejected: {why}")),
+            OidcError::InvalidToken(why) => AppError::new(
+                401,
+                format!("The identity provider's ID token was rejected: {why}."),
+            )
+            .logged(format!("id_token rejected: {why}")),
+        }
+    }
+}
+
+impl From<TokenError> for AppError {
+    /// A code the IdP refused means starting over; anything else is the IdP's failure.
+    fn from(e: TokenError) -> Self {
+        match e {
+            TokenError::InvalidGrant => AppError::bad_request("The authorization code was rejected by the identity provider (invalid_grant). Please log in again.")
+                .logged("token: invalid_grant"),
+            TokenError::Failed(e) => e.into(),
+        }
+    }
+}

@@ -1,0 +1,65 @@
+//! A session record as stored: a readable line (times, revision, index keys)
+//! and the sealed part. Upkeep reads the readable line of records it cannot
+//! open; `session` seals and opens them.
+
+use crate::ports::StoreError;
+use serde::{Deserialize, Serialize};
+
+/// The stored format; records of another format read as "not logged in".
+pub(crate) const FORMAT: u8 = 1;
+
+/// The readable part of a record.
+#[derive(Serialize, Deserialize)]
+pub(crate) struct Header {
+    pub v: u8,
+    pub created_at: i64,
+    pub last_seen: i64,
+    pub expires_at: i64,
+    pub rev: u64,
+    /// Back-channel index keys naming this session (hashes, as in the key names).
+    #[serde(default)]
+    pub index: Vec<String>,
+    /// Recognises the ticket's secret without revealing it (see `ticket`).
+    pub check: String,
+}
+
+/// The record as stored: one line of readable JSON (times and names), then the
+/// sealed private part as raw bytes. Raw rather than base64 inside the JSON:
+/// `/user` reads it on every request, and decoding and scanning a few KiB of
+/// base64 cost as much as the rest of the page (bench/PROFILE.md).
+pub(crate) struct Envelope {
+    pub header: Header,
+    pub sealed: Vec<u8>,
+}
+
+impl Envelope {
+    pub fn parse(bytes: &[u8]) -> Option<Envelope> {
+        let split = bytes.iter().position(|&b| b == b'\n')?;
+        let header: Header = serde_json::from_slice(&bytes[..split]).ok()?;
+        (header.v == FORMAT).then(|| Envelope {
+            header,
+            sealed: bytes[split + 1..].to_vec(),
+        })
+    }
+
+    /// Just the readable part, for upkeep and for requests that never open it.
+    pub fn header(bytes: &[u8]) -> Option<Header> {
+        let split = bytes.iter().position(|&b| b == b'\n')?;
+        serde_json::from_slice::<Header>(&bytes[..split])
+            .ok()
+            .filter(|h| h.v == FORMAT)
+    }
+
+    pub fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
+        let mut out =
+            serde_json::to_vec(&self.header).map_err(|e| StoreError(format!("encode: {e}")))?;
+        out.push(b'\n');
+        out.extend_from_slice(&self.sealed);
+        Ok(out)
+    }
+}
+
+/// The end of a session record as its readable part says, for upkeep.
+pub(crate) fn stored_expiry(bytes: &[u8]) -> Option<i64> {
+    Envelope::header(bytes).map(|h| h.expires_at)
+}
