@@ -268,7 +268,7 @@ pub fn store_records_reach(data: &[u8]) -> (bool, bool) {
 /// record (a readable `check` that is not this ticket's verifier), which a
 /// cookie with that id and another secret must neither open nor remove.
 fn left_alone_only_if_foreign(
-    kv: &dyn oidc_client::store::KeyValue,
+    kv: &dyn oidc_client::ports::KeyValue,
     key: &str,
     data: &[u8],
     ticket: &Ticket,

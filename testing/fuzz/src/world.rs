@@ -12,13 +12,14 @@ use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oidc_client::app::Platform;
-use oidc_client::config::{Config, Variables};
+use oidc_client::config::Config;
 use oidc_client::oidc::{jwks, transaction};
-use oidc_client::seams::{Clock, HttpClient, HttpError, HttpRequest, HttpResponse, Random};
+use oidc_client::ports::{
+    Clock, HttpClient, HttpError, HttpRequest, HttpResponse, KeyValue, Random, Variables,
+};
 use oidc_client::secret::Secret;
 use oidc_client::session::{Identity, Lifetimes, PrettyJson, Sessions, Tokens};
 use oidc_client::session_index;
-use oidc_client::store::KeyValue;
 use oidc_client::testing::MemoryStore;
 use oidc_client::ticket::Ticket;
 use p256::elliptic_curve::sec1::ToEncodedPoint;
