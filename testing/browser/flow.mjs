@@ -6,18 +6,21 @@
 // a step failed (the JSON then has `error` and `step`).
 //
 //   node testing/browser/flow.mjs <front-url> [--replicas N] [--user NAME]
-//        [--screenshot PATH] [--scope SCOPE]
+//        [--screenshots DIR] [--scope SCOPE]
+//
+// With --screenshots, DIR gets home.png (the start page) and user.png (/user
+// after login), or failure.png when a step fails.
 //
 // Environment: CHROMIUM (default /usr/bin/chromium).
 
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 
 import { chromium } from 'playwright-core';
 
 function parseArgs(argv) {
-  const opts = { replicas: 2, user: 'alice', screenshot: null, scope: 'openid profile offline_access' };
+  const opts = { replicas: 2, user: 'alice', screenshots: null, scope: 'openid profile offline_access' };
   const rest = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
@@ -27,7 +30,7 @@ function parseArgs(argv) {
     };
     if (a === '--replicas') opts.replicas = Number(value());
     else if (a === '--user') opts.user = value();
-    else if (a === '--screenshot') opts.screenshot = value();
+    else if (a === '--screenshots') opts.screenshots = value();
     else if (a === '--scope') opts.scope = value();
     else if (a.startsWith('--')) usage(`unknown option ${a}`);
     else rest.push(a);
@@ -39,7 +42,7 @@ function parseArgs(argv) {
 }
 
 function usage(message) {
-  console.error(`flow.mjs: ${message}\nusage: node flow.mjs <front-url> [--replicas N] [--user NAME] [--screenshot PATH] [--scope SCOPE]`);
+  console.error(`flow.mjs: ${message}\nusage: node flow.mjs <front-url> [--replicas N] [--user NAME] [--screenshots DIR] [--scope SCOPE]`);
   process.exit(2);
 }
 
@@ -115,6 +118,15 @@ async function passIdp(page) {
   if (!isFront(page.url())) throw new Error(`still at the IdP: ${page.url()}`);
 }
 
+// Saves a full-page screenshot as DIR/name when --screenshots DIR was given.
+async function shoot(page, name) {
+  if (!opts.screenshots) return;
+  mkdirSync(opts.screenshots, { recursive: true });
+  const path = join(opts.screenshots, name);
+  await page.screenshot({ path, fullPage: true });
+  (result.screenshots ??= []).push(path);
+}
+
 let context;
 let userDataDir;
 let exitCode = 0;
@@ -165,6 +177,7 @@ try {
   let response = await page.goto(`${opts.front}/`);
   result.steps.push({ step, status: response.status(), path: new URL(page.url()).pathname });
   if (response.status() !== 200) throw new Error(`GET / answered ${response.status()}`);
+  await shoot(page, 'home.png');
   await page.fill('#scope', opts.scope);
 
   step = 'login';
@@ -192,11 +205,7 @@ try {
   result.document_cookie_has_session = result.document_cookie.includes(`${SESSION}=`);
   const accessBefore = (await page.locator('#access-token').textContent()).trim();
   result.has_refresh_token = !(await page.locator('#refresh-token').textContent()).includes('(none');
-  if (opts.screenshot) {
-    mkdirSync(dirname(opts.screenshot), { recursive: true });
-    await page.screenshot({ path: opts.screenshot, fullPage: true });
-    result.screenshot = opts.screenshot;
-  }
+  await shoot(page, 'user.png');
 
   // /user again until every replica has answered (each navigation is one request
   // through the front once the stylesheet is cached).
@@ -206,7 +215,8 @@ try {
   const userLoads = [];
   seen.add(await podOf(page));
   result.pods_seen.push(await podOf(page));
-  for (let i = 0; i < 4 * opts.replicas && seen.size < opts.replicas; i++) {
+  // At least one reload, so that the cookie is seen sent back with one replica too.
+  for (let i = 0; i < 4 * opts.replicas && (i === 0 || seen.size < opts.replicas); i++) {
     const before = frontRequests.length;
     response = await page.goto(`${opts.front}/user`);
     const pod = await podOf(page);
@@ -269,11 +279,7 @@ try {
     const page = context?.pages()[0];
     if (page) {
       result.url = page.url();
-      if (opts.screenshot) {
-        const failure = opts.screenshot.replace(/(\.png)?$/, '-failure.png');
-        await page.screenshot({ path: failure, fullPage: true });
-        result.failure_screenshot = failure;
-      }
+      await shoot(page, 'failure.png');
     }
   } catch {
     // the page is gone; the error says why

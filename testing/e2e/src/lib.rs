@@ -17,6 +17,7 @@
 pub mod app;
 pub mod app_stack;
 pub mod browser;
+pub mod chromium;
 pub mod cookies;
 pub mod echo;
 pub mod fake_idp;
@@ -34,6 +35,7 @@ pub mod records;
 pub mod redis;
 pub mod replicas;
 pub mod runtime_config;
+pub mod scripts;
 pub mod wait;
 
 pub use browser::{Browser, Response};

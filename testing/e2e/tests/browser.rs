@@ -5,44 +5,18 @@
 //!
 //! It proves that the cookies behave in Chromium as the harness's Browser assumes: the
 //! session cookie is stored HttpOnly, SameSite=Lax, Path=/, is sent back on every
-//! request, and is invisible to `document.cookie`. The screenshot of `/user` is kept at
-//! `target/e2e-artifacts/user.png`.
+//! request, and is invisible to `document.cookie`. Screenshots of `/` and `/user` are kept
+//! in `target/e2e-artifacts/browser/`.
 
-use std::path::PathBuf;
-use std::process::Command;
-use std::time::Duration;
-
+use e2e::chromium;
 use e2e::idp::IdpOptions;
 use e2e::replicas::{ReplicaOptions, Replicas, front_url};
-use e2e::{ChildGuard, Idp, Redis, free_port, repo_root};
-use serde_json::Value;
+use e2e::{Idp, Redis, free_port, repo_root};
 
 const REPLICAS: usize = 2;
 
-fn chromium() -> PathBuf {
-    let path =
-        PathBuf::from(std::env::var_os("CHROMIUM").unwrap_or_else(|| "/usr/bin/chromium".into()));
-    assert!(
-        path.is_file(),
-        "{} is missing: `apt-get install -y chromium` (or set CHROMIUM)",
-        path.display()
-    );
-    path
-}
-
-fn flow_script() -> PathBuf {
-    let dir = repo_root().join("testing/browser");
-    assert!(
-        dir.join("node_modules/playwright-core").is_dir(),
-        "playwright-core is not installed: run `npm ci --prefix testing/browser`"
-    );
-    dir.join("flow.mjs")
-}
-
 #[test]
 fn chromium_logs_in_refreshes_and_logs_out_across_replicas() {
-    let chromium = chromium();
-    let script = flow_script();
     let front_port = free_port();
     let idp = Idp::start(IdpOptions::for_client(&front_url(front_port)));
     let redis = Redis::start();
@@ -51,27 +25,9 @@ fn chromium_logs_in_refreshes_and_logs_out_across_replicas() {
         ReplicaOptions::new(REPLICAS, front_port).runtime_config(redis.runtime_config_toml()),
     );
 
-    let artifacts = repo_root().join("target/e2e-artifacts");
-    std::fs::create_dir_all(&artifacts).expect("create target/e2e-artifacts");
-    let screenshot = artifacts.join("user.png");
-    let _ = std::fs::remove_file(&screenshot);
-
-    let node = std::env::var_os("E2E_NODE").unwrap_or_else(|| "node".into());
-    let mut command = Command::new(node);
-    command
-        .arg(&script)
-        .arg(set.front_url())
-        .args(["--replicas", &REPLICAS.to_string()])
-        .args(["--user", "alice"])
-        .arg("--screenshot")
-        .arg(&screenshot)
-        .env("CHROMIUM", &chromium)
-        .current_dir(repo_root());
-    let mut flow = ChildGuard::spawn("flow", command);
-    let result: Value = flow.wait_for_line(Duration::from_secs(180), "`RESULT <json>`", |line| {
-        line.strip_prefix("RESULT ")
-            .map(|json| serde_json::from_str(json).expect("flow.mjs prints JSON"))
-    });
+    let shots = repo_root().join("target/e2e-artifacts/browser");
+    let _ = std::fs::remove_dir_all(&shots);
+    let result = chromium::walk(&set.front_url(), REPLICAS, "alice", &shots);
     let r = &result;
     let pretty = serde_json::to_string_pretty(r).unwrap();
     assert_eq!(r["completed"], true, "the browser walk failed:\n{pretty}");
@@ -155,9 +111,7 @@ fn chromium_logs_in_refreshes_and_logs_out_across_replicas() {
         1,
         "logout left the session's tombstone"
     );
-    assert!(
-        screenshot.is_file(),
-        "the screenshot of /user is at {}",
-        screenshot.display()
-    );
+    for shot in ["home.png", "user.png"] {
+        assert!(shots.join(shot).is_file(), "{shot} in {}", shots.display());
+    }
 }

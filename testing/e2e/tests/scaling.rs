@@ -354,49 +354,6 @@ fn v3_with_the_runtime_config_spin_operator_renders() {
     v3_exercise(2, e2e::runtime_config::operator_rendered);
 }
 
-/// Process ids whose process group is `pgid` (zombies excluded).
-fn processes_in_group(pgid: u32) -> Vec<u32> {
-    let mut found = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        // state ppid pgrp ...
-        let fields = e2e::process::stat_fields(&stat);
-        if fields.len() > 2 && fields[0] != "Z" && fields[2] == pgid.to_string() {
-            found.push(pid);
-        }
-    }
-    found
-}
-
-/// The first of `len` consecutive loopback ports that are free now, below the kernel's
-/// ephemeral range: the script takes the ports after its front port, and there they
-/// cannot collide with other tests' [`free_port`]s or outgoing connections.
-fn low_port_block(len: u16) -> u16 {
-    let ephemeral_start: u16 = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
-        .ok()
-        .and_then(|r| r.split_whitespace().next()?.parse().ok())
-        .unwrap_or(32768);
-    let (low, high) = (20000u16, ephemeral_start.saturating_sub(len));
-    assert!(
-        high > low,
-        "no room below the ephemeral range {ephemeral_start}"
-    );
-    for _ in 0..200 {
-        let start = low + (getrandom::u32().unwrap() % u32::from(high - low)) as u16;
-        let free =
-            (start..start + len).all(|p| std::net::TcpListener::bind(("127.0.0.1", p)).is_ok());
-        if free {
-            return start;
-        }
-    }
-    panic!("no {len} free consecutive ports between {low} and {ephemeral_start}");
-}
-
 /// `scripts/exercise.sh v3 2 PORT`: the front rotates over both replicas, the printed
 /// redis-cli port is the Redis, and Ctrl-C (SIGINT to the process group, as a terminal
 /// sends it) stops every process and removes the temporary directory.
@@ -405,7 +362,7 @@ fn exercise_script_runs_v3_and_cleans_up_on_ctrl_c() {
     use std::time::Duration;
 
     // The script puts the IdP, Redis and the replicas on the ports after the front's.
-    let front_port = low_port_block(16);
+    let front_port = e2e::scripts::low_port_block(16);
     let mut command = std::process::Command::new("bash");
     command
         .arg(e2e::repo_root().join("scripts/exercise.sh"))
@@ -481,7 +438,7 @@ fn exercise_script_runs_v3_and_cleans_up_on_ctrl_c() {
         || (!script.is_running()).then_some(()),
     )
     .unwrap();
-    let left = processes_in_group(script.pid());
+    let left = e2e::scripts::processes_in_group(script.pid());
     assert!(left.is_empty(), "processes left behind: {left:?}");
     for port in [front_port, redis_port].into_iter().chain(host_ports) {
         assert!(!e2e::net::port_accepts(port), "port {port} is still open");
