@@ -5,7 +5,7 @@
 //! refetches the JWKS once when the token names an unknown key.
 
 use crate::secret::constant_time_eq;
-use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
+use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk, KeyAlgorithm};
 use jsonwebtoken::{Algorithm, DecodingKey, Validation, errors::ErrorKind};
 use serde_json::{Map, Value};
 
@@ -72,11 +72,10 @@ pub fn verify(
     issuer: &str,
     client_id: &str,
 ) -> Result<Map<String, Value>, IdTokenError> {
-    let alg = signing_alg(token)?;
-    let header = jsonwebtoken::decode_header(token).map_err(|_| invalid("malformed header"))?;
+    let JoseHeader { alg, kid } = header(token)?;
     let candidates: Vec<&Jwk> = keys
         .iter()
-        .filter(|k| header.kid.is_none() || k.common.key_id == header.kid)
+        .filter(|k| kid.is_none() || k.common.key_id == kid)
         .filter(|k| key_fits(k, alg))
         .collect();
     if candidates.is_empty() {
@@ -149,8 +148,22 @@ pub fn check_azp(claims: &Map<String, Value>, client_id: &str) -> Result<(), IdT
     }
 }
 
-/// Reads `alg` from the header and refuses anything but the asymmetric algorithms.
-fn signing_alg(token: &str) -> Result<Algorithm, IdTokenError> {
+/// What the JOSE header says about verifying the token.
+struct JoseHeader {
+    alg: Algorithm,
+    kid: Option<String>,
+}
+
+/// The header as sent; `crit` only to refuse it.
+#[derive(serde::Deserialize)]
+struct RawHeader {
+    alg: Option<Value>,
+    kid: Option<String>,
+    crit: Option<serde::de::IgnoredAny>,
+}
+
+/// Reads the header (once) and refuses anything but the asymmetric algorithms.
+fn header(token: &str) -> Result<JoseHeader, IdTokenError> {
     use base64::Engine;
     if token.len() > MAX_TOKEN_LEN || token.split('.').count() != 3 {
         return Err(invalid("not a signed JWT"));
@@ -158,30 +171,36 @@ fn signing_alg(token: &str) -> Result<Algorithm, IdTokenError> {
     let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
         .decode(token.split('.').next().unwrap_or_default())
         .map_err(|_| invalid("malformed header"))?;
-    let header: Value = serde_json::from_slice(&raw).map_err(|_| invalid("malformed header"))?;
+    let header: RawHeader =
+        serde_json::from_slice(&raw).map_err(|_| invalid("malformed header"))?;
     let name = header
-        .get("alg")
+        .alg
+        .as_ref()
         .and_then(Value::as_str)
         .ok_or_else(|| invalid("no `alg` in header"))?;
-    if header.get("crit").is_some() {
+    if header.crit.is_some() {
         return Err(invalid("unsupported critical header parameters"));
     }
-    ACCEPTED
-        .iter()
-        .copied()
-        .find(|a| format!("{a:?}") == name)
+    let alg = name
+        .parse::<Algorithm>()
+        .ok()
+        .filter(|a| ACCEPTED.contains(a))
         .ok_or_else(|| {
             invalid(format!(
                 "algorithm `{}` is not accepted",
                 crate::request::truncate(name, 20)
             ))
-        })
+        })?;
+    Ok(JoseHeader {
+        alg,
+        kid: header.kid,
+    })
 }
 
 /// A key can verify `alg` only if its type (and curve) match, and its own `alg`, if any, is `alg`.
 fn key_fits(jwk: &Jwk, alg: Algorithm) -> bool {
     if let Some(key_alg) = jwk.common.key_algorithm
-        && format!("{key_alg:?}") != format!("{alg:?}")
+        && key_alg != KeyAlgorithm::from(alg)
     {
         return false;
     }
