@@ -5,78 +5,114 @@
 //! validated, userinfo cross-checked, and a brand-new session created.
 
 use super::context::Ctx;
+use super::username::username;
 use crate::cookies;
-use crate::oidc::transaction::{PendingLogin, StateError};
+use crate::oidc::discovery::ProviderMetadata;
+use crate::oidc::transaction::{PendingLogin, StateError, VerifiedCallback};
 use crate::oidc::{OidcError, token, userinfo};
-use crate::request::{Request, truncate};
+use crate::ports::StoreError;
+use crate::request::{Params, Request, truncate};
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::Secret;
 use crate::session::{Identity, PrettyJson, Tokens};
+use crate::session_index;
 
 const UNKNOWN_STATE: &str = "Unknown login state: this login was not started here, has expired, or was already completed. Please log in again.";
 
-pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
+/// Checks the callback, exchanges its code and starts the session: each
+/// step below either passes or ends the request with its page.
+pub(crate) fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     let params = req.query_params()?;
     let login_cookie = ctx.clear_cookie(cookies::LOGIN);
-    let bad = |msg: &str| AppError::bad_request(msg).with_cookie(login_cookie.clone());
+    let pending = pending_login(req, ctx, &params, &login_cookie)?;
+    let meta = ctx.discovery()?;
+    check_issuer(ctx, &meta, &params)?;
+    if let Some(error) = params.get("error") {
+        pending.abandon(ctx.kv)?;
+        return Err(idp_refused(error, &params).with_cookie(login_cookie));
+    }
+    let verified = consume(ctx, pending, &params, &login_cookie)?;
+    // From here on the transaction is consumed; every failure also clears its cookie.
+    let fail = |e: AppError| e.with_cookie(login_cookie.clone());
+    let (identity, tokens) = sign_in(ctx, &meta, &verified).map_err(fail)?;
+    let session_cookie = start_session(req, ctx, identity, tokens).map_err(|e| fail(e.into()))?;
+    Ok(Response::redirect("/user")
+        .with_cookie(session_cookie)
+        .with_cookie(login_cookie))
+}
 
+/// The login this browser started, if its cookie names one and `state` is its state.
+fn pending_login(
+    req: &Request,
+    ctx: &Ctx,
+    params: &Params,
+    login_cookie: &str,
+) -> Result<PendingLogin, AppError> {
+    let unknown = |log: &str| {
+        AppError::bad_request(UNKNOWN_STATE)
+            .with_cookie(login_cookie.to_owned())
+            .logged(log)
+    };
     let Some(login_ticket) = cookies::read(
         req.headers_named("cookie"),
         &ctx.cookie_name(cookies::LOGIN),
     ) else {
-        return Err(bad(UNKNOWN_STATE).logged("callback: no login cookie"));
+        return Err(unknown("callback: no login cookie"));
     };
     let Some(pending) = PendingLogin::find(ctx.kv, ctx.clock, &login_ticket)? else {
-        return Err(bad(UNKNOWN_STATE).logged("callback: unknown login state"));
+        return Err(unknown("callback: unknown login state"));
     };
     match pending.check_state(params.get("state").map(String::as_str)) {
-        Ok(()) => {}
-        Err(StateError::Missing) => {
-            return Err(AppError::bad_request(
-                "The callback has no state parameter.",
-            ));
-        }
-        Err(StateError::Mismatch | StateError::Used) => {
-            return Err(
-                AppError::bad_request("The state parameter does not match this login.")
-                    .logged("callback: state mismatch"),
-            );
-        }
-    }
-
-    let meta = ctx.discovery()?;
-    // RFC 9207: the authorization response must come from our issuer.
-    match params.get("iss") {
-        Some(iss) if *iss != ctx.cfg.issuer => {
-            return Err(AppError::bad_request(
-                "The response comes from a different issuer (iss) than the configured one.",
-            )
-            .logged("callback: iss mismatch"));
-        }
-        None if meta.authorization_response_iss_parameter_supported == Some(true) => {
-            return Err(AppError::bad_request(
-                "The response lacks the iss parameter its issuer promises (RFC 9207).",
-            ));
-        }
-        _ => {}
-    }
-
-    if let Some(error) = params.get("error") {
-        pending.abandon(ctx.kv)?;
-        let description = params
-            .get("error_description")
-            .map(|d| format!(": {}", truncate(d, 300)))
-            .unwrap_or_default();
-        let status = if error == "access_denied" { 403 } else { 400 };
-        return Err(AppError::new(
-            status,
-            format!(
-                "The identity provider reported `{}`{description}",
-                truncate(error, 60)
-            ),
+        Ok(()) => Ok(pending),
+        Err(StateError::Missing) => Err(AppError::bad_request(
+            "The callback has no state parameter.",
+        )),
+        Err(StateError::Mismatch | StateError::Used) => Err(AppError::bad_request(
+            "The state parameter does not match this login.",
         )
-        .with_cookie(login_cookie));
+        .logged("callback: state mismatch")),
     }
+}
+
+/// RFC 9207: the authorization response must come from our issuer.
+fn check_issuer(ctx: &Ctx, meta: &ProviderMetadata, params: &Params) -> Result<(), AppError> {
+    match params.get("iss") {
+        Some(iss) if *iss != ctx.cfg.issuer => Err(AppError::bad_request(
+            "The response comes from a different issuer (iss) than the configured one.",
+        )
+        .logged("callback: iss mismatch")),
+        None if meta.authorization_response_iss_parameter_supported == Some(true) => {
+            Err(AppError::bad_request(
+                "The response lacks the iss parameter its issuer promises (RFC 9207).",
+            ))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// The page for an `error` the IdP sent back instead of a code.
+fn idp_refused(error: &str, params: &Params) -> AppError {
+    let description = params
+        .get("error_description")
+        .map(|d| format!(": {}", truncate(d, 300)))
+        .unwrap_or_default();
+    let status = if error == "access_denied" { 403 } else { 400 };
+    AppError::new(
+        status,
+        format!(
+            "The identity provider reported `{}`{description}",
+            truncate(error, 60)
+        ),
+    )
+}
+
+/// Takes the code and consumes the login: at most one callback gets this far.
+fn consume(
+    ctx: &Ctx,
+    pending: PendingLogin,
+    params: &Params,
+    login_cookie: &str,
+) -> Result<VerifiedCallback, AppError> {
     let Some(code) = params
         .get("code")
         .filter(|c| !c.is_empty() && c.len() <= 2048)
@@ -85,46 +121,45 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
             "The callback has no authorization code.",
         ));
     };
-
-    let verified = match pending.verify(
+    match pending.verify(
         ctx.kv,
         ctx.clock,
         params.get("state").map(String::as_str),
         Secret::new(code.clone()),
     )? {
-        Ok(v) => v,
-        Err(StateError::Used) => {
-            return Err(bad(UNKNOWN_STATE).logged("callback: login already completed"));
-        }
-        Err(_) => {
-            return Err(AppError::bad_request(
-                "The state parameter does not match this login.",
-            ));
-        }
-    };
-    // From here on the transaction is consumed; every failure also clears its cookie.
-    let fail = |e: AppError| e.with_cookie(login_cookie.clone());
+        Ok(verified) => Ok(verified),
+        Err(StateError::Used) => Err(AppError::bad_request(UNKNOWN_STATE)
+            .with_cookie(login_cookie.to_owned())
+            .logged("callback: login already completed")),
+        Err(_) => Err(AppError::bad_request(
+            "The state parameter does not match this login.",
+        )),
+    }
+}
 
-    let tokens =
-        token::exchange_code(ctx.http, ctx.cfg, &meta, &verified).map_err(|e| fail(e.into()))?;
+/// Exchanges the code, validates the ID token and cross-checks userinfo:
+/// who logged in, and their tokens.
+fn sign_in(
+    ctx: &Ctx,
+    meta: &ProviderMetadata,
+    verified: &VerifiedCallback,
+) -> Result<(Identity, Tokens), AppError> {
+    let tokens = token::exchange_code(ctx.http, ctx.cfg, meta, verified)?;
     let Some(raw_id_token) = tokens.id_token.clone() else {
-        return Err(fail(
-            OidcError::BadResponse("the token response has no id_token".into()).into(),
-        ));
+        return Err(OidcError::BadResponse("the token response has no id_token".into()).into());
     };
-    let valid = ctx
-        .validate_id_token(&meta, &raw_id_token, Some(verified.txn.nonce.expose()))
-        .map_err(|e| fail(e.into()))?;
+    let valid = ctx.validate_id_token(meta, &raw_id_token, Some(verified.txn.nonce.expose()))?;
     let info = match &meta.userinfo_endpoint {
-        Some(endpoint) => Some(
-            userinfo::fetch(ctx.http, endpoint, tokens.access_token.expose(), &valid.sub)
-                .map_err(|e| fail(e.into()))?,
-        ),
+        Some(endpoint) => Some(userinfo::fetch(
+            ctx.http,
+            endpoint,
+            tokens.access_token.expose(),
+            &valid.sub,
+        )?),
         None => None,
     };
-
     let identity = Identity {
-        username: super::username::username(&valid.claims, info.as_ref(), &valid.sub),
+        username: username(&valid.claims, info.as_ref(), &valid.sub),
         iss: valid.iss,
         sub: valid.sub,
         sid: valid.sid,
@@ -139,33 +174,35 @@ pub fn finish(req: &Request, ctx: &Ctx) -> AppResult {
         access_token_expires_at: tokens.expires_in.map(|s| ctx.clock.now().saturating_add(s)),
         scope: tokens.scope.or(Some(verified.txn.scope.clone())),
     };
+    Ok((identity, tokens))
+}
 
+/// Stores a brand-new session, listed in the back-channel index; returns its cookie.
+fn start_session(
+    req: &Request,
+    ctx: &Ctx,
+    identity: Identity,
+    tokens: Tokens,
+) -> Result<String, StoreError> {
     // A session cookie from before the login is never reused (no fixation).
     let sessions = ctx.sessions();
     if let Some(old) = ctx.session_ticket(req)
-        && let Some(previous) = sessions.load(&old).map_err(|e| fail(e.into()))?
+        && let Some(previous) = sessions.load(&old)?
     {
-        sessions
-            .end(old.id(), previous.created_at)
-            .map_err(|e| fail(e.into()))?;
+        sessions.end(old.id(), previous.created_at)?;
     }
-    let (ticket, session) = sessions
-        .create(identity, tokens)
-        .map_err(|e| fail(e.into()))?;
+    let (ticket, session) = sessions.create(identity, tokens)?;
     // Without its index entries a back-channel logout could not find the session:
     // better no session than one that cannot be ended.
     let index = session.identity.index_keys();
-    if let Err(e) = crate::session_index::add(ctx.kv, &index, ticket.id()) {
+    if let Err(e) = session_index::add(ctx.kv, &index, ticket.id()) {
         let _ = sessions.end(ticket.id(), session.created_at);
-        return Err(fail(e.into()));
+        return Err(e);
     }
-    let session_cookie = cookies::set(
+    Ok(cookies::set(
         &ctx.cookie_name(cookies::SESSION),
         &ticket.cookie_value(),
         sessions.cookie_max_age(&session),
         ctx.cfg.https(),
-    );
-    Ok(Response::redirect("/user")
-        .with_cookie(session_cookie)
-        .with_cookie(login_cookie))
+    ))
 }
