@@ -1,98 +1,9 @@
-//! Just enough HTML scraping for the tests: forms (action, method, fields, submit
-//! buttons, also controls tied to a form by its `form="id"` attribute) and the text of
-//! elements found by id or class. Not a parser: it expects well-formed, simple pages.
+//! What the tests read from pages, with `scraper` (html5ever) doing the parsing:
+//! forms as a browser submits them (also controls tied to a form by its `form="id"`
+//! attribute), the text of elements found by id or class, links.
 
-use std::sync::LazyLock;
-
-use regex::Regex;
+use scraper::{ElementRef, Html};
 use url::Url;
-
-static TAG: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)<([a-z][a-z0-9-]*)\b((?:[^>\x22']|\x22[^\x22]*\x22|'[^']*')*)>").unwrap()
-});
-static FORM: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)<form\b((?:[^>\x22']|\x22[^\x22]*\x22|'[^']*')*)>(.*?)</form\s*>").unwrap()
-});
-static CONTROL: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r"(?is)<(input|button|textarea|select)\b((?:[^>\x22']|\x22[^\x22]*\x22|'[^']*')*)>")
-        .unwrap()
-});
-static ATTR: LazyLock<Regex> = LazyLock::new(|| {
-    Regex::new(r#"([A-Za-z_:@][-A-Za-z0-9_:.]*)(?:\s*=\s*(?:"([^"]*)"|'([^']*)'|([^\s"'=<>`]+)))?"#)
-        .unwrap()
-});
-static ANY_TAG: LazyLock<Regex> = LazyLock::new(|| Regex::new(r"(?s)<[^>]*>").unwrap());
-
-/// The attributes of a tag's inside (`name="x" value='y' checked`), names lowercased,
-/// values with entities decoded.
-pub fn attributes(inside: &str) -> Vec<(String, String)> {
-    ATTR.captures_iter(inside)
-        .map(|c| {
-            let name = c[1].to_ascii_lowercase();
-            let value = c
-                .get(2)
-                .or(c.get(3))
-                .or(c.get(4))
-                .map(|m| m.as_str())
-                .unwrap_or("");
-            (name, decode_entities(value))
-        })
-        .collect()
-}
-
-fn attr<'a>(attrs: &'a [(String, String)], name: &str) -> Option<&'a str> {
-    attrs
-        .iter()
-        .find(|(n, _)| n == name)
-        .map(|(_, v)| v.as_str())
-}
-
-/// Decodes the common character references: named `&amp; &lt; &gt; &quot; &apos;
-/// &#39; &nbsp;` and numeric `&#NN;` / `&#xNN;`.
-pub fn decode_entities(text: &str) -> String {
-    if !text.contains('&') {
-        return text.to_string();
-    }
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    while let Some(at) = rest.find('&') {
-        out.push_str(&rest[..at]);
-        rest = &rest[at..];
-        let Some(end) = rest[..rest.len().min(12)].find(';') else {
-            out.push('&');
-            rest = &rest[1..];
-            continue;
-        };
-        let entity = &rest[1..end];
-        let decoded = match entity {
-            "amp" => Some('&'),
-            "lt" => Some('<'),
-            "gt" => Some('>'),
-            "quot" => Some('"'),
-            "apos" => Some('\''),
-            "nbsp" => Some('\u{a0}'),
-            _ if entity.starts_with("#x") || entity.starts_with("#X") => {
-                u32::from_str_radix(&entity[2..], 16)
-                    .ok()
-                    .and_then(char::from_u32)
-            }
-            _ if entity.starts_with('#') => entity[1..].parse().ok().and_then(char::from_u32),
-            _ => None,
-        };
-        match decoded {
-            Some(c) => {
-                out.push(c);
-                rest = &rest[end + 1..];
-            }
-            None => {
-                out.push('&');
-                rest = &rest[1..];
-            }
-        }
-    }
-    out.push_str(rest);
-    out
-}
 
 /// A submit button of a form.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -110,8 +21,9 @@ pub struct Form {
     pub action: Url,
     /// "GET" or "POST".
     pub method: String,
-    /// The successful controls, in document order: text, password, hidden, email,
-    /// checked checkboxes and radios, textareas.
+    /// The successful controls: text, password, hidden, email, checked checkboxes and
+    /// radios, textareas; those inside the form first, in document order, then those
+    /// tied to it by `form="id"`.
     pub fields: Vec<(String, String)>,
     pub buttons: Vec<Button>,
     /// The attributes of the `<form>` tag.
@@ -159,193 +71,151 @@ impl Form {
     }
 }
 
-/// Every form of `html`, with relative actions resolved against `base`. Controls outside
-/// a form that name it in a `form="id"` attribute are included in it.
+/// Every element of the document, in document order.
+fn elements(document: &Html) -> impl Iterator<Item = ElementRef<'_>> {
+    document.root_element().descendants().filter_map(ElementRef::wrap)
+}
+
+fn is_control(element: &ElementRef<'_>) -> bool {
+    matches!(
+        element.value().name(),
+        "input" | "button" | "textarea" | "select"
+    )
+}
+
+/// Every form of `html`, with relative actions resolved against `base`.
 pub fn forms(html: &str, base: &Url) -> Vec<Form> {
-    let mut result: Vec<Form> = FORM
-        .captures_iter(html)
-        .map(|c| {
-            let attributes = attributes(&c[1]);
-            let action = match attr(&attributes, "action") {
+    let document = Html::parse_document(html);
+    elements(&document)
+        .filter(|e| e.value().name() == "form")
+        .map(|form_element| {
+            let tag = form_element.value();
+            let action = match tag.attr("action") {
                 Some(a) if !a.is_empty() => base.join(a).unwrap_or_else(|e| {
                     panic!("form action {a:?} does not resolve against {base}: {e}")
                 }),
                 _ => base.clone(),
             };
-            let method = attr(&attributes, "method")
-                .unwrap_or("get")
-                .to_ascii_uppercase();
             let mut form = Form {
-                id: attr(&attributes, "id").map(str::to_string),
+                id: tag.id().map(str::to_string),
                 action,
-                method,
+                method: tag.attr("method").unwrap_or("get").to_ascii_uppercase(),
                 fields: Vec::new(),
                 buttons: Vec::new(),
-                attributes,
+                attributes: tag
+                    .attrs()
+                    .map(|(n, v)| (n.to_string(), v.to_string()))
+                    .collect(),
             };
-            let inner = c.get(2).unwrap();
-            collect_controls(html, inner.start(), inner.end(), None, &mut form);
+            // Inside the form: controls naming another form with form="..." belong there.
+            let inside = form_element
+                .descendants()
+                .filter_map(ElementRef::wrap)
+                .filter(|e| is_control(e) && e.value().attr("form").is_none());
+            for control in inside {
+                add_control(&mut form, &control);
+            }
+            if let Some(id) = form.id.clone() {
+                let tied = elements(&document)
+                    .filter(|e| is_control(e) && e.value().attr("form") == Some(id.as_str()));
+                for control in tied {
+                    add_control(&mut form, &control);
+                }
+            }
             form
         })
-        .collect();
-    // Controls tied to a form by id from anywhere in the page.
-    for form in &mut result {
-        if let Some(id) = form.id.clone() {
-            collect_controls(html, 0, html.len(), Some(&id), form);
-        }
-    }
-    result
+        .collect()
 }
 
-fn collect_controls(html: &str, start: usize, end: usize, owner: Option<&str>, form: &mut Form) {
-    let region = &html[start..end];
-    for c in CONTROL.captures_iter(region) {
-        let kind = c[1].to_ascii_lowercase();
-        let attrs = attributes(&c[2]);
-        let form_attr = attr(&attrs, "form");
-        match owner {
-            // Looking for controls bound by form="id": only those.
-            Some(id) => {
-                if form_attr != Some(id) {
-                    continue;
-                }
-            }
-            // Inside the form: controls with a form="..." attribute belong to the
-            // form they name (collected by that form's pass).
-            None => {
-                if form_attr.is_some() {
-                    continue;
-                }
+/// Adds what `control` contributes to a submission of `form`.
+fn add_control(form: &mut Form, control: &ElementRef<'_>) {
+    let tag = control.value();
+    if tag.attr("disabled").is_some() {
+        return;
+    }
+    let name = tag.attr("name").map(str::to_string);
+    let value = tag.attr("value").unwrap_or("").to_string();
+    let kind = tag.attr("type").map(str::to_ascii_lowercase);
+    match tag.name() {
+        "button" => {
+            if kind.as_deref().unwrap_or("submit") == "submit" {
+                form.buttons.push(Button {
+                    name,
+                    value,
+                    text: text_of(control),
+                });
             }
         }
-        let name = attr(&attrs, "name").map(str::to_string);
-        if attr(&attrs, "disabled").is_some() {
-            continue;
+        "textarea" => {
+            if let Some(name) = name {
+                form.fields.push((name, text_of(control)));
+            }
         }
-        let after = start + c.get(0).unwrap().end();
-        match kind.as_str() {
-            "button" => {
-                let ty = attr(&attrs, "type")
-                    .unwrap_or("submit")
-                    .to_ascii_lowercase();
-                if ty == "submit" {
-                    let close = html[after..]
-                        .find("</button")
-                        .map(|i| after + i)
-                        .unwrap_or(after);
-                    form.buttons.push(Button {
-                        name,
-                        value: attr(&attrs, "value").unwrap_or("").to_string(),
-                        text: text_content(&html[after..close]),
-                    });
+        "select" => {} // none in these pages
+        _ => match kind.as_deref().unwrap_or("text") {
+            "submit" | "image" => form.buttons.push(Button {
+                name,
+                text: value.clone(),
+                value,
+            }),
+            "button" | "reset" | "file" => {}
+            "checkbox" | "radio" => {
+                if let (Some(name), Some(_)) = (name, tag.attr("checked")) {
+                    let value = tag.attr("value").unwrap_or("on").to_string();
+                    form.fields.push((name, value));
                 }
             }
-            "textarea" => {
-                if let Some(name) = name {
-                    let close = html[after..]
-                        .find("</textarea")
-                        .map(|i| after + i)
-                        .unwrap_or(after);
-                    form.fields
-                        .push((name, decode_entities(&html[after..close])));
-                }
-            }
-            "select" => {} // none in these pages
             _ => {
-                let ty = attr(&attrs, "type").unwrap_or("text").to_ascii_lowercase();
-                match ty.as_str() {
-                    "submit" | "image" => form.buttons.push(Button {
-                        name,
-                        value: attr(&attrs, "value").unwrap_or("").to_string(),
-                        text: attr(&attrs, "value").unwrap_or("").to_string(),
-                    }),
-                    "button" | "reset" | "file" => {}
-                    "checkbox" | "radio" => {
-                        if let (Some(name), Some(_)) = (name, attr(&attrs, "checked")) {
-                            form.fields
-                                .push((name, attr(&attrs, "value").unwrap_or("on").to_string()));
-                        }
-                    }
-                    _ => {
-                        if let Some(name) = name {
-                            form.fields
-                                .push((name, attr(&attrs, "value").unwrap_or("").to_string()));
-                        }
-                    }
+                if let Some(name) = name {
+                    form.fields.push((name, value));
                 }
             }
-        }
+        },
     }
 }
 
-/// The text of markup: tags removed, entities decoded, not trimmed.
-pub fn text_content(markup: &str) -> String {
-    decode_entities(&ANY_TAG.replace_all(markup, ""))
+/// The text of an element (its text nodes joined, not trimmed).
+fn text_of(element: &ElementRef<'_>) -> String {
+    element.text().collect()
 }
 
-/// The inner markup of the first element whose attributes satisfy `pred`.
-fn inner_html_where(
-    html: &str,
-    mut pred: impl FnMut(&str, &[(String, String)]) -> bool,
-) -> Option<String> {
-    for c in TAG.captures_iter(html) {
-        let tag = c[1].to_ascii_lowercase();
-        let attrs = attributes(&c[2]);
-        if pred(&tag, &attrs) {
-            let after = c.get(0).unwrap().end();
-            let close = format!("</{tag}");
-            let end = html[after..].to_ascii_lowercase().find(&close)? + after;
-            return Some(html[after..end].to_string());
-        }
-    }
-    None
-}
-
-/// The inner markup of the element with `id="<id>"`.
-pub fn inner_html_by_id(html: &str, id: &str) -> Option<String> {
-    inner_html_where(html, |_, attrs| attr(attrs, "id") == Some(id))
-}
-
-/// The text of the element with `id="<id>"` (tags removed, entities decoded).
+/// The text of the element with `id="<id>"`.
 pub fn text_by_id(html: &str, id: &str) -> Option<String> {
-    inner_html_by_id(html, id).map(|m| text_content(&m))
+    let document = Html::parse_document(html);
+    elements(&document)
+        .find(|e| e.value().id() == Some(id))
+        .map(|e| text_of(&e))
+}
+
+/// The text of every element with class `class`, in document order.
+pub fn texts_by_class(html: &str, class: &str) -> Vec<String> {
+    let document = Html::parse_document(html);
+    elements(&document)
+        .filter(|e| e.value().classes().any(|c| c == class))
+        .map(|e| text_of(&e))
+        .collect()
 }
 
 /// The text of the first element with class `class`.
 pub fn text_by_class(html: &str, class: &str) -> Option<String> {
-    inner_html_where(html, |_, attrs| {
-        attr(attrs, "class").is_some_and(|c| c.split_ascii_whitespace().any(|c| c == class))
-    })
-    .map(|m| text_content(&m))
+    texts_by_class(html, class).into_iter().next()
 }
 
-/// The text of every element with class `class`.
-pub fn texts_by_class(html: &str, class: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut offset = 0;
-    while let Some(found) = {
-        let rest = &html[offset..];
-        TAG.captures_iter(rest).find_map(|c| {
-            let attrs = attributes(&c[2]);
-            attr(&attrs, "class")
-                .is_some_and(|cl| cl.split_ascii_whitespace().any(|x| x == class))
-                .then(|| (c[1].to_ascii_lowercase(), c.get(0).unwrap().end()))
-        })
-    } {
-        let (tag, after) = found;
-        let start = offset + after;
-        let Some(end) = html[start..].to_ascii_lowercase().find(&format!("</{tag}")) else {
-            break;
-        };
-        out.push(text_content(&html[start..start + end]));
-        offset = start + end;
-    }
-    out
-}
-
-/// The `<title>` text.
+/// The `<title>` text, trimmed.
 pub fn title(html: &str) -> Option<String> {
-    inner_html_where(html, |tag, _| tag == "title").map(|m| text_content(&m).trim().to_string())
+    let document = Html::parse_document(html);
+    elements(&document)
+        .find(|e| e.value().name() == "title")
+        .map(|e| text_of(&e).trim().to_string())
+}
+
+/// The `href` of every link (`<a href>`), as written (entities decoded).
+pub fn hrefs(html: &str) -> Vec<String> {
+    let document = Html::parse_document(html);
+    elements(&document)
+        .filter(|e| e.value().name() == "a")
+        .filter_map(|e| e.value().attr("href").map(str::to_string))
+        .collect()
 }
 
 #[cfg(test)]
@@ -366,6 +236,7 @@ mod tests {
 <form id="op.logoutForm" method="post" action="http://127.0.0.1:1/x/confirm"><input type="hidden" name="xsrf" value="a&amp;b"/></form>
 <button autofocus type="submit" form="op.logoutForm" value="yes" name="logout">Yes, sign me out</button>
 <p class="error big">Bad &lt;thing&gt;</p><pre id="claims">{&quot;a&quot;:1}</pre><span id="username">alice</span>
+<a href="/x/abort?a=1&amp;b=2">Cancel</a>
 </body></html>"#;
         let forms = forms(html, &base);
         assert_eq!(forms.len(), 2);
@@ -382,6 +253,7 @@ mod tests {
                 ("password".into(), "".into())
             ]
         );
+        assert_eq!(forms[0].buttons[0].text, "Sign-in");
         assert_eq!(forms[1].get("xsrf"), Some("a&b"));
         assert_eq!(forms[1].buttons[0].name.as_deref(), Some("logout"));
         assert_eq!(forms[1].fields_clicking("logout").last().unwrap().1, "yes");
@@ -390,5 +262,6 @@ mod tests {
         assert_eq!(text_by_id(html, "username").as_deref(), Some("alice"));
         assert_eq!(title(html).as_deref(), Some("Sign-in"));
         assert_eq!(texts_by_class(html, "login"), vec!["Sign-in".to_string()]);
+        assert_eq!(hrefs(html), vec!["/x/abort?a=1&b=2".to_string()]);
     }
 }

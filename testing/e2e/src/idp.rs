@@ -511,7 +511,8 @@ impl Idp {
 
 /// The Cancel link of the IdP's interaction pages (`.../interaction/<uid>/abort`).
 fn abort_link(page: &Response) -> Option<Url> {
-    let re = regex::Regex::new(r#"href="([^"]*/abort)""#).unwrap();
-    let href = re.captures(&page.body)?.get(1)?.as_str();
-    page.url.join(&crate::html::decode_entities(href)).ok()
+    let href = crate::html::hrefs(&page.body)
+        .into_iter()
+        .find(|h| h.ends_with("/abort"))?;
+    page.url.join(&href).ok()
 }
