@@ -1,6 +1,8 @@
 //! HTTP/1.1 written byte by byte over a TCP socket, for requests an HTTP client
 //! library would refuse to send or would "fix" (raw bytes in the target, a chunked body
-//! of a chosen size). One request per connection (`Connection: close`).
+//! of a chosen size): the sending stays hand-written on purpose. The response is
+//! read to the end of the stream and parsed with `httparse`. One request per
+//! connection (`Connection: close`).
 
 use std::io::{Read, Write};
 use std::net::{Ipv4Addr, TcpStream};
@@ -65,23 +67,28 @@ fn invalid(msg: String) -> std::io::Error {
 }
 
 fn parse(raw: &[u8]) -> std::io::Result<RawResponse> {
-    let end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or_else(|| invalid(format!("no complete response head in {} bytes", raw.len())))?;
-    let head = String::from_utf8_lossy(&raw[..end]);
-    let mut lines = head.split("\r\n");
-    let status_line = lines.next().unwrap_or_default();
-    let status = status_line
-        .split_whitespace()
-        .nth(1)
-        .and_then(|s| s.parse().ok())
-        .ok_or_else(|| invalid(format!("bad status line {status_line:?}")))?;
-    let headers: Vec<(String, String)> = lines
-        .filter_map(|l| l.split_once(':'))
-        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_string()))
+    let mut slots = [httparse::EMPTY_HEADER; 64];
+    let mut head = httparse::Response::new(&mut slots);
+    let end = match head.parse(raw) {
+        Ok(httparse::Status::Complete(end)) => end,
+        Ok(httparse::Status::Partial) => {
+            return Err(invalid(format!(
+                "no complete response head in {} bytes",
+                raw.len()
+            )));
+        }
+        Err(e) => return Err(invalid(format!("bad response head: {e}"))),
+    };
+    let status = head.code.ok_or_else(|| invalid("no status code".into()))?;
+    let headers: Vec<(String, String)> = head
+        .headers
+        .iter()
+        .map(|h| {
+            let value = String::from_utf8_lossy(h.value).trim().to_string();
+            (h.name.to_ascii_lowercase(), value)
+        })
         .collect();
-    let rest = &raw[end + 4..];
+    let rest = &raw[end..];
     let is_chunked = headers
         .iter()
         .any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
@@ -103,17 +110,17 @@ fn parse(raw: &[u8]) -> std::io::Result<RawResponse> {
     })
 }
 
+/// A chunked body (RFC 9112 7.1), trailers ignored.
 fn dechunk(mut input: &[u8]) -> std::io::Result<Vec<u8>> {
     let mut out = Vec::new();
     loop {
-        let line_end = input
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or_else(|| invalid("truncated chunk size".into()))?;
-        let size_text = String::from_utf8_lossy(&input[..line_end]);
-        let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
-            .map_err(|e| invalid(format!("bad chunk size {size_text:?}: {e}")))?;
-        input = &input[line_end + 2..];
+        let (start, size) = match httparse::parse_chunk_size(input) {
+            Ok(httparse::Status::Complete(found)) => found,
+            Ok(httparse::Status::Partial) => return Err(invalid("truncated chunk size".into())),
+            Err(_) => return Err(invalid("bad chunk size".into())),
+        };
+        let size = usize::try_from(size).map_err(|_| invalid("huge chunk".into()))?;
+        input = &input[start..];
         if size == 0 {
             return Ok(out);
         }
@@ -137,7 +144,7 @@ mod tests {
         .unwrap();
         assert_eq!((r.status, r.body.as_slice()), (413, &b"abc"[..]));
         assert_eq!(r.header("allow"), Some("GET"));
-        let r = parse(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n").unwrap();
+        let r = parse(b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n3\r\nabc\r\n2;x=y\r\nde\r\n0\r\n\r\n").unwrap();
         assert_eq!(r.body, b"abcde");
         assert_eq!(chunked(b"hello"), b"5\r\nhello\r\n0\r\n\r\n");
     }
