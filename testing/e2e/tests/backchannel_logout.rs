@@ -14,7 +14,9 @@
 //! - Two browsers of one user (two IdP sessions): only the session whose IdP session
 //!   (`sid`) logged out ends; the other browser stays logged in.
 //! - A real logout token (captured on its way from the IdP) works once; delivered again
-//!   through the front, to the other replica, it is refused as already used.
+//!   through the front, to the other replica, it is refused as already used, before
+//!   it looks for sessions: the session it names, put back in the store after the
+//!   first delivery, survives the replay.
 //! - v2, a private store per replica: the single POST reaches one replica. It answers
 //!   200 either way, but the session ends only when that replica is the one holding it:
 //!   the documented limitation. Both cases are steered with the rotation, so the
@@ -22,11 +24,15 @@
 
 use std::time::Duration;
 
-use e2e::app_stack::{assert_snapshot_eq, snapshot};
+use e2e::app_stack::{assert_snapshot_eq, snapshot, without_prefixes};
 use e2e::idp::IdpOptions;
-use e2e::records::{assert_store_reveals_none, ended_key, session_record, ticket_parts};
+use e2e::records::{
+    assert_store_reveals_none, ended_key, session_key, session_record, ticket_parts,
+};
 use e2e::replicas::{ReplicaOptions, Replicas, front_url};
-use e2e::{Browser, EchoServer, Idp, LoginOptions, Redis, Response, free_port, wait_until};
+use e2e::{
+    Browser, EchoServer, Idp, LoginOptions, Redis, RespValue, Response, free_port, wait_until,
+};
 use url::Url;
 
 const USER: &str = "alice";
@@ -411,17 +417,57 @@ fn v3_a_replayed_logout_token_is_refused_on_another_replica() {
         "the app was not told yet"
     );
 
+    // What the session is made of in the store, saved (server-side copies) so that,
+    // once the first delivery has ended it, it can be put back as it was.
+    let mut parts = vec![session_key(&id)];
+    parts.extend(index_keys_naming(&redis, "sid", &id));
+    parts.extend(index_keys_naming(&redis, "sub", &id));
+    assert_eq!(parts.len(), 3, "the record, its sid and its sub index entries");
+    for key in &parts {
+        assert_eq!(
+            redis.command(&["COPY", key, &format!("saved:{key}")]),
+            RespValue::Integer(1)
+        );
+    }
+
     let (first, first_pod) = post_backchannel(&set, &[("logout_token", &token)]);
     first.assert_status(200);
     assert_eq!(first.header("cache-control"), Some("no-store"));
     assert_ended(&redis, &id);
     wait_for_ended_line(&set, &first_pod, 1);
+
+    // The session back, as if the token had never come: the replay must leave it alone.
+    for key in &parts {
+        assert_eq!(
+            redis.command(&["RENAME", &format!("saved:{key}"), key]),
+            RespValue::Simple("OK".into())
+        );
+    }
+    assert_eq!(redis.del(&[&ended_key(&id)]), 1);
+    let (page, _) = set.via(|| browser.get(&set.url("/user")));
+    page.assert_status(200);
+    assert_eq!(page.text_by_id("username").as_deref(), Some(USER));
+    let before = snapshot(&redis);
+
+    set.advance_to(&set.pod_after(&first_pod, 1));
     let (again, again_pod) = post_backchannel(&set, &[("logout_token", &token)]);
     assert_ne!(again_pod, first_pod, "strict round-robin");
     assert_eq!(assert_refused(&again), "this logout_token was already used");
-    // Refused before it looked for sessions.
-    assert_eq!(ended_lines(&set, &again_pod, 0), 0);
-    assert_eq!(ended_lines(&set, &again_pod, 1), 0);
+    // Refused before it looked for sessions: the session the token names is still
+    // there, with its index entries and without a tombstone. Only the token's use
+    // counter (and its upkeep registration) moved.
+    assert_snapshot_eq(
+        &without_prefixes(&before, &["bcl:jti:", "gc:"]),
+        &without_prefixes(&snapshot(&redis), &["bcl:jti:", "gc:"]),
+        "the replayed logout token",
+    );
+    assert!(session_record(&redis, &id).is_some(), "the session lives");
+    assert!(redis.get(&ended_key(&id)).is_none(), "no tombstone");
+    for _ in 0..set.len() {
+        let (page, pod) = set.via(|| browser.get(&set.url("/user")));
+        page.assert_status(200);
+        assert_eq!(page.text_by_id("username").as_deref(), Some(USER), "{pod}");
+    }
 }
 
 /// Signs `USER` in through the front of per-replica stores: the callback is steered
