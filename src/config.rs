@@ -4,7 +4,7 @@
 //! operator sees at once what to fix; the secret's value is never echoed.
 
 use crate::ports::Variables;
-use crate::secret::Secret;
+use crate::secret::ClientSecret;
 use url::Url;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,7 +26,7 @@ impl std::fmt::Display for ConfigError {
 #[derive(Debug, Clone)]
 pub struct Config {
     pub client_id: String,
-    pub client_secret: Secret,
+    pub client_secret: ClientSecret,
     /// The issuer identifier exactly as configured (and as discovery must echo it).
     pub issuer: String,
     /// `scheme://host[:port]` that outbound calls are confined to.
@@ -46,7 +46,7 @@ impl Config {
     pub fn load(vars: &dyn Variables) -> Result<Config, ConfigError> {
         let client_id = required(vars, "client_id")?;
         check_printable("client_id", &client_id, 256)?;
-        let client_secret = Secret::new(required(vars, "client_secret")?);
+        let client_secret = ClientSecret::new(required(vars, "client_secret")?);
         if client_secret.expose().len() > 1024 {
             return Err(invalid("client_secret", "is longer than 1024 bytes"));
         }

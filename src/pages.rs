@@ -306,7 +306,7 @@ mod tests {
             serde_json::json!({"name": "</pre><script>alert(1)</script>"}),
         );
         s.identity.username = "<img src=x>".into();
-        s.csrf = crate::secret::Secret::new("x\" onclick=\"y");
+        s.csrf = crate::secret::CsrfToken::new("x\" onclick=\"y");
         let page = user(&H, &s);
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));

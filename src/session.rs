@@ -28,8 +28,8 @@ use crate::keys;
 use crate::lock::{Held, SessionLock};
 use crate::ports::{Clock, Random};
 use crate::ports::{KeyValue, StoreError};
-use crate::secret::Secret;
 use crate::secret::random_token;
+use crate::secret::{AccessToken, CsrfToken, IdToken, RefreshToken};
 use crate::session_record::{Envelope, FORMAT, Header};
 use crate::ticket::{RecordId, Ticket};
 use crate::upkeep::Upkeep;
@@ -45,10 +45,10 @@ const TOUCH_DIVISOR: i64 = 10;
 /// The tokens a login or refresh produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tokens {
-    pub id_token: Secret,
-    pub access_token: Secret,
+    pub id_token: IdToken,
+    pub access_token: AccessToken,
     #[serde(default)]
-    pub refresh_token: Option<Secret>,
+    pub refresh_token: Option<RefreshToken>,
     pub token_type: String,
     /// When the access token expires, if the IdP said.
     #[serde(default)]
@@ -122,7 +122,7 @@ pub struct Session {
     pub identity: Identity,
     pub tokens: Tokens,
     /// Per-session token required by state-changing forms (CSRF defence).
-    pub csrf: Secret,
+    pub csrf: CsrfToken,
     pub created_at: i64,
     /// Last recorded activity (login, refresh, or a visit when due): the idle
     /// lifetime counts from here.
@@ -138,7 +138,7 @@ pub struct Session {
 struct Private {
     identity: Identity,
     tokens: Tokens,
-    csrf: Secret,
+    csrf: CsrfToken,
 }
 
 /// What reading a record found.
@@ -200,7 +200,7 @@ impl Sessions<'_> {
         let session = Session {
             identity,
             tokens,
-            csrf: Secret::new(random_token(self.rng, 32)),
+            csrf: CsrfToken::new(random_token(self.rng, 32)),
             created_at: now,
             last_seen: now,
             expires_at: self.expiry(now, now),
@@ -454,7 +454,7 @@ impl Sessions<'_> {
 struct PrivateRef<'s> {
     identity: &'s Identity,
     tokens: &'s Tokens,
-    csrf: &'s Secret,
+    csrf: &'s CsrfToken,
 }
 
 #[cfg(test)]
@@ -476,9 +476,9 @@ pub mod tests {
 
     pub fn tokens(access: &str) -> Tokens {
         Tokens {
-            id_token: Secret::new("id.token.sig"),
-            access_token: Secret::new(access),
-            refresh_token: Some(Secret::new("refresh-1")),
+            id_token: IdToken::new("id.token.sig"),
+            access_token: AccessToken::new(access),
+            refresh_token: Some(RefreshToken::new("refresh-1")),
             token_type: "Bearer".into(),
             access_token_expires_at: None,
             scope: Some("openid".into()),
@@ -491,7 +491,7 @@ pub mod tests {
         Session {
             identity,
             tokens: tokens("at"),
-            csrf: Secret::new("csrf-token"),
+            csrf: CsrfToken::new("csrf-token"),
             created_at: 0,
             last_seen: 0,
             expires_at: 100,

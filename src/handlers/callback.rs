@@ -13,7 +13,7 @@ use crate::oidc::{OidcError, token, userinfo};
 use crate::ports::StoreError;
 use crate::request::{Params, Request, truncate};
 use crate::response::{AppError, AppResult, Response};
-use crate::secret::Secret;
+use crate::secret::{AuthorizationCode, IdToken};
 use crate::session::{Identity, PrettyJson, Tokens};
 use crate::session_index;
 
@@ -125,7 +125,7 @@ fn consume(
         ctx.kv,
         ctx.clock,
         params.get("state").map(String::as_str),
-        Secret::new(code.clone()),
+        AuthorizationCode::new(code.clone()),
     )? {
         Ok(verified) => Ok(verified),
         Err(StateError::Used) => Err(AppError::bad_request(UNKNOWN_STATE)
@@ -167,7 +167,7 @@ fn sign_in(
         userinfo: info.as_ref().map(PrettyJson::new),
     };
     let tokens = Tokens {
-        id_token: Secret::new(raw_id_token),
+        id_token: IdToken::new(raw_id_token),
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
         token_type: "Bearer".into(),

@@ -19,7 +19,7 @@ use crate::oidc::token::{self, TokenError};
 use crate::ports::StoreError;
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
-use crate::secret::Secret;
+use crate::secret::IdToken;
 use crate::session::{PrettyJson, Sessions, Tokens, Written};
 use crate::ticket::Ticket;
 use std::time::Duration;
@@ -144,7 +144,7 @@ fn refresh_held(
             }
             identity.sid = valid.sid.or(identity.sid);
             identity.claims = PrettyJson::new(&valid.claims);
-            Secret::new(raw)
+            IdToken::new(raw)
         }
         None => session.tokens.id_token.clone(),
     };

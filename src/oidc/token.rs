@@ -6,14 +6,14 @@ use super::discovery::{ClientAuth, ProviderMetadata};
 use super::transaction::{LoginTransaction, VerifiedCallback};
 use crate::config::Config;
 use crate::ports::{HttpClient, HttpError, HttpRequest, HttpResponse};
-use crate::secret::Secret;
+use crate::secret::{AccessToken, RefreshToken};
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
     BasicTokenIntrospectionResponse, BasicTokenType,
 };
 use oauth2::{
     AuthType, AuthUrl, AuthorizationCode, ClientId, ClientSecret, CsrfToken, EndpointNotSet,
-    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl, RefreshToken,
+    EndpointSet, ExtraTokenFields, PkceCodeChallenge, PkceCodeVerifier, RedirectUrl,
     RequestTokenError, RevocationUrl, Scope, StandardRevocableToken, StandardTokenResponse,
     TokenResponse, TokenUrl,
 };
@@ -44,8 +44,8 @@ type OidcClient<HasAuth> = oauth2::Client<
 
 /// What the token endpoint returned, before the ID token is validated.
 pub struct TokenSet {
-    pub access_token: Secret,
-    pub refresh_token: Option<Secret>,
+    pub access_token: AccessToken,
+    pub refresh_token: Option<RefreshToken>,
     pub id_token: Option<String>,
     pub expires_in: Option<i64>,
     pub scope: Option<String>,
@@ -143,8 +143,10 @@ fn into_token_set(r: OidcTokenResponse) -> Result<TokenSet, TokenError> {
         )));
     }
     Ok(TokenSet {
-        access_token: Secret::new(r.access_token().secret().clone()),
-        refresh_token: r.refresh_token().map(|t| Secret::new(t.secret().clone())),
+        access_token: AccessToken::new(r.access_token().secret().clone()),
+        refresh_token: r
+            .refresh_token()
+            .map(|t| RefreshToken::new(t.secret().clone())),
         id_token: r.extra_fields().id_token.clone(),
         expires_in: r
             .expires_in()
@@ -176,9 +178,9 @@ pub fn refresh(
     http: &dyn HttpClient,
     cfg: &Config,
     meta: &ProviderMetadata,
-    refresh_token: &Secret,
+    refresh_token: &RefreshToken,
 ) -> Result<TokenSet, TokenError> {
-    let token = RefreshToken::new(refresh_token.expose().to_owned());
+    let token = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
     let response = client(cfg, meta)?
         .exchange_refresh_token(&token)
         .request(&send_with(http))
@@ -192,12 +194,13 @@ pub fn revoke(
     cfg: &Config,
     meta: &ProviderMetadata,
     endpoint: &str,
-    refresh_token: &Secret,
+    refresh_token: &RefreshToken,
 ) -> Result<(), OidcError> {
     let url = RevocationUrl::new(endpoint.to_owned())
         .map_err(|_| OidcError::BadResponse("revocation_endpoint is not a URL".into()))?;
-    let token =
-        StandardRevocableToken::RefreshToken(RefreshToken::new(refresh_token.expose().to_owned()));
+    let token = StandardRevocableToken::RefreshToken(oauth2::RefreshToken::new(
+        refresh_token.expose().to_owned(),
+    ));
     client(cfg, meta)?
         .set_revocation_url(url)
         .revoke_token(token)

@@ -19,7 +19,7 @@ use crate::keys;
 use crate::ports::{Clock, Random};
 use crate::ports::{KeyValue, StoreError};
 use crate::secret::random_token;
-use crate::secret::{Secret, constant_time_eq};
+use crate::secret::{AuthorizationCode, LoginState, Nonce, PkceVerifier, constant_time_eq};
 use crate::ticket::Ticket;
 use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};
@@ -29,9 +29,9 @@ pub const LIFETIME: i64 = 600;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginTransaction {
-    pub state: Secret,
-    pub nonce: Secret,
-    pub pkce_verifier: Secret,
+    pub state: LoginState,
+    pub nonce: Nonce,
+    pub pkce_verifier: PkceVerifier,
     pub scope: String,
     pub created_at: i64,
 }
@@ -49,9 +49,9 @@ struct Envelope {
 pub fn new(rng: &dyn Random, clock: &dyn Clock, scope: String) -> (Ticket, LoginTransaction) {
     let ticket = Ticket::generate(rng);
     let txn = LoginTransaction {
-        state: Secret::new(random_token(rng, 32)),
-        nonce: Secret::new(random_token(rng, 32)),
-        pkce_verifier: Secret::new(random_token(rng, 32)),
+        state: LoginState::new(random_token(rng, 32)),
+        nonce: Nonce::new(random_token(rng, 32)),
+        pkce_verifier: PkceVerifier::new(random_token(rng, 32)),
         scope,
         created_at: clock.now(),
     };
@@ -88,7 +88,7 @@ pub struct PendingLogin {
 
 /// A callback whose `state` matched its transaction; the transaction is consumed.
 pub struct VerifiedCallback {
-    pub code: Secret,
+    pub code: AuthorizationCode,
     pub txn: LoginTransaction,
 }
 
@@ -160,7 +160,7 @@ impl PendingLogin {
         kv: &dyn KeyValue,
         clock: &dyn Clock,
         state: Option<&str>,
-        code: Secret,
+        code: AuthorizationCode,
     ) -> Result<Result<VerifiedCallback, StateError>, StoreError> {
         if let Err(e) = self.check_state(state) {
             return Ok(Err(e));
@@ -243,7 +243,12 @@ mod tests {
         let (kv, clock, ticket, txn) = setup();
         let p = PendingLogin::find(&kv, &clock, &ticket).unwrap().unwrap();
         let v = p
-            .verify(&kv, &clock, Some(txn.state.expose()), Secret::new("code"))
+            .verify(
+                &kv,
+                &clock,
+                Some(txn.state.expose()),
+                AuthorizationCode::new("code"),
+            )
             .unwrap()
             .unwrap();
         assert_eq!(v.txn, txn);
@@ -261,12 +266,14 @@ mod tests {
         let state = Some(txn.state.expose());
         assert!(
             first
-                .verify(&kv, &clock, state, Secret::new("c"))
+                .verify(&kv, &clock, state, AuthorizationCode::new("c"))
                 .unwrap()
                 .is_ok()
         );
         assert!(matches!(
-            second.verify(&kv, &clock, state, Secret::new("c")).unwrap(),
+            second
+                .verify(&kv, &clock, state, AuthorizationCode::new("c"))
+                .unwrap(),
             Err(StateError::Used)
         ));
     }
@@ -278,8 +285,13 @@ mod tests {
         clock.advance(LIFETIME);
         kv.delete(&keys::login_used(ticket.id())).unwrap();
         assert!(matches!(
-            late.verify(&kv, &clock, Some(txn.state.expose()), Secret::new("c"))
-                .unwrap(),
+            late.verify(
+                &kv,
+                &clock,
+                Some(txn.state.expose()),
+                AuthorizationCode::new("c")
+            )
+            .unwrap(),
             Err(StateError::Used)
         ));
     }
@@ -291,7 +303,12 @@ mod tests {
         let p = PendingLogin::find(&kv, &clock, &ticket).unwrap().unwrap();
         assert_eq!(p.check_state(None), Err(StateError::Missing));
         let r = p
-            .verify(&kv, &clock, Some("tampered"), Secret::new("code"))
+            .verify(
+                &kv,
+                &clock,
+                Some("tampered"),
+                AuthorizationCode::new("code"),
+            )
             .unwrap();
         assert!(matches!(r, Err(StateError::Mismatch)));
         assert_eq!(kv.snapshot(), before);

@@ -17,7 +17,7 @@ use oidc_client::oidc::{jwks, transaction};
 use oidc_client::ports::{
     Clock, HttpClient, HttpError, HttpRequest, HttpResponse, KeyValue, Random, Variables,
 };
-use oidc_client::secret::Secret;
+use oidc_client::secret::{AccessToken, IdToken, RefreshToken};
 use oidc_client::session::{Identity, Lifetimes, PrettyJson, Sessions, Tokens};
 use oidc_client::session_index;
 use oidc_client::testing::MemoryStore;
@@ -281,9 +281,9 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         userinfo: None,
     };
     let tokens = Tokens {
-        id_token: Secret::new(ID_TOKEN),
-        access_token: Secret::new(ACCESS_TOKEN),
-        refresh_token: Some(Secret::new(REFRESH_TOKEN)),
+        id_token: IdToken::new(ID_TOKEN),
+        access_token: AccessToken::new(ACCESS_TOKEN),
+        refresh_token: Some(RefreshToken::new(REFRESH_TOKEN)),
         token_type: "Bearer".into(),
         access_token_expires_at: Some(NOW + 300),
         scope: Some("openid profile".into()),
