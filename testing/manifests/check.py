@@ -7,9 +7,13 @@ Checks (every one is reported; the exit status is 1 if any fails):
   errors) and validates: built-in kinds against the strict Kubernetes schemas bundled
   by kubernetes-validate, SpinApp and SpinAppExecutor against the openAPIV3Schema of
   the spin-operator CRDs with unknown fields turned into errors;
+* the kind cluster config (runtime-class/kind-cluster.yaml) against the subset of
+  kind's v1alpha4 Cluster schema that it uses, unknown fields being errors;
 * cross-checks between the manifests, spin.toml and kubernetes/README.md (variables,
-  Secret/ConfigMap keys, key-value store, executor and runtime class names, files
-  and resources named by kubectl commands, the image reference).
+  Secret/ConfigMap keys, key-value store, the Redis password, executor and runtime
+  class names, the shim's containerd runtime, the HPA and the SpinApp it scales,
+  files and resources named by kubectl commands, the node images, the image
+  reference).
 
 With --emit-runtime-config PATH it also writes the runtime-config.toml that
 spin-operator renders for the SpinApp that has spec.runtimeConfig (v3), with the
@@ -61,11 +65,56 @@ APP_NAME_LABEL = "core.spinkube.dev/app-name"
 DEFAULT_CA_SECRET = "spin-ca"
 # kubectl commands with -n/--namespace may only address these namespaces (cluster
 # infrastructure that this exercise installs but does not define).
-INFRA_NAMESPACES = {"cert-manager", "spin-operator", "kube-system"}
+INFRA_NAMESPACES = {"cert-manager", "spin-operator", "kube-system", "traefik"}
 # What the SpinApps must look like for this exercise.
 EXPECTED_PROBES = {"readiness": "/readyz", "liveness": "/healthz"}
 EXPECTED_RUNTIME_CLASS_HANDLER = "spin"
+V2_FILE = "kubernetes/client1-v2.yaml"
+V3_FILE = "kubernetes/client1-v3.yaml"
+AUTOSCALING_FILE = "kubernetes/client1-v3-autoscaling.yaml"
 STORE_TYPES = {"redis": {"required": {"url"}, "allowed": {"url"}}}
+# Servers of the session store that take redis-server's flags (Valkey is a fork).
+REDIS_SERVERS = {"redis-server", "valkey-server"}
+# The containerd runtime type of containerd-shim-spin (binary containerd-shim-spin-v2).
+SPIN_RUNTIME_TYPE = "io.containerd.spin.v2"
+# Node images with containerd-shim-spin: <repository>/<k3d|kind>:v<shim version>.
+SHIM_IMAGE = re.compile(r"^ghcr\.io/spinframework/containerd-shim-spin/(k3d|kind):(v\d+\.\d+\.\d+)$")
+# kind's cluster config: not a Kubernetes object, read by `kind create cluster --config`.
+KIND_CONFIG_API = "kind.x-k8s.io/v1alpha4"
+# The part of kind's v1alpha4 Cluster type (sigs.k8s.io/kind/pkg/apis/config/v1alpha4)
+# that this repository uses; any other field is reported, so a typo cannot pass.
+KIND_CLUSTER_SCHEMA = {
+    "type": "object",
+    "required": ["kind", "apiVersion"],
+    "additionalProperties": False,
+    "properties": {
+        "kind": {"const": "Cluster"},
+        "apiVersion": {"const": KIND_CONFIG_API},
+        "name": {"type": "string"},
+        "containerdConfigPatches": {"type": "array", "items": {"type": "string"}},
+        "nodes": {"type": "array", "minItems": 1, "items": {
+            "type": "object",
+            "required": ["role"],
+            "additionalProperties": False,
+            "properties": {
+                "role": {"enum": ["control-plane", "worker"]},
+                "image": {"type": "string"},
+                "labels": {"type": "object", "additionalProperties": {"type": "string"}},
+                "extraPortMappings": {"type": "array", "items": {
+                    "type": "object",
+                    "required": ["containerPort"],
+                    "additionalProperties": False,
+                    "properties": {
+                        "containerPort": {"type": "integer", "minimum": 1, "maximum": 65535},
+                        "hostPort": {"type": "integer", "minimum": 0, "maximum": 65535},
+                        "listenAddress": {"type": "string"},
+                        "protocol": {"enum": ["TCP", "UDP", "SCTP"]},
+                    },
+                }},
+            },
+        }},
+    },
+}
 
 KIND_ALIASES = {
     "spinapp": "SpinApp", "spinapps": "SpinApp",
@@ -78,6 +127,8 @@ KIND_ALIASES = {
     "persistentvolumeclaim": "PersistentVolumeClaim", "persistentvolumeclaims": "PersistentVolumeClaim",
     "pvc": "PersistentVolumeClaim",
     "secret": "Secret", "secrets": "Secret",
+    "horizontalpodautoscaler": "HorizontalPodAutoscaler", "horizontalpodautoscalers": "HorizontalPodAutoscaler",
+    "hpa": "HorizontalPodAutoscaler",
 }
 UNCHECKED_KINDS = {"pod", "pods", "po", "namespace", "namespaces", "ns", "node", "nodes",
                    "no", "event", "events", "ev", "endpoints", "ep", "all",
@@ -89,6 +140,7 @@ KUBECTL_VALUE_FLAGS = {
     "--replicas", "--field-selector", "--context", "--kubeconfig", "-L", "--label-columns",
     "--tail", "--since", "--from-literal", "--from-file", "--from-env-file",
     "--docker-server", "--docker-username", "--docker-password", "--address",
+    "--image", "--restart",
 }
 KUBECTL_RESOURCE_VERBS = {"get", "describe", "delete", "patch", "edit", "scale", "label",
                           "annotate", "port-forward", "logs", "exec", "wait", "autoscale",
@@ -295,14 +347,25 @@ def validate_crd_object(body: dict, crds: dict[str, CrdSchema], k8s_version: str
     return errors
 
 
+def is_kind_config(doc: Doc) -> bool:
+    return str(doc.body.get("apiVersion", "")).split("/")[0] == KIND_CONFIG_API.split("/")[0]
+
+
 def validate_docs(docs: list[Doc], crds: dict[str, CrdSchema], k8s_version: str, report: Report) -> None:
     for doc in docs:
         b = doc.body
         if not b.get("apiVersion") or not doc.kind:
             report.fail(f"{doc.where}: apiVersion and kind are required")
             continue
-        if not doc.name:
+        if not doc.name and not is_kind_config(doc):
             report.fail(f"{doc.where}: metadata.name is required")
+        if str(b["apiVersion"]).split("/")[0] == KIND_CONFIG_API.split("/")[0]:
+            validator = jsonschema.Draft7Validator(KIND_CLUSTER_SCHEMA)
+            errors = [f"{_path(e.absolute_path)}: {e.message}"
+                      for e in sorted(validator.iter_errors(b), key=lambda e: list(map(str, e.absolute_path)))]
+            report.check(not errors, f"{doc.where}: validates against kind {KIND_CONFIG_API} Cluster (the fields used here)",
+                         "; ".join(errors))
+            continue
         if doc.kind in crds and str(b["apiVersion"]).startswith(SPINKUBE_GROUP + "/"):
             errors = validate_crd_object(b, crds, k8s_version)
             against = "spin-operator CRD"
@@ -581,12 +644,33 @@ def key_refs(app: Doc) -> list[tuple[str, str, str, str]]:
             for opt in store.get("options") or []:
                 sources.append((f"runtimeConfig.{section}[{store.get('name')}].{opt.get('name')}",
                                 opt.get("valueFrom") or {}))
+    return _refs(sources)
+
+
+def _refs(sources: list[tuple[str, dict]]) -> list[tuple[str, str, str, str]]:
+    refs = []
     for where, vf in sources:
         if vf.get("secretKeyRef"):
             refs.append((where, "Secret", vf["secretKeyRef"].get("name", ""), vf["secretKeyRef"].get("key", "")))
         if vf.get("configMapKeyRef"):
             refs.append((where, "ConfigMap", vf["configMapKeyRef"].get("name", ""), vf["configMapKeyRef"].get("key", "")))
     return refs
+
+
+def pod_containers(dep: Doc) -> list[dict]:
+    spec = dep.body.get("spec") or {}
+    pod = (spec.get("template") or {}).get("spec") or {}
+    return [c for c in (pod.get("containers") or []) + (pod.get("initContainers") or []) if isinstance(c, dict)]
+
+
+def container_key_refs(dep: Doc) -> list[tuple[str, str, str, str]]:
+    """(where, 'Secret'|'ConfigMap', name, key) for every env key a Deployment's containers read."""
+    sources = []
+    for c in pod_containers(dep):
+        for e in c.get("env") or []:
+            if isinstance(e, dict):
+                sources.append((f"container {c.get('name')} env {e.get('name')}", e.get("valueFrom") or {}))
+    return _refs(sources)
 
 
 # --------------------------------------------------------------------------- cross-checks
@@ -628,8 +712,9 @@ def check_keys_created(m: Model, r: Report) -> None:
         return
     created = {"Secret": m.readme.secrets, "ConfigMap": m.readme.configmaps}
     read: set[tuple[str, str, str]] = set()
-    for app in m.spinapps:
-        for where, kind, name, key in key_refs(app):
+    readers = [(app, key_refs(app)) for app in m.spinapps] + [(dep, container_key_refs(dep)) for dep in m.of_kind("Deployment")]
+    for app, refs in readers:
+        for where, kind, name, key in refs:
             read.add((kind, name, key))
             have = created[kind].get(name)
             if have is None:
@@ -641,8 +726,8 @@ def check_keys_created(m: Model, r: Report) -> None:
     for kind, objs in created.items():
         for name, keys in objs.items():
             for key in keys:
-                r.check((kind, name, key) in read, f"{README}: {kind} {name}/{key} is read by a SpinApp",
-                        "created but no SpinApp reads it (misspelled or stale?)")
+                r.check((kind, name, key) in read, f"{README}: {kind} {name}/{key} is read by a SpinApp or Deployment",
+                        "created but nothing reads it (misspelled or stale?)")
 
 
 def check_names(m: Model, r: Report) -> None:
@@ -669,7 +754,7 @@ def check_names(m: Model, r: Report) -> None:
         r.check(rc.body.get("handler") == EXPECTED_RUNTIME_CLASS_HANDLER,
                 f"{rc.where}: handler is {EXPECTED_RUNTIME_CLASS_HANDLER!r}", f"got {rc.body.get('handler')!r}")
     names = {app.name for app in m.spinapps}
-    r.check(len(names) <= 1, "both SpinApps define the same app (v2 and v3 of one SpinApp)",
+    r.check(len(names) <= 1, "all SpinApps define the same app (v2, v3 and v3 autoscaling of one SpinApp)",
             f"names: {sorted(names)}")
 
 
@@ -753,6 +838,7 @@ def check_session_store(m: Model, r: Report) -> None:
     r.check("session-store" in services, "Service session-store is defined", "missing (kubernetes/client1-v3.yaml)")
     if store is not None:
         check_store_persistence(m, store, r)
+        check_store_password(m, store, r)
     if m.readme is None:
         return
     for app in m.spinapps:
@@ -788,9 +874,9 @@ def check_store_persistence(m: Model, store: Doc, r: Report) -> None:
     spec = store.body.get("spec") or {}
     pod = (spec.get("template") or {}).get("spec") or {}
     containers = pod.get("containers") or []
-    redis = next((c for c in containers if "redis-server" in [str(a) for a in (c.get("command") or []) + (c.get("args") or [])]), None)
-    if not r.check(redis is not None, f"{store.where}: a container runs redis-server with explicit arguments",
-                   "no container whose command or args name redis-server"):
+    redis = _redis_container(store)
+    if not r.check(redis is not None, f"{store.where}: a container runs redis-server (or valkey-server) with explicit arguments",
+                   "no container whose command or args name redis-server or valkey-server"):
         return
     opts = _redis_options([str(a) for a in (redis.get("command") or []) + (redis.get("args") or [])])
     r.check(opts.get("appendonly") == "yes", f"{store.where}: redis-server runs with --appendonly yes (AOF)",
@@ -809,6 +895,175 @@ def check_store_persistence(m: Model, store: Doc, r: Report) -> None:
     r.check(((spec.get("strategy") or {}).get("type")) == "Recreate",
             f"{store.where}: strategy Recreate (one Redis pod at a time on the volume)",
             f"got {spec.get('strategy')!r}")
+
+
+def _redis_container(store: Doc) -> dict | None:
+    return next((c for c in pod_containers(store)
+                 if REDIS_SERVERS & {str(a) for a in (c.get("command") or []) + (c.get("args") or [])}), None)
+
+
+def check_store_password(m: Model, store: Doc, r: Report) -> None:
+    """Redis requires a password that comes from a Secret, and the url every SpinApp's
+    store reads (from a Secret as well) carries that same password: both are created
+    by the README from one value."""
+    redis = _redis_container(store)
+    if redis is None:
+        return  # reported by check_store_persistence
+    opts = _redis_options([str(a) for a in (redis.get("command") or []) + (redis.get("args") or [])])
+    given = opts.get("requirepass")
+    if not r.check(bool(given), f"{store.where}: redis-server requires a password (--requirepass)",
+                   "without one every pod in the cluster can read and change the sessions"):
+        return
+    var = re.fullmatch(r"\$\(([A-Za-z_][A-Za-z0-9_]*)\)", given)
+    if not r.check(var is not None, f"{store.where}: --requirepass is an environment variable, $(NAME)",
+                   f"got {given!r}: the password would sit in the manifest"):
+        return
+    env = {e.get("name"): e for e in redis.get("env") or [] if isinstance(e, dict)}
+    ref = ((env.get(var.group(1)) or {}).get("valueFrom") or {}).get("secretKeyRef") or {}
+    if not r.check(bool(ref.get("name")) and bool(ref.get("key")),
+                   f"{store.where}: {var.group(1)} comes from a Secret (secretKeyRef)",
+                   f"env {var.group(1)} is {env.get(var.group(1))!r}"):
+        return
+    secret, key = ref["name"], ref["key"]
+    password = (m.readme.secrets.get(secret) or {}).get(key) if m.readme else None
+    for app in m.spinapps:
+        for s in ((app.body.get("spec") or {}).get("runtimeConfig") or {}).get("keyValueStores") or []:
+            if s.get("type") != "redis":
+                continue
+            for opt in s.get("options") or []:
+                if opt.get("name") != "url":
+                    continue
+                vf = opt.get("valueFrom") or {}
+                sref = vf.get("secretKeyRef") or {}
+                if not r.check(bool(sref), f"{app.where}: store {s.get('name')!r} url comes from a Secret (it holds the Redis password)",
+                               "use valueFrom.secretKeyRef, not a literal value or a ConfigMap"):
+                    continue
+                url = (m.readme.secrets.get(sref.get("name")) or {}).get(sref.get("key")) if m.readme else None
+                if url is None or password is None:
+                    continue  # missing keys are reported by check_keys_created
+                got = urlsplit(url).password
+                r.check(got == password,
+                        f"{README}: Secret {sref.get('name')}/{sref.get('key')} carries the password Redis requires "
+                        f"(Secret {secret}/{key})",
+                        f"the url has password {got!r}, Redis is given {password!r}")
+
+
+def check_autoscaling(m: Model, r: Report) -> None:
+    """HorizontalPodAutoscalers scale the Deployment spin-operator creates for a SpinApp
+    (named after it) with enableAutoscaling, in the same file; such a SpinApp sets no
+    replicas and requests CPU; the autoscaling variant equals v3 otherwise."""
+    apps_by_file: dict[str, list[Doc]] = {}
+    for app in m.spinapps:
+        apps_by_file.setdefault(app.path, []).append(app)
+    targeted: set[tuple[str, str]] = set()
+    for hpa in m.of_kind("HorizontalPodAutoscaler"):
+        spec = hpa.body.get("spec") or {}
+        ref = spec.get("scaleTargetRef") or {}
+        name = ref.get("name")
+        r.check(ref.get("apiVersion") == "apps/v1" and ref.get("kind") == "Deployment",
+                f"{hpa.where}: scales a Deployment (apps/v1)",
+                f"got {ref.get('apiVersion')} {ref.get('kind')}; a SpinApp has no scale subresource, "
+                "the Deployment spin-operator creates for it does")
+        same = [a for a in apps_by_file.get(hpa.path, []) if a.name == name]
+        if not r.check(bool(same), f"{hpa.where}: targets the Deployment of a SpinApp in {hpa.path}",
+                       f"no SpinApp {name!r} in {hpa.path} (spin-operator names the Deployment after the SpinApp)"):
+            continue
+        app = same[0]
+        targeted.add((app.path, app.name))
+        r.check((app.body.get("spec") or {}).get("enableAutoscaling") is True,
+                f"{hpa.where}: SpinApp {name} has enableAutoscaling: true",
+                "without it the operator sets the Deployment's replicas to spec.replicas at every reconcile, "
+                "undoing the HPA")
+        metrics = spec.get("metrics") or []
+        r.check(any(x.get("type") == "Resource" and (x.get("resource") or {}).get("name") == "cpu" for x in metrics),
+                f"{hpa.where}: scales on CPU (a Resource metric cpu)", f"metrics: {metrics}")
+        lo, hi = spec.get("minReplicas", 1), spec.get("maxReplicas")
+        r.check(isinstance(lo, int) and isinstance(hi, int) and 1 <= lo <= hi,
+                f"{hpa.where}: 1 <= minReplicas <= maxReplicas", f"minReplicas {lo!r}, maxReplicas {hi!r}")
+    for app in m.spinapps:
+        spec = app.body.get("spec") or {}
+        if not spec.get("enableAutoscaling"):
+            continue
+        r.check("replicas" not in spec, f"{app.where}: enableAutoscaling without replicas",
+                f"replicas: {spec.get('replicas')!r}; the CRD: replicas cannot be defined if autoscaling is enabled")
+        cpu = ((spec.get("resources") or {}).get("requests") or {}).get("cpu")
+        r.check(bool(cpu), f"{app.where}: resources.requests.cpu is set (CPU utilization is a share of it)",
+                "no CPU request: the HPA cannot compute a CPU utilization")
+        r.check((app.path, app.name) in targeted, f"{app.where}: an HPA in {app.path} scales its Deployment",
+                "enableAutoscaling with no autoscaler leaves the replica count to nobody")
+    by_file = {app.path: app for app in m.spinapps}
+    v3, auto = by_file.get(V3_FILE), by_file.get(AUTOSCALING_FILE)
+    if r.check(auto is not None, f"{AUTOSCALING_FILE} defines a SpinApp", f"SpinApps found in {sorted(by_file)}") \
+            and v3 is not None:
+        a, b = copy.deepcopy(v3.body), copy.deepcopy(auto.body)
+        (a.get("spec") or {}).pop("replicas", None)
+        (b.get("spec") or {}).pop("enableAutoscaling", None)
+        r.check(a == b, f"{AUTOSCALING_FILE}: SpinApp equals client1-v3's apart from replicas and enableAutoscaling",
+                "they differ elsewhere (keep them the same so only the scaling differs)")
+
+
+def check_kind_cluster(m: Model, r: Report) -> None:
+    """The kind cluster config registers containerd-shim-spin under the RuntimeClass
+    handler and publishes the ingress port where BASE_URL expects it."""
+    handlers = sorted({str(rc.body.get("handler")) for rc in m.of_kind("RuntimeClass")})
+    base = urlsplit((m.readme.env.get("BASE_URL") if m.readme else None) or "")
+    for doc in (d for d in m.docs if is_kind_config(d)):
+        runtimes: dict[str, Any] = {}
+        for i, patch in enumerate(doc.body.get("containerdConfigPatches") or []):
+            try:
+                cfg = tomllib.loads(patch)
+            except tomllib.TOMLDecodeError as exc:
+                r.fail(f"{doc.where}: containerdConfigPatches[{i}] is not TOML: {exc}")
+                continue
+            plugins = cfg.get("plugins") or {}
+            for plugin in ("io.containerd.cri.v1.runtime", "io.containerd.grpc.v1.cri"):
+                runtimes.update(((plugins.get(plugin) or {}).get("containerd") or {}).get("runtimes") or {})
+        for h in handlers:
+            r.check((runtimes.get(h) or {}).get("runtime_type") == SPIN_RUNTIME_TYPE,
+                    f"{doc.where}: containerd runtime {h!r} (the RuntimeClass handler) is {SPIN_RUNTIME_TYPE}",
+                    f"runtimes configured: {sorted(runtimes) or 'none'}")
+        if base.port:
+            mapped = [(pm.get("hostPort"), pm.get("containerPort"))
+                      for n in doc.body.get("nodes") or [] if n.get("role") == "control-plane"
+                      for pm in n.get("extraPortMappings") or []]
+            r.check((base.port, 80) in mapped,
+                    f"{doc.where}: the control-plane node publishes port 80 (the ingress) on {base.port}, BASE_URL's port",
+                    f"port mappings (host, container): {mapped}")
+
+
+def check_node_images(m: Model, r: Report) -> None:
+    """`k3d cluster create` and `kind create cluster` in the README use the shim's
+    node image for that tool, and each such image is a row of the README's shim table
+    that names the Spin it carries."""
+    if m.readme is None:
+        return
+    rows = [line for line in (m.repo / README).read_text(encoding="utf-8").splitlines() if line.startswith("|")]
+    used: set[str] = set()
+    for c in m.readme.commands:
+        t = c.tokens
+        if t[:3] not in (["k3d", "cluster", "create"], ["kind", "create", "cluster"]):
+            continue
+        shown = " ".join(t)
+        images = [t[i + 1] for i, x in enumerate(t[:-1]) if x == "--image"] + \
+                 [x.split("=", 1)[1] for x in t if x.startswith("--image=")]
+        if not r.check(len(images) == 1, f"{README}: `{shown}` names its node image (--image)", f"got {images}"):
+            continue
+        match = SHIM_IMAGE.match(images[0])
+        r.check(match is not None and match.group(1) == t[0],
+                f"{README}: `{shown}` uses the containerd-shim-spin {t[0]} node image",
+                f"{images[0]!r} is not ghcr.io/spinframework/containerd-shim-spin/{t[0]}:vX.Y.Z")
+        used.add(images[0])
+    r.check(bool(used), f"{README}: creates a cluster with the shim (k3d or kind)", "no `k3d cluster create` or `kind create cluster`")
+    for image in sorted(used):
+        row = next((x for x in rows if f"`{image}`" in x), None)
+        version = SHIM_IMAGE.match(image).group(2) if SHIM_IMAGE.match(image) else "?"
+        r.check(row is not None and f"`{version}`" in row and re.search(r"Spin \d+\.\d+\.\d+", row) is not None,
+                f"{README}: the shim table has a row for {image} with its shim version and the Spin it carries",
+                f"row: {row!r}")
+    for row in rows:
+        for image in re.findall(r"`(ghcr\.io/spinframework/containerd-shim-spin/[^`]+)`", row):
+            r.check(image in used, f"{README}: node image {image} in the shim table is used by a command",
+                    "no `k3d cluster create`/`kind create cluster` uses it")
 
 
 def _patch_merge(target: Any, patch: Any) -> Any:
@@ -852,7 +1107,7 @@ def pushed_images(m: Model) -> tuple[list[str], list[str]]:
 def check_image(m: Model, r: Report) -> None:
     images = {app.path: (app.body.get("spec") or {}).get("image") for app in m.spinapps}
     distinct = set(images.values())
-    if not r.check(len(distinct) == 1, "both SpinApps use the same image reference", f"got {images}"):
+    if not r.check(len(distinct) == 1, "all SpinApps use the same image reference", f"got {images}"):
         return
     image = distinct.pop()
     push, scaffold = pushed_images(m)
@@ -1034,9 +1289,13 @@ def render_runtime_config(m: Model, redis_url: str | None) -> str:
     (here: the value kubernetes/README.md creates). --redis-url replaces the `url` of
     redis stores."""
     apps = [a for a in m.spinapps if (a.body.get("spec") or {}).get("runtimeConfig")]
-    if len(apps) != 1:
-        raise SetupError(f"expected exactly one SpinApp with spec.runtimeConfig, found {len(apps)}")
-    app = apps[0]
+    if not apps:
+        raise SetupError("expected a SpinApp with spec.runtimeConfig, found none")
+    configs = {json.dumps(a.body["spec"]["runtimeConfig"], sort_keys=True) for a in apps}
+    if len(configs) != 1:
+        raise SetupError("the SpinApps with spec.runtimeConfig (" + ", ".join(a.where for a in apps)
+                         + ") configure different runtime configs")
+    app = next((a for a in apps if a.path == V3_FILE), apps[0])
     rc = app.body["spec"]["runtimeConfig"]
     if rc.get("loadFromSecret"):
         raise SetupError(f"{app.where}: runtimeConfig.loadFromSecret: the operator renders nothing")
@@ -1050,9 +1309,10 @@ def render_runtime_config(m: Model, redis_url: str | None) -> str:
             seen.add(name)
             options = {"type": store["type"]}
             for opt in store.get("options") or []:
-                options[opt["name"]] = _option_value(m, app, opt)
-            if store["type"] == "redis" and redis_url is not None:
-                options["url"] = redis_url
+                if store["type"] == "redis" and opt["name"] == "url" and redis_url is not None:
+                    options["url"] = redis_url  # replaced: the README's value need not be known
+                else:
+                    options[opt["name"]] = _option_value(m, app, opt)
             lines += ["", f"[{table}.{_toml_key(name)}]"]
             lines += [f"{_toml_key(k)} = {_toml_str(v)}" for k, v in sorted(options.items())]
     if rc.get("llmCompute"):
@@ -1075,7 +1335,8 @@ def _option_value(m: Model, app: Doc, opt: dict) -> str:
                 raise SetupError(f"{app.where}: option {opt['name']}: {README} creates no {kind} {name}/{key}")
             if _VAR.search(value):
                 raise SetupError(f"{app.where}: option {opt['name']}: {kind} {name}/{key} = {value!r} "
-                                 "depends on a shell variable; pass the value explicitly")
+                                 "depends on a shell variable; pass the value explicitly"
+                                 + (" (--redis-url)" if opt["name"] == "url" else ""))
             return value
     return ""
 
@@ -1095,7 +1356,8 @@ def build_model(repo: Path, schema_dir: Path, report: Report, k8s_version: str =
 
 CHECKS: list[Callable[[Model, Report], None]] = [
     check_variables, check_keys_created, check_names, check_spinapp_shape,
-    check_session_store, check_image, check_readme_commands,
+    check_session_store, check_image, check_readme_commands, check_autoscaling, check_kind_cluster,
+    check_node_images,
 ]
 
 

@@ -22,6 +22,8 @@ REPO = check.REPO_DEFAULT
 SCHEMAS = check.default_schema_dir(REPO)
 V2 = "kubernetes/client1-v2.yaml"
 V3 = "kubernetes/client1-v3.yaml"
+AUTO = "kubernetes/client1-v3-autoscaling.yaml"
+KIND = "runtime-class/kind-cluster.yaml"
 EXECUTOR = "runtime-class/spin-app-executor.yaml"
 README = check.README
 
@@ -77,7 +79,7 @@ class UnknownFields(CheckTestCase):
 
     def test_unknown_field_in_runtime_config_option(self) -> None:
         self.edit(V3, "                key: redis_url\n", "                key: redis_url\n                optinal: true\n")
-        self.assertCaught("runtimeConfig.keyValueStores[0].options[0].valueFrom.configMapKeyRef", "'optinal'")
+        self.assertCaught("runtimeConfig.keyValueStores[0].options[0].valueFrom.secretKeyRef", "'optinal'")
 
     def test_unknown_field_in_executor(self) -> None:
         self.edit(EXECUTOR, "installDefaultCACerts: true", "installDefaultCACert: true")
@@ -144,15 +146,23 @@ class Keys(CheckTestCase):
         self.assertCaught("reads ConfigMap client1/client_base_ur1", "not 'client_base_ur1'")
 
     def test_misspelled_configmap_key_in_readme(self) -> None:
+        self.edit(README, "--from-literal=client_base_url=", "--from-literal=client_base_ur1=")
+        self.assertCaught("not 'client_base_url'", "ConfigMap client1/client_base_ur1 is read by a SpinApp or Deployment")
+
+    def test_misspelled_secret_key_in_readme(self) -> None:
         self.edit(README, "--from-literal=redis_url=", "--from-literal=redis_ur1=")
-        self.assertCaught("not 'redis_url'", "ConfigMap client1/redis_ur1 is read by a SpinApp")
+        self.assertCaught("not 'redis_url'", "Secret session-store/redis_ur1 is read by a SpinApp or Deployment")
+
+    def test_redis_password_key_not_created(self) -> None:
+        self.edit(README, "--from-literal=password=", "--from-literal=pasword=")
+        self.assertCaught("Deployment/session-store: container redis env REDISCLI_AUTH reads Secret session-store/password")
 
     def test_misspelled_secret_name(self) -> None:
         self.edit(V3, "        secretKeyRef:\n          name: client1\n", "        secretKeyRef:\n          name: client-1\n")
         self.assertCaught("reads Secret 'client-1', which no `kubectl create secret generic client-1`")
 
     def test_redis_url_points_nowhere(self) -> None:
-        self.edit(README, "redis://session-store:6379", "redis://sessions:6379")
+        self.edit(README, "@session-store:6379", "@sessions:6379")
         self.assertCaught("points at a defined Service and port")
 
 
@@ -202,10 +212,135 @@ class StoreOutage(CheckTestCase):
         self.assertCaught("readiness probe has an explicit timeoutSeconds shorter than its period")
 
 
+class RedisPassword(CheckTestCase):
+    """Redis requires a password from the Secret session-store, and the store url the
+    SpinApps read from that Secret carries the same password."""
+
+    def test_no_requirepass(self) -> None:
+        self.edit(V3, '"--save", "",\n                 "--requirepass", "$(REDISCLI_AUTH)"]', '"--save", ""]')
+        self.assertCaught("redis-server requires a password (--requirepass)")
+
+    def test_literal_password_in_manifest(self) -> None:
+        self.edit(V3, '"$(REDISCLI_AUTH)"', '"hunter2"')
+        self.assertCaught("--requirepass is an environment variable", "'hunter2'")
+
+    def test_password_env_not_from_secret(self) -> None:
+        self.edit(V3, "              valueFrom:\n                secretKeyRef:\n                  name: session-store\n"
+                      "                  key: password\n", "              value: hunter2\n")
+        self.assertCaught("REDISCLI_AUTH comes from a Secret (secretKeyRef)")
+
+    def test_store_url_from_configmap(self) -> None:
+        for f in (V3, AUTO):
+            self.edit(f, "              secretKeyRef:\n                name: session-store\n                key: redis_url",
+                      "              configMapKeyRef:\n                name: client1\n                key: redis_url")
+        self.assertCaught("url comes from a Secret (it holds the Redis password)")
+
+    def test_url_password_differs(self) -> None:
+        self.edit(README, "redis://:$REDIS_PASSWORD@", "redis://:$REDIS_PASS@")
+        self.assertCaught("Secret session-store/redis_url carries the password Redis requires",
+                          "'$REDIS_PASS'", "'$REDIS_PASSWORD'")
+
+    def test_url_without_password(self) -> None:
+        self.edit(README, "redis://:$REDIS_PASSWORD@", "redis://")
+        self.assertCaught("carries the password Redis requires", "the url has password None")
+
+
+class Autoscaling(CheckTestCase):
+    """The HPA scales the operator's Deployment of an autoscaling SpinApp in its file."""
+
+    def test_replicas_with_autoscaling(self) -> None:
+        self.edit(AUTO, "  enableAutoscaling: true\n", "  enableAutoscaling: true\n  replicas: 2\n")
+        self.assertCaught(f"{AUTO}#0 SpinApp/client1: enableAutoscaling without replicas", "replicas: 2")
+
+    def test_no_cpu_request(self) -> None:
+        self.edit(AUTO, "    requests:\n      cpu: 100m\n", "    requests:\n")
+        self.assertCaught("resources.requests.cpu is set")
+
+    def test_autoscaling_not_enabled(self) -> None:
+        self.edit(AUTO, "  enableAutoscaling: true\n", "  enableAutoscaling: false\n")
+        self.assertCaught("HorizontalPodAutoscaler/client1: SpinApp client1 has enableAutoscaling: true")
+
+    def test_hpa_targets_another_deployment(self) -> None:
+        self.edit(AUTO, "    kind: Deployment\n    name: client1\n", "    kind: Deployment\n    name: session-store\n")
+        self.assertCaught("HorizontalPodAutoscaler/client1: targets the Deployment of a SpinApp",
+                          "no SpinApp 'session-store'", "SpinApp/client1: an HPA in")
+
+    def test_hpa_targets_the_spinapp(self) -> None:
+        self.edit(AUTO, "    apiVersion: apps/v1\n    kind: Deployment\n",
+                  "    apiVersion: core.spinkube.dev/v1alpha1\n    kind: SpinApp\n")
+        self.assertCaught("HorizontalPodAutoscaler/client1: scales a Deployment (apps/v1)")
+
+    def test_no_hpa(self) -> None:
+        text = (self.root / AUTO).read_text(encoding="utf-8")
+        (self.root / AUTO).write_text(text[:text.index("---")], encoding="utf-8")
+        self.assertCaught(f"{AUTO}#0 SpinApp/client1: an HPA in {AUTO} scales its Deployment")
+
+    def test_hpa_not_on_cpu(self) -> None:
+        self.edit(AUTO, "        name: cpu\n", "        name: memory\n")
+        self.assertCaught("scales on CPU")
+
+    def test_min_above_max(self) -> None:
+        self.edit(AUTO, "  minReplicas: 2\n", "  minReplicas: 9\n")
+        self.assertCaught("1 <= minReplicas <= maxReplicas", "minReplicas 9, maxReplicas 8")
+
+    def test_unknown_field_in_hpa(self) -> None:
+        self.edit(AUTO, "  maxReplicas: 8\n", "  maxReplicas: 8\n  maxReplica: 8\n")
+        self.assertCaught("HorizontalPodAutoscaler/client1: validates against Kubernetes", "'maxReplica' was unexpected")
+
+    def test_variant_differs_from_v3(self) -> None:
+        self.edit(AUTO, "      timeoutSeconds: 2\n      failureThreshold: 2\n", "      timeoutSeconds: 1\n      failureThreshold: 2\n")
+        self.assertCaught("SpinApp equals client1-v3's apart from replicas and enableAutoscaling")
+
+    def test_readme_does_not_apply_variant(self) -> None:
+        self.edit(README, 'sed "s|ghcr.io/YOUR-ORG/|$REGISTRY/|" kubernetes/client1-v3-autoscaling.yaml | kubectl apply -f -',
+                  "kubectl get hpa")
+        self.assertCaught("applies every SpinApp manifest", "client1-v3-autoscaling.yaml")
+
+
+class ShimAndCluster(CheckTestCase):
+    """The node images in the README, its shim table, and the kind cluster config."""
+
+    def test_kind_runtime_not_the_runtime_class_handler(self) -> None:
+        self.edit(KIND, "containerd.runtimes.spin]", "containerd.runtimes.wasm]")
+        self.edit(KIND, "containerd.runtimes.spin.options]", "containerd.runtimes.wasm.options]")
+        self.assertCaught("containerd runtime 'spin' (the RuntimeClass handler) is io.containerd.spin.v2")
+
+    def test_kind_unknown_field(self) -> None:
+        self.edit(KIND, "extraPortMappings:", "extraPortMapping:")
+        self.assertCaught(f"{KIND}#0 Cluster/?: validates against kind", "'extraPortMapping' was unexpected")
+
+    def test_kind_port_not_base_url(self) -> None:
+        self.edit(KIND, "hostPort: 8081", "hostPort: 8080")
+        self.assertCaught("publishes port 80 (the ingress) on 8081")
+
+    def test_kind_patch_not_toml(self) -> None:
+        self.edit(KIND, 'runtime_type = "io.containerd.spin.v2"', "runtime_type = io.containerd.spin.v2")
+        self.assertCaught("containerdConfigPatches[0] is not TOML")
+
+    def test_wrong_node_image_for_tool(self) -> None:
+        self.edit(README, "--image ghcr.io/spinframework/containerd-shim-spin/k3d:v0.24.0",
+                  "--image ghcr.io/spinframework/containerd-shim-spin/kind:v0.24.0")
+        self.assertCaught("uses the containerd-shim-spin k3d node image")
+
+    def test_shim_row_missing(self) -> None:
+        self.edit(README, "| `v0.25.0` | Spin 4.0.1 | `ghcr.io/spinframework/containerd-shim-spin/kind:v0.25.0` | kind |\n", "")
+        self.assertCaught("the shim table has a row for ghcr.io/spinframework/containerd-shim-spin/kind:v0.25.0")
+
+    def test_shim_row_without_spin_version(self) -> None:
+        self.edit(README, "| `v0.24.0` | Spin 3.6.3 |", "| `v0.24.0` | 3.6 |")
+        self.assertCaught("the shim table has a row for ghcr.io/spinframework/containerd-shim-spin/k3d:v0.24.0")
+
+    def test_table_image_unused(self) -> None:
+        self.edit(README, "--image ghcr.io/spinframework/containerd-shim-spin/kind:v0.25.0",
+                  "--image ghcr.io/spinframework/containerd-shim-spin/kind:v0.25.1")
+        self.assertCaught("node image ghcr.io/spinframework/containerd-shim-spin/kind:v0.25.0 in the shim table is used",
+                          "the shim table has a row for ghcr.io/spinframework/containerd-shim-spin/kind:v0.25.1")
+
+
 class Image(CheckTestCase):
     def test_spinapps_disagree(self) -> None:
         self.edit(V3, "image: ghcr.io/YOUR-ORG/oidc-client:0.1.0", "image: ghcr.io/YOUR-ORG/oidc-client:0.1.1")
-        self.assertCaught("both SpinApps use the same image reference")
+        self.assertCaught("all SpinApps use the same image reference")
 
     def test_push_differs_from_manifests(self) -> None:
         self.edit(README, "spin registry push $REGISTRY/oidc-client:0.1.0", "spin registry push $REGISTRY/oidc:0.1.0")
@@ -272,12 +407,24 @@ class EmitRuntimeConfig(CheckTestCase):
             "key_value_store": {"default": {"type": "redis", "url": "redis://127.0.0.1:16379/0"}},
         })
 
-    def test_default_url_comes_from_readme(self) -> None:
+    def test_default_url_needs_the_password(self) -> None:
+        # The README's url holds $REDIS_PASSWORD, known only at run time: without
+        # --redis-url there is nothing to write.
         target = self.root / "rc.toml"
         code, out = self.run_main("--emit-runtime-config", str(target))
-        self.assertEqual(code, 0, out)
-        self.assertEqual(tomllib.loads(target.read_text(encoding="utf-8"))["key_value_store"]["default"]["url"],
-                         "redis://session-store:6379")
+        self.assertEqual(code, 2, out)
+        self.assertIn("--redis-url", out)
+        self.assertFalse(target.exists())
+
+    def test_renders_v3_not_a_config_of_its_own(self) -> None:
+        # v3 and the autoscaling variant share one runtime config; if they differ,
+        # there is no single file the operator would render.
+        self.edit(AUTO, "          - name: url\n", "          - name: url\n            value: redis://other:6379\n"
+                  "          - name: unused\n", count=1)
+        report, model = check.run_checks(self.root, SCHEMAS)
+        self.assertTrue(report.failed)
+        with self.assertRaises(check.SetupError):
+            check.render_runtime_config(model, "redis://127.0.0.1:6379")
 
     def test_url_is_escaped(self) -> None:
         target = self.root / "rc.toml"
