@@ -32,14 +32,14 @@ fn main() {
     let meta = oidc_client::oidc::discovery::load(
         &seeded.kv,
         &idp,
-        &fuzz::world::FixedClock,
+        fuzz::world::clock(),
         fuzz::world::config(),
     )
     .unwrap();
     let key_set = oidc_client::oidc::jwks::KeySet {
         kv: &seeded.kv,
         http: &idp,
-        clock: &fuzz::world::FixedClock,
+        clock: fuzz::world::clock(),
         ttl: 300,
         backchannel: false,
     };

@@ -5,26 +5,21 @@
 //! Fixed so that a failing input fails again when replayed.
 
 use std::cell::Cell;
-use std::collections::HashMap;
 use std::sync::OnceLock;
 
-use base64::Engine;
 use jsonwebtoken::jwk::Jwk;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use oidc_client::app::Platform;
 use oidc_client::config::Config;
 use oidc_client::oidc::{jwks, transaction};
-use oidc_client::ports::{
-    Clock, HttpClient, HttpError, HttpRequest, HttpResponse, KeyValue, Random, Variables,
-};
+use oidc_client::ports::{HttpClient, HttpError, HttpRequest, HttpResponse, KeyValue, Random};
 use oidc_client::secret::{AccessToken, IdToken, RefreshToken};
 use oidc_client::session::{Identity, Lifetimes, PrettyJson, Sessions, Tokens};
 use oidc_client::session_index;
-use oidc_client::testing::MemoryStore;
+pub use oidc_client::testing::CountingRandom;
+use oidc_client::testing::{FixedClock, MapVars, MemoryStore};
 use oidc_client::ticket::Ticket;
-use p256::elliptic_curve::sec1::ToEncodedPoint;
-use p256::pkcs8::EncodePrivateKey;
 use serde_json::{Value, json};
+use test_support::TestKey;
 
 pub const ISSUER: &str = "https://idp.example/realms/demo";
 pub const IDP_ORIGIN: &str = "https://idp.example";
@@ -40,22 +35,19 @@ pub const ACCESS_TOKEN: &str = "fuzz-access-token-7c1e";
 pub const REFRESH_TOKEN: &str = "fuzz-refresh-token-91b2";
 pub const ID_TOKEN: &str = "fuzz.id-token.5d0a";
 
-pub struct Vars(HashMap<&'static str, &'static str>);
-
-impl Variables for Vars {
-    fn get(&self, name: &str) -> Result<Option<String>, String> {
-        Ok(self.0.get(name).map(|v| (*v).to_owned()))
-    }
-}
-
-pub fn vars() -> Vars {
-    Vars(HashMap::from([
+/// The example settings, with the world's names and a client secret long
+/// enough that finding it on a page is no accident.
+pub fn vars() -> MapVars {
+    let mut vars = oidc_client::testing::vars();
+    for (name, value) in [
         ("client_id", CLIENT_ID),
         ("client_secret", CLIENT_SECRET),
         ("oidc_issuer_url", ISSUER),
         ("oidc_idp_origin", IDP_ORIGIN),
-        ("client_base_url", "https://app.example"),
-    ]))
+    ] {
+        vars.0.insert(name.to_owned(), value.to_owned());
+    }
+    vars
 }
 
 pub fn config() -> &'static Config {
@@ -63,64 +55,34 @@ pub fn config() -> &'static Config {
     CONFIG.get_or_init(|| Config::load(&vars()).expect("the fuzz configuration is valid"))
 }
 
-pub struct FixedClock;
-
-impl Clock for FixedClock {
-    fn now(&self) -> i64 {
-        NOW
+/// The world's clock: it shows [`NOW`], and nothing moves it. Time standing
+/// still and nothing else running, a request waiting for another's refresh
+/// polls without waiting.
+pub fn clock() -> &'static FixedClock {
+    thread_local! {
+        static CLOCK: &'static FixedClock = Box::leak(Box::new(FixedClock::at(NOW)));
     }
-    /// Time stands still and nothing else runs meanwhile: a request waiting
-    /// for another's refresh polls without waiting.
-    fn pause(&self, _: std::time::Duration) {}
+    CLOCK.with(|clock| *clock)
 }
 
-/// Counter-based bytes: reproducible, and never the same twice in one world.
-#[derive(Default)]
-pub struct CountingRandom(Cell<u64>);
+/// The ES256 key the world's IdP signs with, under [`KID`]: a fixed scalar, so
+/// its tokens are the same on every run.
+pub struct IdpKey(TestKey);
 
-impl Random for CountingRandom {
-    fn fill(&self, buf: &mut [u8]) {
-        for b in buf.iter_mut() {
-            let n = self.0.get().wrapping_add(1);
-            self.0.set(n);
-            *b = (n.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 56) as u8;
-        }
-    }
-}
-
-/// The ES256 key the world's IdP signs with (a fixed scalar: reproducible).
-pub struct SigningKey {
-    encoding: EncodingKey,
-    public: Value,
-}
-
-impl SigningKey {
+impl IdpKey {
     pub fn sign(&self, claims: &Value) -> String {
-        let mut header = Header::new(Algorithm::ES256);
-        header.kid = Some(KID.to_owned());
-        jsonwebtoken::encode(&header, claims, &self.encoding).expect("sign claims")
+        self.0.sign(Some(KID), claims)
     }
 
     /// The JWKS the IdP publishes.
     pub fn jwks(&self) -> Value {
-        json!({ "keys": [self.public] })
+        json!({ "keys": [self.0.public_jwk_with_alg(KID)] })
     }
 }
 
-pub fn key() -> &'static SigningKey {
-    static KEY: OnceLock<SigningKey> = OnceLock::new();
-    KEY.get_or_init(|| {
-        let secret = p256::SecretKey::from_slice(&[0x42; 32]).expect("a valid P-256 scalar");
-        let point = secret.public_key().to_encoded_point(false);
-        let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
-        SigningKey {
-            encoding: EncodingKey::from_ec_der(secret.to_pkcs8_der().expect("pkcs8").as_bytes()),
-            public: json!({
-                "kty": "EC", "crv": "P-256", "alg": "ES256", "use": "sig", "kid": KID,
-                "x": b64(point.x().expect("x")), "y": b64(point.y().expect("y")),
-            }),
-        }
-    })
+pub fn key() -> &'static IdpKey {
+    static KEY: OnceLock<IdpKey> = OnceLock::new();
+    KEY.get_or_init(|| IdpKey(TestKey::ec_from_scalar(&[0x42; 32])))
 }
 
 /// The IdP's keys, as the component holds them after fetching the JWKS.
@@ -137,18 +99,11 @@ pub fn good_claims() -> Value {
     })
 }
 
+/// The IdP's discovery document: back-channel logout supported.
 pub fn discovery() -> Value {
-    json!({
-        "issuer": ISSUER,
-        "authorization_endpoint": format!("{ISSUER}/auth"),
-        "token_endpoint": format!("{ISSUER}/token"),
-        "jwks_uri": format!("{ISSUER}/jwks"),
-        "userinfo_endpoint": format!("{ISSUER}/userinfo"),
-        "end_session_endpoint": format!("{ISSUER}/logout"),
-        "revocation_endpoint": format!("{ISSUER}/revoke"),
-        "backchannel_logout_supported": true,
-        "authorization_response_iss_parameter_supported": true,
-    })
+    let mut doc = test_support::discovery(ISSUER);
+    doc["backchannel_logout_supported"] = json!(true);
+    doc
 }
 
 /// Tokens the IdP issues at its token endpoint (for any code or refresh token):
@@ -238,7 +193,7 @@ pub fn lock_hold() -> i64 {
 pub fn sessions<'a>(kv: &'a dyn KeyValue, rng: &'a dyn Random) -> Sessions<'a> {
     Sessions {
         kv,
-        clock: &FixedClock,
+        clock: clock(),
         rng,
         lifetimes: LIFETIMES,
         lock_hold: lock_hold(),
@@ -294,8 +249,8 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
     // As the callback does: a back-channel logout finds the session through these.
     session_index::add(&kv, &record.identity.index_keys(), session.id())
         .expect("the memory store is up");
-    let (login, txn) = transaction::new(rng, &FixedClock, "openid profile".into());
-    transaction::save(&kv, &FixedClock, rng, &login, &txn).expect("the memory store is up");
+    let (login, txn) = transaction::new(rng, clock(), "openid profile".into());
+    transaction::save(&kv, clock(), rng, &login, &txn).expect("the memory store is up");
     Seeded {
         kv,
         session,
@@ -376,7 +331,7 @@ pub fn with_idp_answering<T>(
         vars: &vars,
         kv: &seeded.kv as &dyn KeyValue,
         http: &idp,
-        clock: &FixedClock,
+        clock: clock(),
         rng: &rng,
     };
     f(&platform, &seeded)
