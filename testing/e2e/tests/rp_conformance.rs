@@ -7,7 +7,8 @@
 //! client_secret_post, RS256 and ES256, kid-less tokens, key rotation with exactly one
 //! JWKS refetch), and that every bad ID token, discovery document, userinfo answer,
 //! callback `iss`, refreshed identity and broken, slow or absent IdP is refused with a
-//! clear page and status, leaving nobody logged in and no `sess:` key in the store.
+//! clear page and status, leaving nobody logged in and the whole store as it was but
+//! for bookkeeping that holds nothing of a user (`Rig::assert_not_logged_in` says which).
 
 use std::collections::BTreeMap;
 use std::sync::Barrier;

@@ -3,6 +3,7 @@
 
 use std::time::Instant;
 
+use crate::app_stack::{Snapshot, redact_key, snapshot};
 use crate::browser::{Browser, Response};
 use crate::host::{Host, StateDir};
 use crate::redis::Redis;
@@ -56,9 +57,9 @@ pub struct Rig {
     pub host: Host,
     pub redis: Option<Redis>,
     pub idp: FakeIdp,
-    /// The `sess:` and `login:` keys that may exist without the browser being logged
-    /// in (see [`Rig::fresh_browser`]).
-    baseline: Vec<String>,
+    /// The whole store (every key, with its value) as it was when the browser was new
+    /// (see [`Rig::fresh_browser`]): what [`Rig::assert_not_logged_in`] compares with.
+    baseline: Snapshot,
 }
 
 impl Rig {
@@ -86,7 +87,7 @@ impl Rig {
             host,
             redis,
             idp,
-            baseline: Vec::new(),
+            baseline: Snapshot::new(),
         }
     }
 
@@ -152,42 +153,48 @@ impl Rig {
         keys
     }
 
-    /// A new browser (no cookies); the sessions and logins in the store now (of other
-    /// browsers) are what [`Rig::assert_not_logged_in`] expects to find from here on.
+    /// A new browser (no cookies); the store as it is now (the sessions and logins of
+    /// other browsers) is what [`Rig::assert_not_logged_in`] expects to find from here
+    /// on.
     pub fn fresh_browser(&mut self) {
         self.browser = Browser::new();
-        self.baseline = if self.redis.is_some() {
-            self.record_keys()
-        } else {
-            Vec::new()
+        self.baseline = match &self.redis {
+            Some(redis) => snapshot(redis),
+            None => Snapshot::new(),
         };
     }
 
     /// The browser is not logged in: GET /user redirects to /, and (with Redis) the
-    /// store holds no session and no login but those of other browsers, and the login
-    /// the browser's `oidc_login` cookie still names, if any (a callback refused
-    /// before it consumed the transaction leaves it for the real callback; a refusal
-    /// that clears the cookie must also have removed or consumed its record).
+    /// whole store, every key, is as it was when the browser was new (or the rig
+    /// started) but for bookkeeping that stores nothing of a user:
+    ///
+    /// - `cache:` (the IdP's discovery and keys) and `gc:` (upkeep's expiry buckets);
+    /// - `lock:` keys (a refresh's write lock; it names no user);
+    /// - a login transaction gone, and its `login-used:` counter when its `login:`
+    ///   record is gone (consumed); the `login:` record the browser's `oidc_login`
+    ///   cookie still names (a callback refused before it consumed the transaction
+    ///   leaves it for the real callback);
+    /// - a session gone with its `ended:` tombstone there, and index (`bcl:sid:`,
+    ///   `bcl:sub:`) entries gone or listing only sessions that are gone (dead entries
+    ///   upkeep removes) or were there before.
+    ///
+    /// Any other difference fails: a new or changed `sess:`, `login:` or index entry, a
+    /// tombstone of a session still there, a `bcl:jti:` counter, a key of any other kind.
+    /// (A rig with the store in the host's memory cannot be looked into: only the
+    /// redirect is checked then.)
     #[track_caller]
     pub fn assert_not_logged_in(&mut self) {
-        if self.redis.is_some() {
-            let mut found = self.record_keys();
-            if let Some(login) = self.browser.cookie(self.base(), "oidc_login") {
-                let pending = crate::records::login_key(&login);
-                if !self.baseline.contains(&pending) {
-                    found.retain(|k| *k != pending);
-                }
-            }
-            let redacted = |keys: &[String]| -> Vec<String> {
-                keys.iter()
-                    .map(|k| crate::app_stack::redact_key(k))
-                    .collect()
-            };
+        if let Some(redis) = &self.redis {
+            let now = snapshot(redis);
+            let pending = self
+                .browser
+                .cookie(self.base(), "oidc_login")
+                .map(|login| crate::records::login_key(&login));
+            let problems = unexplained_changes(&self.baseline, &now, pending.as_deref());
             assert!(
-                found == self.baseline,
-                "the store holds no new session or login: found {:?}, expected {:?}",
-                redacted(&found),
-                redacted(&self.baseline)
+                problems.is_empty(),
+                "the store holds something new after a refusal: {}",
+                problems.join(", ")
             );
         }
         let user = self.browser.get(&self.url("/user"));
@@ -217,4 +224,56 @@ impl Rig {
         let value = f();
         (value, start.elapsed())
     }
+}
+
+/// The differences between two whole-store snapshots that are not bookkeeping, as
+/// [`Rig::assert_not_logged_in`] describes it; keys named redacted.
+fn unexplained_changes(before: &Snapshot, after: &Snapshot, pending: Option<&str>) -> Vec<String> {
+    let id_of = |key: &str| key.split_once(':').map(|(_, id)| id.to_string());
+    let live = |prefix: &str, id: &str| after.contains_key(&format!("{prefix}{id}"));
+    let mut problems = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = before.keys().chain(after.keys()).collect();
+    for key in keys {
+        let (was, is) = (before.get(key), after.get(key));
+        if was == is {
+            continue;
+        }
+        let change = match (was, is) {
+            (None, Some(_)) => "added",
+            (Some(_), None) => "removed",
+            _ => "changed",
+        };
+        let id = id_of(key).unwrap_or_default();
+        let explained = if key.starts_with("cache:") || key.starts_with("gc:") || key.starts_with("lock:") {
+            true
+        } else if key.starts_with("login-used:") {
+            change == "added" && !live("login:", &id)
+        } else if key.starts_with("login:") {
+            change == "removed" || (change == "added" && pending == Some(key.as_str()))
+        } else if key.starts_with("ended:") {
+            change == "added" && !live("sess:", &id)
+        } else if key.starts_with("sess:") {
+            change == "removed" && live("ended:", &id)
+        } else if key.starts_with("bcl:sid:") || key.starts_with("bcl:sub:") {
+            // Gone, or listing only sessions that are gone (a dead entry, left for
+            // upkeep) or were there before.
+            is.is_none_or(|raw| {
+                serde_json::from_slice::<serde_json::Value>(raw).is_ok_and(|entry| {
+                    entry["sessions"].as_array().is_some_and(|ids| {
+                        ids.iter().all(|id| {
+                            id.as_str().is_some_and(|id| {
+                                !live("sess:", id) || before.contains_key(&format!("sess:{id}"))
+                            })
+                        })
+                    })
+                })
+            })
+        } else {
+            false
+        };
+        if !explained {
+            problems.push(format!("{change} {}", redact_key(key)));
+        }
+    }
+    problems
 }
