@@ -7,9 +7,12 @@ use crate::ports::Variables;
 use crate::secret::ClientSecret;
 use url::Url;
 
+/// A setting that is missing or invalid.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ConfigError {
+    /// The Spin variable to fix.
     pub variable: &'static str,
+    /// What is wrong with it (never its value).
     pub problem: String,
 }
 
@@ -23,9 +26,12 @@ impl std::fmt::Display for ConfigError {
     }
 }
 
+/// The checked settings: what the whole component reads.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// Our client id at the IdP.
     pub client_id: String,
+    /// Our password at the IdP's token endpoint.
     pub client_secret: ClientSecret,
     /// The issuer identifier exactly as configured (and as discovery must echo it).
     pub issuer: String,
@@ -33,16 +39,24 @@ pub struct Config {
     pub idp_origin: String,
     /// External base URL without a trailing slash.
     pub base_url: String,
+    /// The title every page shows.
     pub client_title: String,
+    /// Which replica answered, shown on every page.
     pub pod_name: String,
+    /// The scope a login asks for unless the form says otherwise.
     pub default_scope: String,
+    /// A session ends this long after its last recorded activity.
     pub session_idle_secs: i64,
+    /// A session ends this long after login, whatever happens.
     pub session_absolute_secs: i64,
+    /// How long the IdP's metadata and keys are cached.
     pub discovery_ttl_secs: i64,
+    /// How long one call to the IdP may take (1 to 300 s).
     pub idp_timeout_secs: u64,
 }
 
 impl Config {
+    /// Reads and checks every setting; the first problem found is the error.
     pub fn load(vars: &dyn Variables) -> Result<Config, ConfigError> {
         let client_id = required(vars, "client_id")?;
         check_printable("client_id", &client_id, 256)?;
@@ -95,10 +109,12 @@ impl Config {
         })
     }
 
+    /// Where the IdP sends the browser back after login.
     pub fn redirect_uri(&self) -> String {
         format!("{}/callback", self.base_url)
     }
 
+    /// Where the IdP sends the browser after logging out there.
     pub fn post_logout_redirect_uri(&self) -> String {
         format!("{}/", self.base_url)
     }

@@ -8,6 +8,7 @@ pub const SESSION: &str = "oidc_session";
 /// The short-lived cookie tying a browser to its login transaction.
 pub const LOGIN: &str = "oidc_login";
 
+/// The cookie's name: `__Host-` prefixed when served over https.
 pub fn name(base: &str, https: bool) -> String {
     if https {
         format!("__Host-{base}")
@@ -40,11 +41,13 @@ pub fn read<'a>(headers: impl Iterator<Item = &'a str>, name: &str) -> Option<Ti
     found.and_then(Ticket::parse)
 }
 
+/// A `Set-Cookie` value: `HttpOnly; SameSite=Lax; Path=/`, and `Secure` on https.
 pub fn set(name: &str, value: &str, max_age: i64, https: bool) -> String {
     let secure = if https { "; Secure" } else { "" };
     format!("{name}={value}; Max-Age={max_age}; Path=/; HttpOnly; SameSite=Lax{secure}")
 }
 
+/// A `Set-Cookie` value that removes the cookie.
 pub fn clear(name: &str, https: bool) -> String {
     set(name, "", 0, https)
 }

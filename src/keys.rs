@@ -8,7 +8,9 @@ use crate::ticket::RecordId;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-/// Each family as the README's table spells it, with what it holds.
+/// Each family as the README's table spells it, with what it holds (checked
+/// against the README by a test; nothing else reads it).
+#[cfg(test)]
 pub const KEY_FAMILIES: &[(&str, &str)] = &[
     ("sess:<id>", "a session"),
     ("ended:<id>", "a logged-out session's tombstone"),
@@ -38,29 +40,40 @@ pub const KEY_FAMILIES: &[(&str, &str)] = &[
     ),
 ];
 
+/// Sessions: `sess:<id>`.
 pub const SESSION_PREFIX: &str = "sess:";
+/// Logins in progress: `login:<id>`.
 pub const LOGIN_PREFIX: &str = "login:";
+/// The back-channel index and logout-token counters: `bcl:<kind>:<hash>`.
 pub const INDEX_PREFIX: &str = "bcl:";
+/// The IdP's metadata.
 pub const DISCOVERY: &str = "cache:discovery";
+/// The IdP's signing keys.
 pub const JWKS: &str = "cache:jwks";
+/// The next expiry bucket upkeep looks at.
 pub const GC_CURSOR: &str = "gc:cursor";
 
+/// A session's record.
 pub fn session(id: &RecordId) -> String {
     format!("{SESSION_PREFIX}{}", id.as_str())
 }
 
+/// A logged-out session's tombstone.
 pub fn ended(id: &RecordId) -> String {
     format!("ended:{}", id.as_str())
 }
 
+/// One time window of a session's write lock.
 pub fn lock(id: &RecordId, window: i64) -> String {
     format!("lock:{}:{window}", id.as_str())
 }
 
+/// A login in progress.
 pub fn login(id: &RecordId) -> String {
     format!("{LOGIN_PREFIX}{}", id.as_str())
 }
 
+/// The counter that lets a login finish once.
 pub fn login_used(id: &RecordId) -> String {
     format!("login-used:{}", id.as_str())
 }
@@ -68,8 +81,11 @@ pub fn login_used(id: &RecordId) -> String {
 /// What a back-channel index or `jti` key is about.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum IndexKind {
+    /// The sessions of one IdP session.
     Sid,
+    /// The sessions of one user.
     Sub,
+    /// A logout token's one use.
     Jti,
 }
 
@@ -88,18 +104,22 @@ pub fn index(kind: IndexKind, iss: &str, value: &str) -> String {
     )
 }
 
+/// Whether `key` lists sessions (by `sid` or `sub`).
 pub fn is_index_of_sessions(key: &str) -> bool {
     key.starts_with("bcl:sid:") || key.starts_with("bcl:sub:")
 }
 
+/// How many entries an expiry bucket has.
 pub fn gc_count(bucket: i64) -> String {
     format!("gc:{bucket}:n")
 }
 
+/// How many of a bucket's entries upkeep has taken.
 pub fn gc_claim(bucket: i64) -> String {
     format!("gc:{bucket}:claim")
 }
 
+/// The keys of entry `n`, due in `bucket`.
 pub fn gc_entry(bucket: i64, n: i64) -> String {
     format!("gc:{bucket}:{n}")
 }

@@ -36,8 +36,11 @@ pub struct Held {
 
 /// The lock of one session's record.
 pub struct SessionLock<'a> {
+    /// Where the lock's keys live.
     pub kv: &'a dyn KeyValue,
+    /// Picks the time windows.
     pub clock: &'a dyn Clock,
+    /// Removes keys a holder leaves behind.
     pub upkeep: &'a Upkeep<'a>,
     /// Seconds a holder needs at most (from taking the lock to its last write).
     pub hold: i64,

@@ -12,15 +12,18 @@ pub const MAX_BODY: usize = 32 * 1024;
 /// Most parameters in a query or form.
 const MAX_PARAMS: usize = 32;
 
+/// A request as the app sees it, within the size limits.
 #[derive(Debug, Clone, Default)]
 pub struct Request {
     /// Upper-case method name.
     pub method: String,
     /// Path relative to the app's route, always starting with `/`.
     pub path: String,
+    /// The raw query string, without `?`.
     pub query: Option<String>,
     /// Lower-case names; values that were not UTF-8 are dropped.
     pub headers: Vec<(String, String)>,
+    /// At most [`MAX_BODY`] bytes.
     pub body: Vec<u8>,
 }
 
@@ -28,9 +31,11 @@ pub struct Request {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadInput(pub String);
 
+/// A decoded query or form: one value per name.
 pub type Params = HashMap<String, String>;
 
 impl Request {
+    /// The first header named `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -38,6 +43,7 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// Every header named `name` (lower case).
     pub fn headers_named<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
         self.headers
             .iter()
@@ -45,6 +51,7 @@ impl Request {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The query's parameters; a repeated or malformed one is an error.
     pub fn query_params(&self) -> Result<Params, BadInput> {
         parse_params(self.query.as_deref().unwrap_or("").as_bytes())
     }

@@ -1,14 +1,19 @@
 //! Responses, and the error type handlers return: status, a message fit for the
 //! page, and an optional detail for the log (never a secret).
 
+/// A response as the app builds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Response {
+    /// The HTTP status.
     pub status: u16,
+    /// Lower-case names; `set-cookie` may repeat.
     pub headers: Vec<(String, String)>,
+    /// The whole body.
     pub body: Vec<u8>,
 }
 
 impl Response {
+    /// An HTML page.
     pub fn html(status: u16, body: String) -> Self {
         Self {
             status,
@@ -17,6 +22,7 @@ impl Response {
         }
     }
 
+    /// Plain text.
     pub fn text(status: u16, body: &str) -> Self {
         Self {
             status,
@@ -34,15 +40,18 @@ impl Response {
         }
     }
 
+    /// Adds a header.
     pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
         self.headers.push((name.to_owned(), value.into()));
         self
     }
 
+    /// Adds a `Set-Cookie` header.
     pub fn with_cookie(self, set_cookie: String) -> Self {
         self.with_header("set-cookie", set_cookie)
     }
 
+    /// The first header named `name`.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .iter()
@@ -50,6 +59,7 @@ impl Response {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The body as text (lossy), for tests and logs of our own pages.
     pub fn body_text(&self) -> String {
         String::from_utf8_lossy(&self.body).into_owned()
     }
@@ -58,7 +68,9 @@ impl Response {
 /// A request that failed: rendered as an error page with `status` and `message`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AppError {
+    /// The HTTP status.
     pub status: u16,
+    /// Shown on the page; never a secret or a raw input.
     pub message: String,
     /// Extra detail for the log line only.
     pub log: Option<String>,
@@ -67,6 +79,7 @@ pub struct AppError {
 }
 
 impl AppError {
+    /// A failure shown with `status` and `message`.
     pub fn new(status: u16, message: impl Into<String>) -> Self {
         Self {
             status,
@@ -76,15 +89,18 @@ impl AppError {
         }
     }
 
+    /// A 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, message)
     }
 
+    /// Adds a detail for the log line.
     pub fn logged(mut self, detail: impl Into<String>) -> Self {
         self.log = Some(detail.into());
         self
     }
 
+    /// Adds a `Set-Cookie` to the error page.
     pub fn with_cookie(mut self, cookie: String) -> Self {
         self.cookies.push(cookie);
         self
@@ -97,4 +113,5 @@ impl From<crate::request::BadInput> for AppError {
     }
 }
 
+/// What a handler returns.
 pub type AppResult = Result<Response, AppError>;

@@ -45,14 +45,19 @@ const TOUCH_DIVISOR: i64 = 10;
 /// The tokens a login or refresh produced.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Tokens {
+    /// The last ID token (sent as `id_token_hint` at logout).
     pub id_token: IdToken,
+    /// The access token.
     pub access_token: AccessToken,
+    /// The refresh token, if the IdP issued one.
     #[serde(default)]
     pub refresh_token: Option<RefreshToken>,
+    /// Always `Bearer`.
     pub token_type: String,
     /// When the access token expires, if the IdP said.
     #[serde(default)]
     pub access_token_expires_at: Option<i64>,
+    /// The scope granted.
     #[serde(default)]
     pub scope: Option<String>,
 }
@@ -64,6 +69,7 @@ pub struct Tokens {
 pub struct PrettyJson(Box<RawValue>);
 
 impl PrettyJson {
+    /// Pretty-prints `object` once.
     pub fn new(object: &Map<String, Value>) -> Self {
         let text = serde_json::to_string_pretty(object).unwrap_or_else(|_| "{}".into());
         Self(RawValue::from_string(text).unwrap_or_else(|_| empty_object()))
@@ -94,14 +100,18 @@ impl std::fmt::Debug for PrettyJson {
 /// Who logged in, from the validated ID token (and userinfo).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Identity {
+    /// The issuer.
     pub iss: String,
+    /// The user, at the issuer.
     pub sub: String,
     /// The IdP's session id (`sid`), for back-channel logout.
     #[serde(default)]
     pub sid: Option<String>,
+    /// The name pages greet the user by.
     pub username: String,
     /// The ID token's claims.
     pub claims: PrettyJson,
+    /// The userinfo response, when the IdP has the endpoint.
     #[serde(default)]
     pub userinfo: Option<PrettyJson>,
 }
@@ -117,12 +127,16 @@ impl Identity {
     }
 }
 
+/// A live session, opened with its ticket.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Session {
+    /// Who logged in.
     pub identity: Identity,
+    /// Their tokens.
     pub tokens: Tokens,
     /// Per-session token required by state-changing forms (CSRF defence).
     pub csrf: CsrfToken,
+    /// When the user logged in.
     pub created_at: i64,
     /// Last recorded activity (login, refresh, or a visit when due): the idle
     /// lifetime counts from here.
@@ -154,22 +168,30 @@ enum Read {
 /// Idle and absolute lifetimes, in seconds.
 #[derive(Debug, Clone, Copy)]
 pub struct Lifetimes {
+    /// Seconds after the last recorded activity.
     pub idle: i64,
+    /// Seconds after login.
     pub absolute: i64,
 }
 
 /// What a write under the lock found.
 #[derive(Debug, PartialEq)]
 pub enum Written {
+    /// Written; the session as it now stands.
     Stored(Session),
     /// The session ended (logout, expiry) before or while writing: nothing kept.
     Ended,
 }
 
+/// The sessions in the store, and the rules they live by.
 pub struct Sessions<'a> {
+    /// Where they are stored.
     pub kv: &'a dyn KeyValue,
+    /// Times logins, visits and expiry.
     pub clock: &'a dyn Clock,
+    /// For tickets, CSRF tokens and sealing.
     pub rng: &'a dyn Random,
+    /// How long a session lives.
     pub lifetimes: Lifetimes,
     /// Seconds a writer may hold the session's lock (see `lock`).
     pub lock_hold: i64,

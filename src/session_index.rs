@@ -66,6 +66,7 @@ pub enum JtiClaim {
     /// This request is the first to present it; [`JtiClaim::undo`] if the
     /// logout then fails, so the IdP's retry is not refused.
     First(String),
+    /// Another request presented it first: a replay.
     Seen,
 }
 
@@ -89,6 +90,7 @@ pub fn claim_jti(
 }
 
 impl JtiClaim {
+    /// Releases a first claim, best effort.
     pub fn undo(self, kv: &dyn KeyValue) {
         if let JtiClaim::First(k) = self
             && let Err(e) = kv.delete(&k)

@@ -44,6 +44,7 @@ impl RecordId {
             .then(|| Self(raw.to_owned()))
     }
 
+    /// The id as it appears in key names.
     pub fn as_str(&self) -> &str {
         &self.0
     }
@@ -74,6 +75,7 @@ impl std::fmt::Debug for Ticket {
 pub struct Unsealable;
 
 impl Ticket {
+    /// A fresh ticket: a new id and a new secret.
     pub fn generate(rng: &dyn Random) -> Self {
         let mut id = [0u8; ID_BYTES];
         rng.fill(&mut id);
@@ -105,6 +107,7 @@ impl Ticket {
         format!("{}.{}", self.id.0, B64.encode(self.secret))
     }
 
+    /// Which record this ticket opens.
     pub fn id(&self) -> &RecordId {
         &self.id
     }

@@ -41,15 +41,20 @@ const MAX_BUCKETS: usize = 64;
 /// a store that says otherwise is not trusted with more work.
 const MAX_KEYS_PER_ENTRY: usize = 8;
 
+/// Removes records nobody will read again, a bounded amount per run.
 pub struct Upkeep<'a> {
+    /// The store it cleans.
     pub kv: &'a dyn KeyValue,
+    /// Decides what is due.
     pub clock: &'a dyn Clock,
 }
 
 /// What one run did.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Ran {
+    /// Entries processed.
     pub entries: usize,
+    /// Keys removed.
     pub removed: usize,
 }
 

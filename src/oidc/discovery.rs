@@ -12,23 +12,33 @@ use crate::ports::{Clock, HttpClient};
 use serde::{Deserialize, Serialize};
 use url::Url;
 
+/// The IdP's metadata (OpenID Connect Discovery 1.0), as far as we use it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderMetadata {
+    /// Must equal the configured issuer.
     pub issuer: String,
+    /// Where the browser logs in.
     pub authorization_endpoint: String,
+    /// Where codes and refresh tokens become tokens.
     pub token_endpoint: String,
+    /// The IdP's signing keys.
     pub jwks_uri: String,
+    /// Claims about the user, cross-checked at login.
     #[serde(default)]
     pub userinfo_endpoint: Option<String>,
+    /// RP-initiated logout.
     #[serde(default)]
     pub end_session_endpoint: Option<String>,
     /// RFC 7009: where refresh tokens are revoked at logout.
     #[serde(default)]
     pub revocation_endpoint: Option<String>,
+    /// How the IdP accepts our client secret.
     #[serde(default)]
     pub token_endpoint_auth_methods_supported: Option<Vec<String>>,
+    /// PKCE methods; `S256` must be among them when listed.
     #[serde(default)]
     pub code_challenge_methods_supported: Option<Vec<String>>,
+    /// Whether the IdP sends back-channel logout tokens.
     #[serde(default)]
     pub backchannel_logout_supported: Option<bool>,
     /// RFC 9207: the IdP promises an `iss` parameter on every authorization response.
@@ -36,9 +46,12 @@ pub struct ProviderMetadata {
     pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 
+/// How the client secret goes to the token endpoint.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ClientAuth {
+    /// HTTP Basic (`client_secret_basic`).
     Basic,
+    /// In the form (`client_secret_post`).
     Post,
 }
 
@@ -118,6 +131,7 @@ struct Cached {
     metadata: ProviderMetadata,
 }
 
+/// The issuer's `/.well-known/openid-configuration`.
 pub fn discovery_url(issuer: &str) -> String {
     format!(
         "{}/.well-known/openid-configuration",

@@ -27,25 +27,35 @@ const ACCEPTED: &[Algorithm] = &[
 
 /// What the token must say.
 pub struct Expectations<'a> {
+    /// The configured issuer: `iss` must be it.
     pub issuer: &'a str,
+    /// Our client id: `aud` must contain it.
     pub client_id: &'a str,
     /// The nonce sent with the authorization request; `None` for refreshed tokens.
     pub nonce: Option<&'a str>,
+    /// The time to check `exp`, `iat` and `nbf` against.
     pub now: i64,
 }
 
+/// An ID token that passed every check.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ValidIdToken {
+    /// The user, at the issuer.
     pub sub: String,
+    /// The issuer.
     pub iss: String,
+    /// The IdP's session, for back-channel logout.
     pub sid: Option<String>,
+    /// Every claim, as the IdP sent them.
     pub claims: Map<String, Value>,
 }
 
+/// Why a token was refused.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum IdTokenError {
     /// No key in the JWKS matches (refetch once, then give up).
     UnknownKey,
+    /// The token fails a check; the text says which.
     Invalid(String),
 }
 

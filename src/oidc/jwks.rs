@@ -86,10 +86,15 @@ fn fetch(http: &dyn HttpClient, jwks_uri: &str) -> Result<Vec<serde_json::Value>
     Ok(doc["keys"].as_array().cloned().unwrap_or_default())
 }
 
+/// The IdP's signing keys: cached in the store, fetched when stale or unknown.
 pub struct KeySet<'a> {
+    /// Where the keys are cached.
     pub kv: &'a dyn KeyValue,
+    /// Fetches them from the IdP.
     pub http: &'a dyn HttpClient,
+    /// Ages the cache.
     pub clock: &'a dyn Clock,
+    /// Seconds the cached keys are used before being fetched again.
     pub ttl: i64,
     /// Whether forced refetches count against the back-channel budget.
     pub backchannel: bool,

@@ -8,14 +8,21 @@ use super::id_token::{self, IdTokenError, check_azp, check_times};
 use jsonwebtoken::jwk::Jwk;
 use serde_json::{Map, Value};
 
+/// The `events` member every logout token carries.
 pub const EVENT: &str = "http://schemas.openid.net/event/backchannel-logout";
 
+/// A logout token that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogoutToken {
+    /// The issuer.
     pub iss: String,
+    /// The user whose sessions end, if named.
     pub sub: Option<String>,
+    /// The IdP session that ended, if named.
     pub sid: Option<String>,
+    /// The token's id: each is accepted once.
     pub jti: String,
+    /// When the token expires.
     pub exp: i64,
 }
 
@@ -23,6 +30,7 @@ fn invalid(why: &str) -> IdTokenError {
     IdTokenError::Invalid(why.to_owned())
 }
 
+/// Validates a logout token (Back-Channel Logout 1.0, section 2.6).
 pub fn validate(
     token: &str,
     keys: &[Jwk],

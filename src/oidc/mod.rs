@@ -8,10 +8,10 @@ pub mod jwks;
 pub mod logout_token;
 pub mod scope;
 #[cfg(test)]
-pub mod test_keys;
-pub mod token;
+pub(crate) mod test_keys;
+pub(crate) mod token;
 pub mod transaction;
-pub mod userinfo;
+pub(crate) mod userinfo;
 
 use crate::ports::StoreError;
 use crate::ports::{HttpClient, HttpError, HttpRequest};
@@ -19,6 +19,7 @@ use crate::ports::{HttpClient, HttpError, HttpRequest};
 /// Why talking to the IdP failed (`handlers::errors` says what the user sees).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum OidcError {
+    /// The store failed (503).
     Store(StoreError),
     /// The IdP could not be reached (502) or timed out (504).
     Transport(HttpError),

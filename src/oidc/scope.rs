@@ -30,6 +30,7 @@ pub fn normalize(raw: &str) -> Result<String, String> {
     Ok(scopes.join(" "))
 }
 
+/// Whether the space-separated `scopes` include `scope`.
 pub fn contains(scopes: &str, scope: &str) -> bool {
     scopes.split(' ').any(|s| s == scope)
 }

@@ -27,12 +27,18 @@ use serde::{Deserialize, Serialize};
 /// How long a user may take at the IdP, in seconds.
 pub const LIFETIME: i64 = 600;
 
+/// A login in progress: what the callback must match, sealed in the store.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LoginTransaction {
+    /// Ties the callback to this browser's login.
     pub state: LoginState,
+    /// Ties the ID token to this login.
     pub nonce: Nonce,
+    /// Proves to the token endpoint that we started this login.
     pub pkce_verifier: PkceVerifier,
+    /// The scope asked for.
     pub scope: String,
+    /// When the login started; it lasts [`LIFETIME`].
     pub created_at: i64,
 }
 
@@ -88,13 +94,18 @@ pub struct PendingLogin {
 
 /// A callback whose `state` matched its transaction; the transaction is consumed.
 pub struct VerifiedCallback {
+    /// The code from the callback.
     pub code: AuthorizationCode,
+    /// The login it finishes.
     pub txn: LoginTransaction,
 }
 
+/// Why a callback does not belong to its login.
 #[derive(Debug, PartialEq, Eq)]
 pub enum StateError {
+    /// No `state` parameter.
     Missing,
+    /// Another login's `state`.
     Mismatch,
     /// Another callback consumed this transaction first.
     Used,

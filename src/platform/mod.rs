@@ -1,8 +1,8 @@
 //! The seams implemented on Spin: key-value, variables, outbound HTTP (WASI),
 //! the system clock and the system CSPRNG. Only `lib.rs` uses these.
 
-pub mod kv;
-pub mod outbound;
+pub(crate) mod kv;
+pub(crate) mod outbound;
 
 use crate::ports::Variables;
 use crate::ports::{Clock, Random};
