@@ -204,27 +204,46 @@ pub mod tests {
 
     #[test]
     fn refuses_issuer_mismatch() {
-        assert!(
-            rejected(|d| d["issuer"] = json!("https://evil.example/realms/demo"))
-                .contains("issuer")
-        );
-        assert!(
-            rejected(|d| d["issuer"] = json!("https://idp.example/realms/demo/"))
-                .contains("issuer")
-        );
+        for issuer in [
+            "https://evil.example/realms/demo",
+            "https://idp.example/realms/demo/",
+        ] {
+            assert_eq!(
+                rejected(|d| d["issuer"] = json!(issuer)),
+                format!(
+                    "discovery names issuer `{issuer}`, not the configured `https://idp.example/realms/demo`"
+                )
+            );
+        }
     }
 
     #[test]
     fn refuses_missing_or_foreign_endpoints() {
-        rejected(|d| {
-            d.as_object_mut().unwrap().remove("token_endpoint");
-        });
-        rejected(|d| d["token_endpoint"] = json!("https://evil.example/token"));
-        rejected(|d| d["jwks_uri"] = json!("not a url"));
-        rejected(|d| d["authorization_endpoint"] = json!("javascript:alert(1)"));
-        rejected(|d| d["authorization_endpoint"] = json!("http://idp.example/auth"));
-        rejected(|d| d["code_challenge_methods_supported"] = json!(["plain"]));
-        rejected(|d| d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]));
+        let cases: [(&str, fn(&mut serde_json::Value)); 7] = [
+            ("discovery lacks required fields", |d| {
+                d.as_object_mut().unwrap().remove("token_endpoint");
+            }),
+            ("token_endpoint is not on the configured oidc_idp_origin", |d| {
+                d["token_endpoint"] = json!("https://evil.example/token")
+            }),
+            ("jwks_uri is not a URL", |d| d["jwks_uri"] = json!("not a url")),
+            ("authorization_endpoint is not an acceptable URL", |d| {
+                d["authorization_endpoint"] = json!("javascript:alert(1)")
+            }),
+            ("authorization_endpoint is not an acceptable URL", |d| {
+                d["authorization_endpoint"] = json!("http://idp.example/auth")
+            }),
+            ("the IdP does not support PKCE S256", |d| {
+                d["code_challenge_methods_supported"] = json!(["plain"])
+            }),
+            (
+                "the token endpoint supports neither client_secret_basic nor client_secret_post",
+                |d| d["token_endpoint_auth_methods_supported"] = json!(["private_key_jwt"]),
+            ),
+        ];
+        for (reason, mutate) in cases {
+            assert_eq!(rejected(mutate), reason);
+        }
     }
 
     #[test]
@@ -261,19 +280,32 @@ pub mod tests {
     fn garbage_and_errors_are_bad_gateway_and_not_cached() {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
-        for resp in [
-            Ok(http::Response::builder()
-                .status(200)
-                .body(b"<html>".to_vec())
-                .unwrap()),
-            json_response(500, &json!({})),
-            json_response(200, &json!([1, 2])),
+        for (resp, reason) in [
+            (
+                Ok(http::Response::builder()
+                    .status(200)
+                    .body(b"<html>".to_vec())
+                    .unwrap()),
+                "discovery is not a JSON object",
+            ),
+            (
+                json_response(500, &json!({})),
+                "discovery answered HTTP 500",
+            ),
+            (
+                json_response(200, &json!([1, 2])),
+                "discovery is not a JSON object",
+            ),
+            (
+                json_response(200, &json!({"issuer": 5})),
+                "discovery lacks required fields",
+            ),
         ] {
             let http = FakeHttp::new(move |_| resp.clone());
-            assert!(matches!(
+            assert_eq!(
                 load(&kv, &http, &clock, &config()),
-                Err(OidcError::BadResponse(_))
-            ));
+                Err(OidcError::BadResponse(reason.into()))
+            );
         }
         assert!(kv.snapshot().is_empty());
     }
