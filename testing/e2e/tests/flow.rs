@@ -5,20 +5,24 @@
 //! yields a different access token; a second login in the same browser gets a new
 //! session cookie and the old session is gone (no fixation); logout goes through the
 //! IdP's end-session endpoint back to `/`, after which the session is gone server-side.
-//! With Redis, the store is inspected directly: the session lives under `sess:<id>`,
-//! the id half of the cookie's ticket, as an envelope of readable times whose identity
-//! and tokens are sealed, so that no token, user name or cookie is anywhere in a dump of
-//! Redis; nothing there works as a cookie, and a tampered record reads as logged out and
-//! is removed.
+//! With either store, the store is inspected directly (Redis, or the local store's
+//! SQLite file in the host's state directory, as the host writes it): the session lives
+//! under `sess:<id>`, the id half of the cookie's ticket, as an envelope of readable
+//! times whose identity and tokens are sealed, so that no token, user name or cookie is
+//! anywhere in a dump of the store; nothing there works as a cookie, and a tampered
+//! record reads as logged out and is removed.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use e2e::app::UserPage;
-use e2e::app_stack::{AppStack, StoreKind};
+use e2e::app_stack::{AppStack, Snapshot, StoreKind};
 use e2e::oidc::{jwt_claims, random_token};
 use e2e::records::{
     assert_sealed_session, assert_store_values_are_not_cookies, assert_tampered_session_is_dropped,
     ended_key, session_key,
 };
-use e2e::{Browser, Response};
+use e2e::{Browser, Redis, Response};
 use serde_json::Value;
 
 const SCOPE: &str = "openid profile offline_access";
@@ -33,9 +37,9 @@ fn flow_with_redis_store() {
     flow(StoreKind::Redis);
 }
 
-fn flow(store: StoreKind) {
+fn flow(kind: StoreKind) {
     let pod = format!("e2e-pod-{}", random_token(6).replace(['-', '_'], "x"));
-    let stack = AppStack::start(store, |o| o.variable("pod_name", &pod));
+    let stack = AppStack::start(kind, |o| o.variable("pod_name", &pod));
     let mut browser = Browser::new();
 
     // The start page's header names the pod.
@@ -66,15 +70,7 @@ fn flow(store: StoreKind) {
     let page1 = check_user_page(&stack, &first.user_page, login);
     assert_stored(&stack, &cookie1, login, &page1, 0);
     assert_cookie_accepted(&stack, &cookie1);
-    if let Some(redis) = &stack.redis {
-        assert_store_values_are_not_cookies(
-            redis,
-            "oidc_session",
-            &cookie1,
-            &stack.url("/user"),
-            &stack.url("/"),
-        );
-    }
+    store_of(&stack).assert_values_are_not_cookies(&stack, &cookie1);
 
     // Refresh: a different access token, same user, same cookie.
     let refresh_form = first.user_page.form_with_action_path("/refresh");
@@ -151,31 +147,167 @@ fn flow(store: StoreKind) {
     let user = browser.get(&stack.url("/user"));
     user.assert_redirect(303, &stack.url("/"));
     assert_session_gone(&stack, &cookie2, "the logout");
-    if let Some(redis) = &stack.redis {
-        assert!(
-            redis.keys("sess:*").is_empty(),
-            "no session is left in Redis"
-        );
-        assert!(
-            redis.keys("login:*").is_empty(),
-            "no login transaction is left in Redis"
-        );
+    let store = store_of(&stack);
+    assert!(store.keys("sess:").is_empty(), "no session is left in the store");
+    assert!(
+        store.keys("login:").is_empty(),
+        "no login transaction is left in the store"
+    );
 
-        // A record changed in the store (one character of its sealed part) does not
-        // open: the browser reads as logged out and the record is removed.
-        let mut third = Browser::new();
-        stack.sign_in(&mut third, login, None);
-        let cookie3 = stack.session_cookie(&third).expect("a third session");
-        assert_tampered_session_is_dropped(
-            redis,
-            "oidc_session",
-            &cookie3,
-            &stack.url("/user"),
-            &stack.url("/"),
+    // A record changed in the store (one character of its sealed part) does not
+    // open: the browser reads as logged out and the record is removed.
+    let mut third = Browser::new();
+    stack.sign_in(&mut third, login, None);
+    let cookie3 = stack.session_cookie(&third).expect("a third session");
+    store.assert_tampered_session_is_dropped(&stack, &cookie3);
+    third
+        .get(&stack.url("/user"))
+        .assert_redirect(303, &stack.url("/"));
+}
+
+/// The component's `default` store as the test reads it: the stack's Redis, or the
+/// local store, Spin's SQLite file `sqlite_key_value.db` in the host's state
+/// directory (table `spin_key_value`, store label `default`), opened beside the host.
+enum Store<'a> {
+    Redis(&'a Redis),
+    Local(PathBuf),
+}
+
+fn store_of(stack: &AppStack) -> Store<'_> {
+    match &stack.redis {
+        Some(redis) => Store::Redis(redis),
+        None => {
+            let dir = stack
+                .host
+                .state_dir()
+                .expect("the local store lives in the host's own state directory");
+            let file = dir.join("sqlite_key_value.db");
+            assert!(file.is_file(), "the local store is {}", file.display());
+            Store::Local(file)
+        }
+    }
+}
+
+impl Store<'_> {
+    fn sqlite(path: &PathBuf) -> rusqlite::Connection {
+        let db = rusqlite::Connection::open(path)
+            .unwrap_or_else(|e| panic!("open {}: {e}", path.display()));
+        // The host may hold a write lock for a moment: wait for it, as SQLite does.
+        db.busy_timeout(Duration::from_secs(10)).unwrap();
+        db
+    }
+
+    /// Every key with its value.
+    fn dump(&self) -> Snapshot {
+        match self {
+            Store::Redis(redis) => e2e::app_stack::snapshot(redis),
+            Store::Local(path) => {
+                let db = Self::sqlite(path);
+                let mut query = db
+                    .prepare("SELECT key, value FROM spin_key_value WHERE store = 'default'")
+                    .unwrap();
+                query
+                    .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+        }
+    }
+
+    fn get(&self, key: &str) -> Option<Vec<u8>> {
+        self.dump().remove(key)
+    }
+
+    /// The keys starting with `prefix`.
+    fn keys(&self, prefix: &str) -> Vec<String> {
+        self.dump()
+            .into_keys()
+            .filter(|k| k.starts_with(prefix))
+            .collect()
+    }
+
+    /// A Redis holding exactly what the store holds now, for the record checks of
+    /// `e2e::records` (which read Redis); the stack's own Redis when it has one.
+    fn with_redis<T>(&self, check: impl FnOnce(&Redis) -> T) -> T {
+        match self {
+            Store::Redis(redis) => check(redis),
+            Store::Local(_) => {
+                let copy = Redis::start();
+                let client = redis::Client::open(copy.url()).unwrap();
+                let mut connection = client.get_connection().unwrap();
+                for (key, value) in self.dump() {
+                    redis::cmd("SET")
+                        .arg(&key)
+                        .arg(value.as_slice())
+                        .query::<()>(&mut connection)
+                        .unwrap();
+                }
+                assert_eq!(
+                    e2e::app_stack::snapshot(&copy),
+                    self.dump(),
+                    "the copy holds what the local store holds"
+                );
+                check(&copy)
+            }
+        }
+    }
+
+    /// [`assert_store_values_are_not_cookies`] against this store: with the local
+    /// store, its checks that the record is left alone look at a copy, so the record
+    /// in the file is compared too, before and after.
+    fn assert_values_are_not_cookies(&self, stack: &AppStack, cookie: &str) {
+        let before = self.get(&session_key(cookie)).expect("the session is stored");
+        self.with_redis(|redis| {
+            assert_store_values_are_not_cookies(
+                redis,
+                "oidc_session",
+                cookie,
+                &stack.url("/user"),
+                &stack.url("/"),
+            )
+        });
+        assert!(
+            self.get(&session_key(cookie)) == Some(before),
+            "nothing that is not the cookie changes or removes the record"
         );
-        third
-            .get(&stack.url("/user"))
-            .assert_redirect(303, &stack.url("/"));
+    }
+
+    /// [`assert_tampered_session_is_dropped`] against this store; with the local store
+    /// the last byte of the record is changed in the file, as the host reads it.
+    fn assert_tampered_session_is_dropped(&self, stack: &AppStack, cookie: &str) {
+        let (user, home) = (stack.url("/user"), stack.url("/"));
+        let path = match self {
+            Store::Redis(redis) => {
+                return assert_tampered_session_is_dropped(
+                    redis,
+                    "oidc_session",
+                    cookie,
+                    &user,
+                    &home,
+                );
+            }
+            Store::Local(path) => path,
+        };
+        let key = session_key(cookie);
+        let mut other = Browser::new();
+        other.jar.set_value(&url::Url::parse(stack.base()).unwrap(), "oidc_session", cookie);
+        other.get(&user).assert_status(200);
+        let mut value = self.get(&key).expect("the session is stored");
+        let last = value.len() - 1;
+        value[last] = value[last].wrapping_add(1);
+        let changed = Self::sqlite(path)
+            .execute(
+                "UPDATE spin_key_value SET value = ?1 WHERE store = 'default' AND key = ?2",
+                rusqlite::params![value, key],
+            )
+            .unwrap();
+        assert_eq!(changed, 1, "one record changed");
+        assert_eq!(self.get(&key), Some(value), "one byte changed");
+        let mut fresh = Browser::new();
+        fresh.jar.set_value(&url::Url::parse(stack.base()).unwrap(), "oidc_session", cookie);
+        fresh.get(&user).assert_redirect(303, &home);
+        assert_eq!(self.get(&key), None, "the tampered record is removed");
     }
 }
 
@@ -212,11 +344,10 @@ fn check_user_page(stack: &AppStack, page: &Response, login: &str) -> UserPage {
     shown
 }
 
-/// With Redis: `sess:<id of cookie>` is the sealed envelope at revision `rev` (readable
-/// times, no identity or token in clear), and no token or CSRF token the page shows,
-/// no user name and no cookie appears anywhere in a dump of Redis.
+/// `sess:<id of cookie>` is the sealed envelope at revision `rev` (readable times, no
+/// identity or token in clear), and no token or CSRF token the page shows, no user name
+/// and no cookie appears anywhere in a dump of the store.
 fn assert_stored(stack: &AppStack, cookie: &str, sub: &str, page: &UserPage, rev: u64) {
-    let Some(redis) = &stack.redis else { return };
     let field = |what: &str, value: &Option<String>| -> String {
         value
             .clone()
@@ -226,18 +357,20 @@ fn assert_stored(stack: &AppStack, cookie: &str, sub: &str, page: &UserPage, rev
     let id_token = field("ID token", &page.id_token);
     let refresh = field("refresh token", &page.refresh_token);
     let csrf = field("csrf token", &page.csrf);
-    assert_sealed_session(
-        redis,
-        cookie,
-        rev,
-        &[
-            ("user name", sub),
-            ("access token", &access),
-            ("ID token", &id_token),
-            ("refresh token", &refresh),
-            ("csrf token", &csrf),
-        ],
-    );
+    store_of(stack).with_redis(|redis| {
+        assert_sealed_session(
+            redis,
+            cookie,
+            rev,
+            &[
+                ("user name", sub),
+                ("access token", &access),
+                ("ID token", &id_token),
+                ("refresh token", &refresh),
+                ("csrf token", &csrf),
+            ],
+        )
+    });
 }
 
 /// The cookie works from another browser too (a bearer credential): the control for
@@ -252,20 +385,20 @@ fn assert_cookie_accepted(stack: &AppStack, cookie: &str) {
     other.get(&stack.url("/user")).assert_status(200);
 }
 
-/// The session behind `cookie` is gone server-side: presenting the cookie from a fresh
-/// browser gets a redirect to `/`, and with Redis the key is gone.
+/// The session behind `cookie` is gone server-side: its key is gone from the store, its
+/// tombstone is there, and presenting the cookie from a fresh browser gets a redirect
+/// to `/`.
 fn assert_session_gone(stack: &AppStack, cookie: &str, after: &str) {
-    if let Some(redis) = &stack.redis {
-        assert_eq!(
-            redis.get(&session_key(cookie)),
-            None,
-            "after {after}, sess:<old cookie's id> is gone from Redis"
-        );
-        assert!(
-            redis.get(&ended_key(cookie)).is_some(),
-            "after {after}, the ended session's tombstone is there"
-        );
-    }
+    let store = store_of(stack);
+    assert_eq!(
+        store.get(&session_key(cookie)),
+        None,
+        "after {after}, sess:<old cookie's id> is gone from the store"
+    );
+    assert!(
+        store.get(&ended_key(cookie)).is_some(),
+        "after {after}, the ended session's tombstone is there"
+    );
     let mut other = Browser::new();
     other.jar.set_value(
         &url::Url::parse(stack.base()).unwrap(),
