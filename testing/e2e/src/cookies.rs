@@ -46,7 +46,11 @@ impl Cookie {
     pub fn parse(header: &str, url: &Url) -> Option<Cookie> {
         let parsed = cookie::Cookie::parse(header).ok()?;
         let stored = cookie_store::Cookie::try_from_raw_cookie(&parsed, url).ok();
-        Some(Cookie::from_parts(&parsed, stored.as_ref(), header.to_string()))
+        Some(Cookie::from_parts(
+            &parsed,
+            stored.as_ref(),
+            header.to_string(),
+        ))
     }
 
     /// A cookie as `cookie_store` holds it.

@@ -73,7 +73,10 @@ impl Form {
 
 /// Every element of the document, in document order.
 fn elements(document: &Html) -> impl Iterator<Item = ElementRef<'_>> {
-    document.root_element().descendants().filter_map(ElementRef::wrap)
+    document
+        .root_element()
+        .descendants()
+        .filter_map(ElementRef::wrap)
 }
 
 fn is_control(element: &ElementRef<'_>) -> bool {

@@ -150,9 +150,8 @@ async fn accept(
         let connection = connections.fetch_add(1, Ordering::SeqCst) + 1;
         let handler = Arc::clone(&handler);
         tokio::spawn(async move {
-            let service = service_fn(move |request| {
-                answer(request, connection, Arc::clone(&handler))
-            });
+            let service =
+                service_fn(move |request| answer(request, connection, Arc::clone(&handler)));
             // A closed or broken connection is no news to the test.
             let _ = http1::Builder::new()
                 .serve_connection(TokioIo::new(stream), service)

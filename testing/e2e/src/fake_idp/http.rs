@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-pub use crate::http1::{HttpResponse, Reply};
 use crate::http1::IncomingRequest;
+pub use crate::http1::{HttpResponse, Reply};
 
 /// One request as the server read it.
 #[derive(Debug, Clone)]
