@@ -5,6 +5,7 @@
 use crate::config::{Config, ConfigError};
 use crate::error_page::error_page;
 use crate::handlers::{self, Ctx, Handler};
+use crate::log::log_line;
 use crate::pages;
 use crate::ports::{Clock, HttpClient, KeyValue, Random, Variables};
 use crate::request::Request;
@@ -115,7 +116,7 @@ fn run(
     let cfg = match cfg {
         Ok(cfg) => cfg,
         Err(e) => {
-            eprintln!("config: {e}");
+            log_line!("config: {e}");
             return error_page(
                 p.clock,
                 None,

@@ -2,6 +2,7 @@
 
 use crate::app;
 use crate::config::{self, Config};
+use crate::log::log_line;
 use crate::platform::{
     SpinVariables, SystemClock, SystemRandom, kv::SpinKeyValue, outbound::WasiHttp,
 };
@@ -83,7 +84,7 @@ fn send(response: crate::response::Response, response_out: ResponseOutparam) {
     response_out.set(out);
     for chunk in response.body.chunks(4096) {
         if let Err(e) = stream.blocking_write_and_flush(chunk) {
-            eprintln!("could not send the response body: {e}");
+            log_line!("could not send the response body: {e}");
             return;
         }
     }
@@ -93,7 +94,7 @@ fn send(response: crate::response::Response, response_out: ResponseOutparam) {
 
 fn finish(body: OutgoingBody) {
     if let Err(e) = OutgoingBody::finish(body, None) {
-        eprintln!("could not finish the response body: {e:?}");
+        log_line!("could not finish the response body: {e:?}");
     }
 }
 

@@ -2,6 +2,7 @@
 //! detail in the log. Never the request's inputs.
 
 use crate::config::Config;
+use crate::log::log_line;
 use crate::pages::{self, Header};
 use crate::ports::Clock;
 use crate::response::{AppError, Response};
@@ -9,7 +10,7 @@ use crate::response::{AppError, Response};
 /// Renders `e` as a page (with any cookies it sets) and logs its detail.
 pub(crate) fn error_page(clock: &dyn Clock, cfg: Option<&Config>, e: AppError) -> Response {
     if let Some(detail) = &e.log {
-        eprintln!("error {}: {detail}", e.status);
+        log_line!("error {}: {detail}", e.status);
     }
     let header = match cfg {
         Some(cfg) => Header {

@@ -27,7 +27,13 @@ struct IdpState {
     userinfo_sub: Option<String>,
     refresh_error: Option<&'static str>,
     down: Option<HttpError>,
+    /// Every answer is a 200 whose body is not JSON.
+    garbage: bool,
+    /// The token endpoint refuses authorization codes with this error.
+    code_error: Option<&'static str>,
     access_counter: u32,
+    /// Every token it issued (access, refresh and ID tokens).
+    issued: Vec<String>,
 }
 
 struct World {
@@ -38,6 +44,8 @@ struct World {
     idp: Rc<RefCell<IdpState>>,
     vars: crate::testing::MapVars,
     cookies: HashMap<String, String>,
+    /// Every cookie value the app ever set.
+    cookie_values: Vec<String>,
 }
 
 fn discovery() -> Value {
@@ -58,6 +66,13 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
         let mut s = state.borrow_mut();
         if let Some(e) = &s.down {
             return Err(e.clone());
+        }
+        if s.garbage {
+            return Ok(http::Response::builder()
+                .status(200)
+                .header("content-type", "application/json")
+                .body(b"<html>not what you asked for".to_vec())
+                .unwrap());
         }
         let path = req.uri().path().to_owned();
         match path.as_str() {
@@ -82,6 +97,9 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                         body.contains("code_verifier="),
                         "PKCE verifier must be sent"
                     );
+                    if let Some(err) = s.code_error {
+                        return json_response(400, &json!({"error": err}));
+                    }
                 }
                 s.access_counter += 1;
                 let id_token = test_keys::rsa().sign(
@@ -89,16 +107,24 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                     &json!({"iss": ISS, "aud": "client1", "sub": s.sub, "exp": NOW + 300, "iat": NOW,
                             "nonce": s.nonce, "sid": "sid-1", "preferred_username": "alice<b>"}),
                 );
+                let access_token = format!("at-{}-Qz9", s.access_counter);
+                let refresh_token = "rt-1-Qz9".to_owned();
+                s.issued.extend([
+                    access_token.clone(),
+                    refresh_token.clone(),
+                    id_token.clone(),
+                ]);
                 json_response(
                     200,
-                    &json!({"access_token": format!("at-{}", s.access_counter), "token_type": "Bearer",
-                    "expires_in": 300, "refresh_token": "rt-1", "id_token": id_token}),
+                    &json!({"access_token": access_token, "token_type": "Bearer",
+                    "expires_in": 300, "refresh_token": refresh_token, "id_token": id_token}),
                 )
             }
             "/realms/demo/revoke" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
                 assert!(
-                    body.contains("token=rt-1") && body.contains("token_type_hint=refresh_token"),
+                    body.contains("token=rt-1-Qz9")
+                        && body.contains("token_type_hint=refresh_token"),
                     "{body}"
                 );
                 json_response(200, &json!({}))
@@ -120,7 +146,10 @@ impl World {
             userinfo_sub: None,
             refresh_error: None,
             down: None,
+            garbage: false,
+            code_error: None,
             access_counter: 0,
+            issued: Vec::new(),
         }));
         World {
             kv: MemoryStore::new(),
@@ -130,6 +159,7 @@ impl World {
             idp: state,
             vars: vars(),
             cookies: HashMap::new(),
+            cookie_values: Vec::new(),
         }
     }
 
@@ -185,6 +215,7 @@ impl World {
                     self.cookies.remove(name);
                 } else {
                     self.cookies.insert(name.to_owned(), value.to_owned());
+                    self.cookie_values.push(value.to_owned());
                 }
             }
         }
@@ -296,7 +327,7 @@ fn happy_path_login_user_refresh_logout() {
     );
     let page = user.body_text();
     assert!(page.contains("<span id=\"username\">alice&lt;b&gt;</span>"));
-    assert!(page.contains("at-1") && page.contains("rt-1"));
+    assert!(page.contains("at-1-Qz9") && page.contains("rt-1-Qz9"));
     assert_eq!(user.header("cache-control"), Some("no-store"));
     assert!(w.get("/").body_text().contains("href=\"/user\""));
 
@@ -304,7 +335,7 @@ fn happy_path_login_user_refresh_logout() {
     let r = w.post("/refresh", &format!("csrf={csrf}"));
     assert_eq!(r.status, 303);
     assert_eq!(r.header("location"), Some("/user"));
-    assert!(w.get("/user").body_text().contains("at-2"));
+    assert!(w.get("/user").body_text().contains("at-2-Qz9"));
 
     let r = w.post("/logout", &format!("csrf={csrf}"));
     assert_eq!(r.status, 303);
@@ -580,6 +611,26 @@ fn idp_unreachable_slow_or_garbage_stores_nothing() {
         assert!(w.kv.snapshot().is_empty());
         assert!(!w.cookies.contains_key("__Host-oidc_login"));
     }
+
+    // An IdP answering garbage at discovery: nothing stored, no login started.
+    let mut w = World::new();
+    w.idp.borrow_mut().garbage = true;
+    let r = w.post("/login", "scope=openid");
+    assert_eq!(r.status, 502, "{}", r.body_text());
+    assert!(r.body_text().contains("invalid response"));
+    assert!(w.kv.snapshot().is_empty());
+    assert!(!w.cookies.contains_key("__Host-oidc_login"));
+
+    // ...or at the token endpoint, once the login started: no session.
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    w.idp.borrow_mut().garbage = true;
+    let r = w.get(&World::callback_url(&params));
+    assert_eq!(r.status, 502, "{}", r.body_text());
+    assert!(w.kv.keys_with_prefix("sess:").is_empty());
+    assert!(w.kv.keys_with_prefix("login:").is_empty());
+    assert!(!w.cookies.contains_key("__Host-oidc_session"));
+    assert!(!w.cookies.contains_key("__Host-oidc_login"));
 }
 
 #[test]
@@ -697,20 +748,193 @@ fn visits_keep_the_session_alive_with_a_write_per_tenth_of_the_idle_timeout() {
     );
 }
 
-#[test]
-fn secrets_never_appear_on_error_pages() {
+/// Every page a scenario produced, and every secret it sent or was sent.
+#[derive(Default)]
+struct Exposure {
+    pages: Vec<(&'static str, Response)>,
+    secrets: Vec<String>,
+}
+
+impl Exposure {
+    /// Keeps `r`, which must be the error page `status`.
+    fn page(&mut self, what: &'static str, r: Response, status: u16) {
+        assert_eq!(r.status, status, "{what}: {}", r.body_text());
+        self.pages.push((what, r));
+    }
+
+    /// The secrets of a finished scenario: the client secret, every token the
+    /// IdP issued, every cookie value set.
+    fn secrets_of(&mut self, w: &World) {
+        self.secrets.push(w.vars.0["client_secret"].clone());
+        self.secrets.extend(w.idp.borrow().issued.iter().cloned());
+        self.secrets.extend(w.cookie_values.iter().cloned());
+    }
+}
+
+/// A world whose client secret is recognisable.
+fn world_with_secret() -> World {
     let mut w = World::new();
-    let params = w.start_login("openid");
-    let r = w.get(&format!(
-        "/callback?code=SECRETCODE&state=wrong&iss={}",
+    w.vars
+        .0
+        .insert("client_secret".into(), "client-secret-Qz9".into());
+    w
+}
+
+fn callback_with_code(params: &HashMap<String, String>, code: &str) -> String {
+    format!(
+        "/callback?code={code}&state={}&iss={}",
+        params["state"],
         urlencode(ISS)
-    ));
-    let body = r.body_text();
-    assert!(
-        !body.contains("SECRETCODE")
-            && !body.contains("s3cret")
-            && !body.contains(&params["state"])
+    )
+}
+
+#[test]
+fn secrets_never_appear_on_error_pages_or_in_log_lines() {
+    crate::log::captured::take();
+    let mut e = Exposure::default();
+    e.secrets
+        .extend(["code-1-Qz9", "code-2-Qz9", "code-3-Qz9"].map(String::from));
+
+    // The callback: a wrong state, the IdP refusing the code, a rejected ID
+    // token, a userinfo for someone else, garbage from the token endpoint,
+    // and a replay of a completed login, each with a code and the login cookie.
+    let mut w = world_with_secret();
+    let params = w.start_login("openid");
+    e.secrets
+        .extend([params["state"].clone(), params["nonce"].clone()]);
+    let wrong_state = format!(
+        "/callback?code=code-1-Qz9&state=wrong&iss={}",
+        urlencode(ISS)
     );
+    e.page("wrong state", w.get(&wrong_state), 400);
+    e.secrets_of(&w);
+    let failures: [(&'static str, fn(&mut IdpState), u16); 4] = [
+        (
+            "code refused",
+            |s| s.code_error = Some("invalid_grant"),
+            400,
+        ),
+        ("id token rejected", |s| s.nonce = "other".into(), 401),
+        (
+            "userinfo of another user",
+            |s| s.userinfo_sub = Some("mallory".into()),
+            401,
+        ),
+        ("token endpoint garbage", |s| s.garbage = true, 502),
+    ];
+    for (what, break_it, status) in failures {
+        let mut w = world_with_secret();
+        let params = w.start_login("openid");
+        e.secrets
+            .extend([params["state"].clone(), params["nonce"].clone()]);
+        break_it(&mut w.idp.borrow_mut());
+        e.page(
+            what,
+            w.get(&callback_with_code(&params, "code-2-Qz9")),
+            status,
+        );
+        e.secrets_of(&w);
+    }
+    let mut w = world_with_secret();
+    let params = w.start_login("openid");
+    let login_cookie = w.cookies["__Host-oidc_login"].clone();
+    assert_eq!(
+        w.get(&callback_with_code(&params, "code-3-Qz9")).status,
+        303
+    );
+    w.cookies.insert("__Host-oidc_login".into(), login_cookie);
+    e.page(
+        "replayed callback",
+        w.get(&callback_with_code(&params, "code-3-Qz9")),
+        400,
+    );
+    e.secrets_of(&w);
+
+    // A logged-in session: forms without the CSRF token, refreshes the IdP
+    // fails or refuses, the store down, and the ID token as a logout token.
+    let mut w = world_with_secret();
+    w.login();
+    let csrf = w.csrf();
+    e.secrets.push(csrf.clone());
+    e.page("logout without csrf", w.post("/logout", "csrf=wrong"), 403);
+    w.idp.borrow_mut().down = Some(HttpError::Unreachable("refused".into()));
+    e.page(
+        "refresh, IdP down",
+        w.post("/refresh", &format!("csrf={csrf}")),
+        502,
+    );
+    w.idp.borrow_mut().down = None;
+    w.idp.borrow_mut().refresh_error = Some("server_error");
+    e.page(
+        "refresh, IdP error",
+        w.post("/refresh", &format!("csrf={csrf}")),
+        502,
+    );
+    w.kv.down.set(true);
+    e.page("store down", w.get("/user"), 503);
+    w.kv.down.set(false);
+    let id_token = w
+        .idp
+        .borrow()
+        .issued
+        .last()
+        .cloned()
+        .expect("a login issued tokens");
+    e.page(
+        "id token as logout token",
+        w.send(
+            "POST",
+            "/backchannel-logout",
+            &[],
+            &format!("logout_token={id_token}"),
+        ),
+        400,
+    );
+    w.idp.borrow_mut().refresh_error = Some("invalid_grant");
+    e.page(
+        "refresh, grant revoked",
+        w.post("/refresh", &format!("csrf={csrf}")),
+        401,
+    );
+    e.secrets_of(&w);
+    let mut w = world_with_secret();
+    w.login();
+    let csrf = w.csrf();
+    e.secrets.push(csrf.clone());
+    w.idp.borrow_mut().sub = "mallory".into();
+    e.page(
+        "refresh, another user",
+        w.post("/refresh", &format!("csrf={csrf}")),
+        401,
+    );
+    e.secrets_of(&w);
+
+    let logged = crate::log::captured::take();
+    assert!(
+        logged.len() >= e.pages.len(),
+        "every error is logged: {logged:?}"
+    );
+    assert!(e.secrets.len() > 30 && e.secrets.iter().all(|s| s.len() >= 8));
+    for secret in &e.secrets {
+        for (what, page) in &e.pages {
+            assert!(
+                !page.body_text().contains(secret.as_str()),
+                "{what}: the page shows {secret}"
+            );
+            for (name, value) in page.headers.iter().filter(|(n, _)| n != "set-cookie") {
+                assert!(
+                    !value.contains(secret.as_str()),
+                    "{what}: header {name} holds {secret}"
+                );
+            }
+        }
+        for line in &logged {
+            assert!(
+                !line.contains(secret.as_str()),
+                "a log line holds {secret}: {line}"
+            );
+        }
+    }
 }
 
 fn logout_token(claims: Value) -> String {

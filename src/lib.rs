@@ -63,6 +63,7 @@ exported_for_tests! {
 
 mod error_page;
 mod handlers;
+mod log;
 mod pages;
 // Used only by `entry`, which is wasm only; compiled natively for its tests.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]

@@ -19,6 +19,7 @@
 //! Every lock's keys are registered with upkeep as soon as an attempt wins its
 //! first key, so a holder that dies leaves nothing behind for long.
 
+use crate::log::log_line;
 use crate::keys;
 use crate::ports::Clock;
 use crate::ports::{KeyValue, StoreError};
@@ -94,7 +95,7 @@ impl Held {
     pub fn release(self, kv: &dyn KeyValue) {
         for key in &self.keys {
             if let Err(e) = kv.delete(key) {
-                eprintln!("lock: cannot release: {e}");
+                log_line!("lock: cannot release: {e}");
             }
         }
     }

@@ -24,6 +24,7 @@
 //!   if it comes before, the writer's write came before the tombstone too, and
 //!   the logout's delete comes after both. Either way the record is gone.
 
+use crate::log::log_line;
 use crate::keys;
 use crate::lock::{Held, SessionLock};
 use crate::ports::{Clock, Random};
@@ -273,7 +274,7 @@ impl Sessions<'_> {
         let envelope = match Envelope::parse(&bytes) {
             Some(e) => e,
             None => {
-                eprintln!("session: unreadable session record deleted");
+                log_line!("session: unreadable session record deleted");
                 self.kv.delete(&key)?;
                 return Ok(Read::Dropped);
             }
@@ -293,7 +294,7 @@ impl Sessions<'_> {
             .and_then(|plain| String::from_utf8(plain).ok())
             .and_then(|text| serde_json::from_str::<Private>(&text).ok());
         let Some(p) = private else {
-            eprintln!("session: a record that does not open under its own ticket was deleted");
+            log_line!("session: a record that does not open under its own ticket was deleted");
             self.kv.delete(&key)?;
             return Ok(Read::Dropped);
         };

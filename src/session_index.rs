@@ -9,6 +9,7 @@
 //! Each session's record lists its index keys, so a stale entry can never end
 //! a session it does not name.
 
+use crate::log::log_line;
 use crate::keys;
 use crate::ports::{KeyValue, StoreError};
 use crate::ticket::RecordId;
@@ -95,7 +96,7 @@ impl JtiClaim {
         if let JtiClaim::First(k) = self
             && let Err(e) = kv.delete(&k)
         {
-            eprintln!("backchannel-logout: cannot release the jti: {e}");
+            log_line!("backchannel-logout: cannot release the jti: {e}");
         }
     }
 }

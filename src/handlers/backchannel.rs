@@ -5,6 +5,7 @@
 
 use super::context::Ctx;
 use crate::keys;
+use crate::log::log_line;
 use crate::oidc::{OidcError, logout_token};
 use crate::ports::StoreError;
 use crate::request::Request;
@@ -34,7 +35,7 @@ pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
     }) {
         Ok(t) => t,
         Err(OidcError::InvalidToken(why)) => {
-            eprintln!("backchannel-logout: rejected: {why}");
+            log_line!("backchannel-logout: rejected: {why}");
             return Ok(refuse(&format!("invalid logout_token: {why}")));
         }
         Err(e) => return Err(AppError::from(e)),
@@ -63,7 +64,7 @@ pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
     }
     match end_listed(ctx, &named) {
         Ok(ended) => {
-            eprintln!("backchannel-logout: ended {ended} session(s)");
+            log_line!("backchannel-logout: ended {ended} session(s)");
             Ok(Response::text(200, ""))
         }
         Err(e) => {

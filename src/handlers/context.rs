@@ -3,6 +3,7 @@
 
 use crate::config::Config;
 use crate::cookies;
+use crate::log::log_line;
 use crate::oidc::OidcError;
 use crate::oidc::discovery::{self, ProviderMetadata};
 use crate::oidc::id_token::{self, Expectations, ValidIdToken};
@@ -82,7 +83,7 @@ impl Ctx<'_> {
             return Ok(None);
         };
         if let Err(e) = self.sessions().touch(&id, &mut session) {
-            eprintln!("session: cannot record activity: {e}");
+            log_line!("session: cannot record activity: {e}");
         }
         Ok(Some((id, session)))
     }

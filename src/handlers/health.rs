@@ -2,18 +2,19 @@
 //! `/readyz` is 200 only when the configuration is valid and the store answers.
 
 use crate::config::{Config, ConfigError};
+use crate::log::log_line;
 use crate::ports::KeyValue;
 use crate::response::Response;
 
 pub(crate) fn ready(kv: &dyn KeyValue, cfg: Result<&Config, &ConfigError>) -> Response {
     if let Err(e) = cfg {
-        eprintln!("readyz: {e}");
+        log_line!("readyz: {e}");
         return Response::text(503, "not ready: configuration invalid\n");
     }
     match kv.exists("readyz") {
         Ok(_) => Response::text(200, "ready\n"),
         Err(e) => {
-            eprintln!("readyz: {e}");
+            log_line!("readyz: {e}");
             Response::text(503, "not ready: key-value store unavailable\n")
         }
     }

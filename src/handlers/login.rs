@@ -3,6 +3,7 @@
 use super::context::Ctx;
 use super::csrf::check_origin;
 use crate::cookies;
+use crate::log::log_line;
 use crate::oidc::{scope, token, transaction};
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
@@ -23,9 +24,9 @@ pub fn start(req: &Request, ctx: &Ctx) -> AppResult {
     transaction::save(ctx.kv, ctx.clock, ctx.rng, &ticket, &txn)?;
     // Upkeep rides on logins: bounded work, never on the hot path; best effort.
     match ctx.upkeep().run() {
-        Ok(ran) if ran.removed > 0 => eprintln!("upkeep: removed {} record(s)", ran.removed),
+        Ok(ran) if ran.removed > 0 => log_line!("upkeep: removed {} record(s)", ran.removed),
         Ok(_) => {}
-        Err(e) => eprintln!("upkeep: {e}"),
+        Err(e) => log_line!("upkeep: {e}"),
     }
     let cookie = cookies::set(
         &ctx.cookie_name(cookies::LOGIN),

@@ -4,6 +4,7 @@
 use super::context::Ctx;
 use super::csrf::check_csrf;
 use crate::cookies;
+use crate::log::log_line;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::token;
 use crate::request::Request;
@@ -32,7 +33,7 @@ pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
             meta.end_session_endpoint
         }
         Err(e) => {
-            eprintln!("logout: discovery failed, skipping end-session: {e:?}");
+            log_line!("logout: discovery failed, skipping end-session: {e:?}");
             None
         }
     };
@@ -57,6 +58,6 @@ fn revoke_refresh_token(ctx: &Ctx, meta: &ProviderMetadata, session: &Session) {
     if let (Some(endpoint), Some(rt)) = (&meta.revocation_endpoint, &session.tokens.refresh_token)
         && let Err(e) = token::revoke(ctx.http, ctx.cfg, meta, endpoint, rt)
     {
-        eprintln!("logout: could not revoke the refresh token: {e:?}");
+        log_line!("logout: could not revoke the refresh token: {e:?}");
     }
 }

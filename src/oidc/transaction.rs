@@ -15,6 +15,7 @@
 //! callback checks the lifetime again after its increment, so an increment
 //! that comes after the counter was removed finds the transaction expired.
 
+use crate::log::log_line;
 use crate::keys;
 use crate::ports::{Clock, Random};
 use crate::ports::{KeyValue, StoreError};
@@ -184,7 +185,7 @@ impl PendingLogin {
         // The counter alone keeps the transaction from a second use; this
         // only frees the space early.
         if let Err(e) = kv.delete(&keys::login(self.ticket.id())) {
-            eprintln!("callback: cannot delete a used login transaction: {e}");
+            log_line!("callback: cannot delete a used login transaction: {e}");
         }
         Ok(Ok(VerifiedCallback {
             code,
