@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use crate::http1::{HttpResponse, IncomingRequest, Reply, Server};
+use crate::http_server::{HttpResponse, IncomingRequest, Reply, Server};
 
 /// One request as the server saw it.
 #[derive(Debug, Clone)]

@@ -23,7 +23,7 @@ pub mod echo;
 pub mod fake_idp;
 pub mod host;
 pub mod html;
-pub mod http1;
+pub mod http_server;
 pub mod idp;
 pub mod net;
 pub mod nginx;

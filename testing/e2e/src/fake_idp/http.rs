@@ -1,11 +1,11 @@
 //! The fake IdP's side of HTTP: requests split into path, query and form, on the
-//! harness's hyper server ([`crate::http1`]).
+//! harness's hyper server ([`crate::http_server`]).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::http1::IncomingRequest;
-pub use crate::http1::{HttpResponse, Reply};
+use crate::http_server::IncomingRequest;
+pub use crate::http_server::{HttpResponse, Reply};
 
 /// One request as the server read it.
 #[derive(Debug, Clone)]
@@ -45,12 +45,12 @@ fn parse_form(bytes: &[u8]) -> BTreeMap<String, String> {
 pub type Handler = dyn Fn(&HttpRequest) -> Reply + Send + Sync;
 
 /// A running server on 127.0.0.1.
-pub struct Server(crate::http1::Server);
+pub struct Server(crate::http_server::Server);
 
 impl Server {
     /// Listens on `port` (0: a free one) and answers every request with `handler`.
     pub fn start(port: u16, handler: Arc<Handler>) -> Server {
-        Server(crate::http1::Server::start(
+        Server(crate::http_server::Server::start(
             "fake-idp",
             port,
             Arc::new(move |request| handler(&HttpRequest::from(request))),
