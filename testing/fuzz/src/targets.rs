@@ -76,20 +76,99 @@ pub fn query_and_form(data: &[u8]) {
 }
 
 /// Any string as a compact JWS, checked against the IdP's keys as an ID token
-/// and as a logout token: whatever passes names our issuer and audience.
+/// and as a logout token. For every input: nothing panics; a token that is not
+/// a JWS with a readable header is refused by every check; a token whose
+/// signature does not verify is refused as ID token and as logout token alike;
+/// and a token that verifies carries, byte for byte, the header and payload of
+/// a token the IdP signed (only the signature's encoding may differ), so it
+/// decodes to that token's claims; whatever is then accepted names our issuer
+/// and audience (and, as an ID token, our nonce).
 pub fn jwt_compact(data: &[u8]) {
+    let _ = jwt_compact_reach(data);
+}
+
+/// Which checks of [`jwt_compact`] an input got to.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct JwtReach {
+    /// The header decoded (a JWS in form, whatever its signature).
+    pub well_formed: bool,
+    /// The signature verified with the IdP's key (`iss` and `aud` too).
+    pub verified: bool,
+    pub valid_id_token: bool,
+    pub valid_logout_token: bool,
+}
+
+/// The tokens the world's IdP signed that fuzz inputs start from (the seeds of
+/// `jwt_compact` and the ID and logout tokens of the other targets): the only
+/// header-and-payload parts a token may carry and verify.
+fn signed_by_the_idp() -> &'static [(String, Value)] {
+    static SIGNED: std::sync::OnceLock<Vec<(String, Value)>> = std::sync::OnceLock::new();
+    SIGNED.get_or_init(|| {
+        let mut logout = serde_json::json!({
+            "iss": ISSUER, "aud": CLIENT_ID, "iat": NOW, "exp": NOW + 120,
+            "jti": "jti-1", "sid": "idp-session-1",
+            "events": {"http://schemas.openid.net/event/backchannel-logout": {}},
+        });
+        let without_sub = logout.clone();
+        logout["sub"] = "alice".into();
+        [world::good_claims(), without_sub, logout]
+            .into_iter()
+            .map(|claims| {
+                let token = world::key().sign(&claims);
+                let signed = token.rsplit_once('.').expect("a JWS").0.to_owned();
+                (signed, claims)
+            })
+            .collect()
+    })
+}
+
+/// [`jwt_compact`], saying which checks `data` got to.
+pub fn jwt_compact_reach(data: &[u8]) -> JwtReach {
     let token = String::from_utf8_lossy(data);
     let keys = world::keys();
-    if let Ok(claims) = id_token::verify(&token, keys, ISSUER, CLIENT_ID) {
-        assert_issuer_and_audience(&claims);
-    }
     let expect = expectations();
-    if let Ok(valid) = id_token::validate(&token, keys, &expect) {
+    let verified = id_token::verify(&token, keys, ISSUER, CLIENT_ID);
+    let as_id_token = id_token::validate(&token, keys, &expect);
+    let as_logout_token = logout_token::validate(&token, keys, ISSUER, CLIENT_ID, NOW);
+    let reach = JwtReach {
+        well_formed: jsonwebtoken::decode_header(token.as_bytes()).is_ok(),
+        verified: verified.is_ok(),
+        valid_id_token: as_id_token.is_ok(),
+        valid_logout_token: as_logout_token.is_ok(),
+    };
+    if !reach.well_formed {
+        assert!(!reach.verified, "verified a token without a readable header");
+    }
+    if !reach.verified {
+        assert!(
+            !reach.valid_id_token && !reach.valid_logout_token,
+            "accepted a token whose signature does not verify: {reach:?}"
+        );
+        return reach;
+    }
+    let claims = verified.expect("verified");
+    let signed_part = token.rsplit_once('.').map_or("", |(signed, _)| signed);
+    let (_, original) = signed_by_the_idp()
+        .iter()
+        .find(|(signed, _)| signed == signed_part)
+        .unwrap_or_else(|| {
+            panic!("verified a header and payload the IdP never signed: {signed_part:?}")
+        });
+    assert_eq!(
+        &Value::Object(claims.clone()),
+        original,
+        "a verified token decodes to other claims than the IdP signed"
+    );
+    assert_issuer_and_audience(&claims);
+    if let Ok(valid) = as_id_token {
         assert_issuer_and_audience(&valid.claims);
+        assert_eq!(valid.claims.get("nonce"), Some(&Value::from(NONCE)));
     }
-    if let Ok(logout) = logout_token::validate(&token, keys, ISSUER, CLIENT_ID, NOW) {
+    if let Ok(logout) = as_logout_token {
         assert_eq!(logout.iss, ISSUER);
+        assert!(!claims.contains_key("nonce"), "a logout token with a nonce");
     }
+    reach
 }
 
 /// Any JSON object as the claims of a correctly signed token: only claims that

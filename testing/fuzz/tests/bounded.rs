@@ -8,6 +8,7 @@ use std::path::PathBuf;
 use std::time::Instant;
 
 use fuzz::{TARGETS, mutate};
+use test_support::base64url;
 
 fn env_number(name: &str, default: u64) -> u64 {
     match std::env::var(name) {
@@ -166,4 +167,123 @@ fn cookie_seeds_carry_tickets() {
             .unwrap_or_else(|| panic!("{name} is read"));
         assert_eq!(ticket.cookie_value(), cookie, "{name}");
     }
+}
+
+/// The bounded run of `jwt_compact` gets to every check it makes, counted over
+/// the seeds and their mutants (the same deterministic sequence as the fuzz
+/// run, fewer of them): tokens that are not a JWS, JWSs whose signature fails,
+/// mutants that still verify (a changed signature encoding: they must carry
+/// the IdP's own header and payload), and valid ID and logout tokens. A target
+/// whose checks sat behind a branch no input reaches would pass for nothing.
+#[test]
+fn jwt_compact_inputs_reach_every_check() {
+    // A quarter of the fuzz run's mutants reach every branch random mutation
+    // reaches; the run itself covers the rest.
+    let iterations = env_number("FUZZ_ITERATIONS", 20_000).min(5_000) as usize;
+    let mut rng = mutate::Rng::new(env_number("FUZZ_SEED", 0x5eed));
+    let seeds = mutate::seeds(&seeds_dir(), "jwt_compact").unwrap();
+    let mut counts = std::collections::BTreeMap::<&str, usize>::new();
+    let mut count = |input: &[u8], mutant: bool| {
+        let reach = fuzz::targets::jwt_compact_reach(input);
+        let is_seed = seeds.iter().any(|s| s == input);
+        let branch = match reach {
+            r if !r.well_formed => "not a JWS",
+            r if !r.verified => "signature refused",
+            _ if mutant && !is_seed => "a mutant that verifies",
+            _ => "a seed that verifies",
+        };
+        *counts.entry(branch).or_default() += 1;
+        if reach.valid_id_token {
+            *counts.entry("valid ID token").or_default() += 1;
+        }
+        if reach.valid_logout_token {
+            *counts.entry("valid logout token").or_default() += 1;
+        }
+    };
+    for seed in &seeds {
+        count(seed, false);
+    }
+    for _ in 0..iterations {
+        let mut input = seeds[rng.below(seeds.len())].clone();
+        mutate::mutate(&mut rng, &mut input, &seeds, 8192);
+        count(&input, true);
+    }
+    // Random byte changes almost never leave a signature valid, so the mutants
+    // that should still verify are made on purpose: each signed seed with its
+    // ECDSA signature's twin (s replaced by n - s, as valid as s for P-256)
+    // and with the last character of the signature changed in its unused bits
+    // (a non-canonical encoding of the same bytes, which must be refused).
+    for seed in &seeds {
+        let text = String::from_utf8(seed.clone()).unwrap();
+        let Some((signed, signature)) = text.rsplit_once('.') else {
+            continue;
+        };
+        let Some(sig) = base64url_decode(signature) else {
+            continue;
+        };
+        if sig.len() != 64 {
+            continue;
+        }
+        let mut twin = sig.clone();
+        twin[32..].copy_from_slice(&p256_order_minus(&sig[32..]));
+        count(format!("{signed}.{}", base64url(&twin)).as_bytes(), true);
+        let mut loose = signature.to_owned();
+        let last = loose.pop().unwrap();
+        let index = BASE64URL.iter().position(|&c| c as char == last).unwrap();
+        loose.push(BASE64URL[index ^ 1] as char);
+        count(format!("{signed}.{loose}").as_bytes(), true);
+    }
+    println!("jwt_compact: {counts:?}");
+    for branch in [
+        "not a JWS",
+        "signature refused",
+        "a mutant that verifies",
+        "a seed that verifies",
+        "valid ID token",
+        "valid logout token",
+    ] {
+        assert!(
+            counts.get(branch).is_some_and(|n| *n > 0),
+            "no input reached {branch:?}: {counts:?}"
+        );
+    }
+}
+
+/// `n - s` for the order `n` of P-256, big-endian, 32 bytes.
+fn p256_order_minus(s: &[u8]) -> [u8; 32] {
+    const N: [u8; 32] = [
+        0xff, 0xff, 0xff, 0xff, 0x00, 0x00, 0x00, 0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+        0xff, 0xbc, 0xe6, 0xfa, 0xad, 0xa7, 0x17, 0x9e, 0x84, 0xf3, 0xb9, 0xca, 0xc2, 0xfc, 0x63,
+        0x25, 0x51,
+    ];
+    let mut out = [0u8; 32];
+    let mut borrow = 0i16;
+    for i in (0..32).rev() {
+        let mut d = N[i] as i16 - s[i] as i16 - borrow;
+        borrow = i16::from(d < 0);
+        if d < 0 {
+            d += 256;
+        }
+        out[i] = d as u8;
+    }
+    assert_eq!(borrow, 0, "s is below the order");
+    out
+}
+
+const BASE64URL: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/// Base64url without padding, decoded; None for a character outside the
+/// alphabet (unused trailing bits are dropped).
+fn base64url_decode(text: &str) -> Option<Vec<u8>> {
+    let (mut out, mut bits, mut acc) = (Vec::new(), 0u32, 0u32);
+    for c in text.bytes() {
+        acc = (acc << 6) | BASE64URL.iter().position(|&a| a == c)? as u32;
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+            acc &= (1 << bits) - 1;
+        }
+    }
+    Some(out)
 }
