@@ -808,7 +808,8 @@ fn secrets_never_appear_on_error_pages_or_in_log_lines() {
     );
     e.page("wrong state", w.get(&wrong_state), 400);
     e.secrets_of(&w);
-    let failures: [(&'static str, fn(&mut IdpState), u16); 4] = [
+    type Failure = (&'static str, fn(&mut IdpState), u16);
+    let failures: [Failure; 4] = [
         (
             "code refused",
             |s| s.code_error = Some("invalid_grant"),

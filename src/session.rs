@@ -156,7 +156,9 @@ struct Private {
     csrf: CsrfToken,
 }
 
-/// What reading a record found.
+/// What reading a record found. Matched as soon as it is made; boxing the
+/// session would cost `/user` an allocation for nothing.
+#[allow(clippy::large_enum_variant)]
 enum Read {
     Missing,
     /// Not a record this ticket may read; left alone (a guessed or stale cookie).
@@ -177,6 +179,7 @@ pub struct Lifetimes {
 
 /// What a write under the lock found.
 #[derive(Debug, PartialEq)]
+#[allow(clippy::large_enum_variant)] // matched at once, as `Read` is
 pub enum Written {
     /// Written; the session as it now stands.
     Stored(Session),
@@ -481,7 +484,7 @@ struct PrivateRef<'s> {
 }
 
 #[cfg(test)]
-pub mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::testing::MemoryStore;
     use crate::testing::{CountingRandom, FixedClock};

@@ -167,7 +167,7 @@ pub fn load(
 }
 
 #[cfg(test)]
-pub mod tests {
+mod tests {
     use super::*;
     use crate::testing::MemoryStore;
     use crate::testing::config;
@@ -219,7 +219,8 @@ pub mod tests {
 
     #[test]
     fn refuses_missing_or_foreign_endpoints() {
-        let cases: [(&str, fn(&mut serde_json::Value)); 7] = [
+        type Case = (&'static str, fn(&mut serde_json::Value));
+        let cases: [Case; 7] = [
             ("discovery lacks required fields", |d| {
                 d.as_object_mut().unwrap().remove("token_endpoint");
             }),
