@@ -7,7 +7,7 @@
 
 use e2e::{Idp, Redis};
 
-use crate::Settings;
+use crate::settings::Settings;
 use crate::measure::Measurement;
 use crate::server::{Runtime, Server};
 use crate::store_ops;
