@@ -3,7 +3,6 @@
 //! bad-input case. (The built .wasm is tested against real parts in testing/e2e.)
 
 use crate::app::{Platform, handle};
-use crate::oidc::test_keys;
 use crate::ports::{HttpError, HttpRequest};
 use crate::request::Request;
 use crate::response::Response;
@@ -78,7 +77,7 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
         match path.as_str() {
             "/realms/demo/.well-known/openid-configuration" => json_response(200, &discovery()),
             "/realms/demo/jwks" => {
-                json_response(200, &json!({"keys": [test_keys::rsa().public_jwk("k1")]}))
+                json_response(200, &json!({"keys": [test_support::rsa().public_jwk("k1")]}))
             }
             "/realms/demo/token" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
@@ -102,7 +101,7 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                     }
                 }
                 s.access_counter += 1;
-                let id_token = test_keys::rsa().sign(
+                let id_token = test_support::rsa().sign(
                     Some("k1"),
                     &json!({"iss": ISS, "aud": "client1", "sub": s.sub, "exp": NOW + 300, "iat": NOW,
                             "nonce": s.nonce, "sid": "sid-1", "preferred_username": "alice<b>"}),
@@ -939,7 +938,7 @@ fn secrets_never_appear_on_error_pages_or_in_log_lines() {
 }
 
 fn logout_token(claims: Value) -> String {
-    test_keys::rsa().sign(Some("k1"), &claims)
+    test_support::rsa().sign(Some("k1"), &claims)
 }
 
 fn logout_claims(jti: &str) -> Value {
@@ -1010,11 +1009,11 @@ fn backchannel_logout_rejects_bad_tokens_and_keeps_sessions() {
         format!("logout_token={}", logout_token(other_aud)),
         format!(
             "logout_token={}",
-            test_keys::hs256_forgery(&logout_claims("j-5"), b"s3cret", Some("k1"))
+            test_support::hs256_forgery(&logout_claims("j-5"), b"s3cret", Some("k1"))
         ),
         format!(
             "logout_token={}",
-            test_keys::rsa_other().sign(Some("k1"), &logout_claims("j-6"))
+            test_support::rsa_other().sign(Some("k1"), &logout_claims("j-6"))
         ),
     ];
     for body in bodies {

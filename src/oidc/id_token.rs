@@ -283,7 +283,7 @@ fn check_claims(
 mod tests {
     use super::*;
     use crate::oidc::jwks::usable_keys;
-    use crate::oidc::test_keys::{self, TestKey};
+    use test_support::TestKey;
     use serde_json::json;
 
     const NOW: i64 = 1_700_000_000;
@@ -316,8 +316,8 @@ mod tests {
     fn rejected_with(mutate: impl FnOnce(&mut Value)) -> String {
         let mut c = claims();
         mutate(&mut c);
-        let token = test_keys::rsa().sign(Some("k1"), &c);
-        match check(&token, &keys(&[(test_keys::rsa(), "k1")])) {
+        let token = test_support::rsa().sign(Some("k1"), &c);
+        match check(&token, &keys(&[(test_support::rsa(), "k1")])) {
             Err(IdTokenError::Invalid(why)) => why,
             other => panic!("expected rejection, got {other:?}"),
         }
@@ -326,15 +326,15 @@ mod tests {
     #[test]
     fn accepts_rs256_ps256_es256_eddsa() {
         let ks = keys(&[
-            (test_keys::rsa(), "r"),
-            (test_keys::ec(), "e"),
-            (test_keys::ed(), "d"),
+            (test_support::rsa(), "r"),
+            (test_support::ec(), "e"),
+            (test_support::ed(), "d"),
         ]);
         for token in [
-            test_keys::rsa().sign(Some("r"), &claims()),
-            test_keys::rsa().sign_as(Algorithm::PS256, Some("r"), &claims()),
-            test_keys::ec().sign(Some("e"), &claims()),
-            test_keys::ed().sign(Some("d"), &claims()),
+            test_support::rsa().sign(Some("r"), &claims()),
+            test_support::rsa().sign_as(Algorithm::PS256, Some("r"), &claims()),
+            test_support::ec().sign(Some("e"), &claims()),
+            test_support::ed().sign(Some("d"), &claims()),
         ] {
             let v = check(&token, &ks).unwrap();
             assert_eq!(v.sub, "alice");
@@ -345,15 +345,15 @@ mod tests {
 
     #[test]
     fn rejects_bad_signatures() {
-        let ks = keys(&[(test_keys::rsa(), "k1"), (test_keys::ec(), "k2")]);
-        let forged = test_keys::rsa_other().sign(Some("k1"), &claims());
+        let ks = keys(&[(test_support::rsa(), "k1"), (test_support::ec(), "k2")]);
+        let forged = test_support::rsa_other().sign(Some("k1"), &claims());
         assert!(matches!(check(&forged, &ks), Err(IdTokenError::Invalid(_))));
-        let forged = test_keys::ec_other().sign(Some("k2"), &claims());
+        let forged = test_support::ec_other().sign(Some("k2"), &claims());
         assert!(matches!(check(&forged, &ks), Err(IdTokenError::Invalid(_))));
         // A valid token with one payload byte changed.
-        let good = test_keys::rsa().sign(Some("k1"), &claims());
+        let good = test_support::rsa().sign(Some("k1"), &claims());
         let mut parts: Vec<String> = good.split('.').map(str::to_owned).collect();
-        parts[1] = test_keys::unsigned(&json!({}), &json!({"sub": "mallory"}), b"")
+        parts[1] = test_support::unsigned(&json!({}), &json!({"sub": "mallory"}), b"")
             .split('.')
             .nth(1)
             .unwrap()
@@ -363,35 +363,35 @@ mod tests {
 
     #[test]
     fn rejects_none_and_hmac() {
-        let ks = keys(&[(test_keys::rsa(), "k1")]);
-        let none = test_keys::unsigned(&json!({"alg": "none"}), &claims(), b"");
+        let ks = keys(&[(test_support::rsa(), "k1")]);
+        let none = test_support::unsigned(&json!({"alg": "none"}), &claims(), b"");
         assert!(matches!(check(&none, &ks), Err(IdTokenError::Invalid(w)) if w.contains("none")));
-        let hs = test_keys::hs256_forgery(&claims(), b"the-client-secret", Some("k1"));
+        let hs = test_support::hs256_forgery(&claims(), b"the-client-secret", Some("k1"));
         assert!(matches!(check(&hs, &ks), Err(IdTokenError::Invalid(w)) if w.contains("HS256")));
-        let n = test_keys::rsa().public_jwk("k1")["n"]
+        let n = test_support::rsa().public_jwk("k1")["n"]
             .as_str()
             .unwrap()
             .to_owned();
-        let hs = test_keys::hs256_forgery(&claims(), n.as_bytes(), None);
+        let hs = test_support::hs256_forgery(&claims(), n.as_bytes(), None);
         assert!(check(&hs, &ks).is_err());
     }
 
     #[test]
     fn unknown_kid_asks_for_refetch() {
-        let ks = keys(&[(test_keys::rsa(), "old")]);
-        let token = test_keys::rsa().sign(Some("new"), &claims());
+        let ks = keys(&[(test_support::rsa(), "old")]);
+        let token = test_support::rsa().sign(Some("new"), &claims());
         assert_eq!(check(&token, &ks), Err(IdTokenError::UnknownKey));
-        let ec_token = test_keys::ec().sign(None, &claims());
+        let ec_token = test_support::ec().sign(None, &claims());
         assert_eq!(check(&ec_token, &ks), Err(IdTokenError::UnknownKey));
     }
 
     #[test]
     fn kid_absent_single_and_multiple_keys() {
-        let single = keys(&[(test_keys::rsa(), "k1")]);
-        assert!(check(&test_keys::rsa().sign(None, &claims()), &single).is_ok());
-        let multiple = keys(&[(test_keys::rsa_other(), "a"), (test_keys::rsa(), "b")]);
-        assert!(check(&test_keys::rsa().sign(None, &claims()), &multiple).is_ok());
-        let stranger = test_keys::unsigned(&json!({"alg": "RS256"}), &claims(), &[7u8; 256]);
+        let single = keys(&[(test_support::rsa(), "k1")]);
+        assert!(check(&test_support::rsa().sign(None, &claims()), &single).is_ok());
+        let multiple = keys(&[(test_support::rsa_other(), "a"), (test_support::rsa(), "b")]);
+        assert!(check(&test_support::rsa().sign(None, &claims()), &multiple).is_ok());
+        let stranger = test_support::unsigned(&json!({"alg": "RS256"}), &claims(), &[7u8; 256]);
         assert!(matches!(
             check(&stranger, &multiple),
             Err(IdTokenError::Invalid(_))
@@ -400,11 +400,11 @@ mod tests {
 
     #[test]
     fn key_alg_and_type_must_fit() {
-        let mut jwk = test_keys::rsa().public_jwk("k1");
+        let mut jwk = test_support::rsa().public_jwk("k1");
         jwk["alg"] = json!("PS256");
         let ks = usable_keys(&json!({"keys": [jwk]})).unwrap();
         assert_eq!(
-            check(&test_keys::rsa().sign(Some("k1"), &claims()), &ks),
+            check(&test_support::rsa().sign(Some("k1"), &claims()), &ks),
             Err(IdTokenError::UnknownKey)
         );
     }
@@ -454,29 +454,29 @@ mod tests {
 
     #[test]
     fn accepts_within_skew_and_with_azp() {
-        let ks = keys(&[(test_keys::rsa(), "k1")]);
+        let ks = keys(&[(test_support::rsa(), "k1")]);
         let mut c = claims();
         c["exp"] = json!(NOW - 30);
         c["aud"] = json!(["client1", "other"]);
         c["azp"] = json!("client1");
-        assert!(check(&test_keys::rsa().sign(Some("k1"), &c), &ks).is_ok());
+        assert!(check(&test_support::rsa().sign(Some("k1"), &c), &ks).is_ok());
     }
 
     #[test]
     fn refreshed_tokens_need_no_nonce() {
-        let ks = keys(&[(test_keys::rsa(), "k1")]);
+        let ks = keys(&[(test_support::rsa(), "k1")]);
         let mut c = claims();
         c.as_object_mut().unwrap().remove("nonce");
         let e = Expectations {
             nonce: None,
             ..expect()
         };
-        assert!(validate(&test_keys::rsa().sign(Some("k1"), &c), &ks, &e).is_ok());
+        assert!(validate(&test_support::rsa().sign(Some("k1"), &c), &ks, &e).is_ok());
     }
 
     #[test]
     fn garbage_never_panics() {
-        let ks = keys(&[(test_keys::rsa(), "k1"), (test_keys::ed(), "d")]);
+        let ks = keys(&[(test_support::rsa(), "k1"), (test_support::ed(), "d")]);
         for t in [
             "",
             ".",

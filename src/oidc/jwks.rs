@@ -193,7 +193,6 @@ impl KeySet<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::oidc::test_keys;
     use crate::testing::MemoryStore;
     use crate::testing::{FakeHttp, FixedClock, json_response};
     use serde_json::json;
@@ -201,14 +200,14 @@ mod tests {
     #[test]
     fn keeps_only_usable_signature_keys() {
         let doc = json!({"keys": [
-            test_keys::rsa().public_jwk("r1"),
-            test_keys::ec().public_jwk("e1"),
-            test_keys::ed().public_jwk("d1"),
+            test_support::rsa().public_jwk("r1"),
+            test_support::ec().public_jwk("e1"),
+            test_support::ed().public_jwk("d1"),
             {"kty": "oct", "k": "c2VjcmV0", "kid": "h"},
             {"kty": "OKP", "crv": "Ed25519", "x": "AAAA", "kid": "short"},
             {"kty": "RSA", "n": "AQAB", "e": "AQAB", "kid": "tiny"},
             {"kty": "EC", "crv": "P-521", "x": "AA", "y": "AA"},
-            {"kty": "RSA", "use": "enc", "n": test_keys::rsa().public_jwk("x")["n"], "e": "AQAB"},
+            {"kty": "RSA", "use": "enc", "n": test_support::rsa().public_jwk("x")["n"], "e": "AQAB"},
             {"kty": "weird"},
             "not an object",
         ]});
@@ -227,7 +226,7 @@ mod tests {
 
     /// A JWKS endpoint with one EC key, `e1`.
     fn serving_one_ec_key() -> FakeHttp {
-        FakeHttp::new(|_| json_response(200, &json!({"keys": [test_keys::ec().public_jwk("e1")]})))
+        FakeHttp::new(|_| json_response(200, &json!({"keys": [test_support::ec().public_jwk("e1")]})))
     }
 
     #[test]

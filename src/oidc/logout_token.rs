@@ -96,7 +96,6 @@ fn check_claims(claims: &Map<String, Value>) -> Result<LogoutToken, IdTokenError
 mod tests {
     use super::*;
     use crate::oidc::jwks::usable_keys;
-    use crate::oidc::test_keys;
     use serde_json::json;
 
     const NOW: i64 = 1_700_000_000;
@@ -108,9 +107,9 @@ mod tests {
     }
 
     fn check(c: &Value) -> Result<LogoutToken, IdTokenError> {
-        let keys = usable_keys(&json!({"keys": [test_keys::ec().public_jwk("k")]})).unwrap();
+        let keys = usable_keys(&json!({"keys": [test_support::ec().public_jwk("k")]})).unwrap();
         validate(
-            &test_keys::ec().sign(Some("k"), c),
+            &test_support::ec().sign(Some("k"), c),
             &keys,
             ISS,
             "client1",

@@ -7,8 +7,6 @@ pub mod id_token;
 pub mod jwks;
 pub mod logout_token;
 pub mod scope;
-#[cfg(test)]
-pub(crate) mod test_keys;
 pub(crate) mod token;
 pub mod transaction;
 pub(crate) mod userinfo;
