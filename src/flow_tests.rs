@@ -76,9 +76,10 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
         let path = req.uri().path().to_owned();
         match path.as_str() {
             "/realms/demo/.well-known/openid-configuration" => json_response(200, &discovery()),
-            "/realms/demo/jwks" => {
-                json_response(200, &json!({"keys": [test_support::rsa().public_jwk("k1")]}))
-            }
+            "/realms/demo/jwks" => json_response(
+                200,
+                &json!({"keys": [test_support::rsa().public_jwk("k1")]}),
+            ),
             "/realms/demo/token" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
                 assert!(

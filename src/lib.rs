@@ -70,6 +70,7 @@ mod pages;
 mod platform;
 mod security_headers;
 mod session_record;
+mod truncate;
 
 #[cfg(any(test, feature = "test-support"))]
 pub mod testing;

@@ -11,11 +11,12 @@ use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::transaction::{PendingLogin, StateError, VerifiedCallback};
 use crate::oidc::{OidcError, token, userinfo};
 use crate::ports::StoreError;
-use crate::request::{Params, Request, truncate};
+use crate::request::{Params, Request};
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::{AuthorizationCode, IdToken};
 use crate::session::{Identity, PrettyJson, Tokens};
 use crate::session_index;
+use crate::truncate::truncate;
 
 const UNKNOWN_STATE: &str = "Unknown login state: this login was not started here, has expired, or was already completed. Please log in again.";
 

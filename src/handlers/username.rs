@@ -15,7 +15,7 @@ pub(crate) fn username(
                 .and_then(Value::as_str)
                 .filter(|v| !v.trim().is_empty())
             {
-                return crate::request::truncate(v, 100);
+                return crate::truncate::truncate(v, 100);
             }
         }
     }

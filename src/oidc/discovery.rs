@@ -77,7 +77,7 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
     if meta.issuer != cfg.issuer {
         return Err(OidcError::BadResponse(format!(
             "discovery names issuer `{}`, not the configured `{}`",
-            crate::request::truncate(&meta.issuer, 120),
+            crate::truncate::truncate(&meta.issuer, 120),
             cfg.issuer
         )));
     }

@@ -198,7 +198,7 @@ fn header(token: &str) -> Result<JoseHeader, IdTokenError> {
         .ok_or_else(|| {
             invalid(format!(
                 "algorithm `{}` is not accepted",
-                crate::request::truncate(name, 20)
+                crate::truncate::truncate(name, 20)
             ))
         })?;
     Ok(JoseHeader {
@@ -235,11 +235,11 @@ fn describe(kind: &ErrorKind) -> String {
         ErrorKind::InvalidIssuer => "wrong issuer (iss)".into(),
         ErrorKind::InvalidAudience => "this client is not an audience (aud)".into(),
         ErrorKind::MissingRequiredClaim(c) => {
-            format!("the `{}` claim is missing", crate::request::truncate(c, 20))
+            format!("the `{}` claim is missing", crate::truncate::truncate(c, 20))
         }
         ErrorKind::InvalidClaimFormat(c) => format!(
             "the `{}` claim is malformed",
-            crate::request::truncate(c, 20)
+            crate::truncate::truncate(c, 20)
         ),
         _ => "malformed token".into(),
     }

@@ -123,7 +123,7 @@ fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenError 
         RequestTokenError::ServerResponse(r) => {
             TokenError::Failed(OidcError::BadResponse(format!(
                 "the token endpoint refused: {}",
-                crate::request::truncate(r.error().as_ref(), 40)
+                crate::truncate::truncate(r.error().as_ref(), 40)
             )))
         }
         RequestTokenError::Request(e) => TokenError::Failed(OidcError::Transport(e)),
