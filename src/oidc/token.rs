@@ -1,5 +1,5 @@
 //! The token endpoint (code exchange and refresh), through the `oauth2` crate
-//! over our own HTTP seam, authenticating as discovery allows.
+//! over our own HTTP port, authenticating as discovery allows.
 
 use super::OidcError;
 use super::discovery::{ClientAuth, ProviderMetadata};

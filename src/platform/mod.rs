@@ -1,5 +1,5 @@
-//! The seams implemented on Spin: key-value, variables, outbound HTTP (WASI),
-//! the system clock and the system CSPRNG. Only `lib.rs` uses these.
+//! The ports implemented on Spin: key-value, variables, outbound HTTP (WASI),
+//! the system clock and the system CSPRNG. Only `entry` uses these.
 
 pub(crate) mod kv;
 pub(crate) mod outbound;
