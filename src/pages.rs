@@ -3,13 +3,13 @@
 use crate::session::Session;
 
 /// What every page shows in its header: "<title> (<pod> @ <UTC time>)".
-pub struct Header<'a> {
-    pub title: &'a str,
-    pub pod: &'a str,
-    pub now: i64,
+pub(crate) struct Header<'a> {
+    pub(crate) title: &'a str,
+    pub(crate) pod: &'a str,
+    pub(crate) now: i64,
 }
 
-pub const STYLE: &str = include_str!("style.css");
+pub(crate) const STYLE: &str = include_str!("style.css");
 
 /// A page under construction: literal markup goes in as is, every dynamic
 /// value escaped, by [`Page::text`] in element content and by [`Page::attr`]
@@ -118,7 +118,7 @@ fn page(h: &Header, body_size: usize, body: impl FnOnce(&mut Page)) -> String {
 }
 
 /// The login page; a visitor who is logged in also gets a link to `/user`.
-pub fn home(
+pub(crate) fn home(
     h: &Header,
     client_id: &str,
     issuer: &str,
@@ -144,7 +144,7 @@ pub fn home(
 }
 
 /// The logged-in page: who, the raw tokens, the claims, Refresh and Logout.
-pub fn user(h: &Header, s: &Session) -> String {
+pub(crate) fn user(h: &Header, s: &Session) -> String {
     let t = &s.tokens;
     let refresh = t
         .refresh_token
@@ -190,7 +190,7 @@ pub fn user(h: &Header, s: &Session) -> String {
     })
 }
 
-pub fn error(h: &Header, status: u16, message: &str) -> String {
+pub(crate) fn error(h: &Header, status: u16, message: &str) -> String {
     page(h, message.len() + 256, |p| {
         p.raw("<section><h2>")
             .raw(&status.to_string())

@@ -11,16 +11,16 @@ pub(crate) const FORMAT: u8 = 1;
 /// The readable part of a record.
 #[derive(Serialize, Deserialize)]
 pub(crate) struct Header {
-    pub v: u8,
-    pub created_at: i64,
-    pub last_seen: i64,
-    pub expires_at: i64,
-    pub rev: u64,
+    pub(crate) v: u8,
+    pub(crate) created_at: i64,
+    pub(crate) last_seen: i64,
+    pub(crate) expires_at: i64,
+    pub(crate) rev: u64,
     /// Back-channel index keys naming this session (hashes, as in the key names).
     #[serde(default)]
-    pub index: Vec<String>,
+    pub(crate) index: Vec<String>,
     /// Recognises the ticket's secret without revealing it (see `ticket`).
-    pub check: String,
+    pub(crate) check: String,
 }
 
 /// The record as stored: one line of readable JSON (times and names), then the
@@ -28,12 +28,12 @@ pub(crate) struct Header {
 /// `/user` reads it on every request, and decoding and scanning a few KiB of
 /// base64 cost as much as the rest of the page (bench/PROFILE.md).
 pub(crate) struct Envelope {
-    pub header: Header,
-    pub sealed: Vec<u8>,
+    pub(crate) header: Header,
+    pub(crate) sealed: Vec<u8>,
 }
 
 impl Envelope {
-    pub fn parse(bytes: &[u8]) -> Option<Envelope> {
+    pub(crate) fn parse(bytes: &[u8]) -> Option<Envelope> {
         let split = bytes.iter().position(|&b| b == b'\n')?;
         let header: Header = serde_json::from_slice(&bytes[..split]).ok()?;
         (header.v == FORMAT).then(|| Envelope {
@@ -43,14 +43,14 @@ impl Envelope {
     }
 
     /// Just the readable part, for upkeep and for requests that never open it.
-    pub fn header(bytes: &[u8]) -> Option<Header> {
+    pub(crate) fn header(bytes: &[u8]) -> Option<Header> {
         let split = bytes.iter().position(|&b| b == b'\n')?;
         serde_json::from_slice::<Header>(&bytes[..split])
             .ok()
             .filter(|h| h.v == FORMAT)
     }
 
-    pub fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
+    pub(crate) fn to_bytes(&self) -> Result<Vec<u8>, StoreError> {
         let mut out =
             serde_json::to_vec(&self.header).map_err(|e| StoreError(format!("encode: {e}")))?;
         out.push(b'\n');

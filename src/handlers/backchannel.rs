@@ -21,7 +21,7 @@ fn refuse(description: &str) -> Response {
     }
 }
 
-pub fn receive(req: &Request, ctx: &Ctx) -> AppResult {
+pub(crate) fn receive(req: &Request, ctx: &Ctx) -> AppResult {
     let Ok(form) = req.form() else {
         return Ok(refuse("expected a form with logout_token"));
     };

@@ -17,15 +17,15 @@ use crate::upkeep::Upkeep;
 
 /// Everything a handler needs: the checked configuration and the platform.
 pub(crate) struct Ctx<'a> {
-    pub cfg: &'a Config,
-    pub kv: &'a dyn KeyValue,
-    pub http: &'a dyn HttpClient,
-    pub clock: &'a dyn Clock,
-    pub rng: &'a dyn Random,
+    pub(crate) cfg: &'a Config,
+    pub(crate) kv: &'a dyn KeyValue,
+    pub(crate) http: &'a dyn HttpClient,
+    pub(crate) clock: &'a dyn Clock,
+    pub(crate) rng: &'a dyn Random,
 }
 
 impl Ctx<'_> {
-    pub fn sessions(&self) -> Sessions<'_> {
+    pub(crate) fn sessions(&self) -> Sessions<'_> {
         Sessions {
             kv: self.kv,
             clock: self.clock,
@@ -40,27 +40,27 @@ impl Ctx<'_> {
 
     /// Seconds a refresh may hold its session's lock: the token call and a
     /// key fetch, each bounded by `idp_timeout`, and a margin for clock skew.
-    pub fn lock_hold(&self) -> i64 {
+    pub(crate) fn lock_hold(&self) -> i64 {
         2 * self.cfg.idp_timeout_secs as i64 + 5
     }
 
-    pub fn upkeep(&self) -> Upkeep<'_> {
+    pub(crate) fn upkeep(&self) -> Upkeep<'_> {
         Upkeep {
             kv: self.kv,
             clock: self.clock,
         }
     }
 
-    pub fn cookie_name(&self, base: &str) -> String {
+    pub(crate) fn cookie_name(&self, base: &str) -> String {
         cookies::name(base, self.cfg.https())
     }
 
-    pub fn clear_cookie(&self, base: &str) -> String {
+    pub(crate) fn clear_cookie(&self, base: &str) -> String {
         cookies::clear(&self.cookie_name(base), self.cfg.https())
     }
 
     /// The session ticket from the cookie, if it is well-formed (no store access).
-    pub fn session_ticket(&self, req: &Request) -> Option<Ticket> {
+    pub(crate) fn session_ticket(&self, req: &Request) -> Option<Ticket> {
         cookies::read(
             req.headers_named("cookie"),
             &self.cookie_name(cookies::SESSION),
@@ -68,7 +68,10 @@ impl Ctx<'_> {
     }
 
     /// The caller's live session: at most one store read.
-    pub fn current_session(&self, req: &Request) -> Result<Option<(Ticket, Session)>, StoreError> {
+    pub(crate) fn current_session(
+        &self,
+        req: &Request,
+    ) -> Result<Option<(Ticket, Session)>, StoreError> {
         let Some(ticket) = self.session_ticket(req) else {
             return Ok(None);
         };
@@ -78,7 +81,10 @@ impl Ctx<'_> {
     /// The caller's live session for a page view: [`Ctx::current_session`],
     /// then the visit is recorded when due ([`Sessions::touch`]). A failure to
     /// record it is logged, not shown: the page can still be served.
-    pub fn visit_session(&self, req: &Request) -> Result<Option<(Ticket, Session)>, StoreError> {
+    pub(crate) fn visit_session(
+        &self,
+        req: &Request,
+    ) -> Result<Option<(Ticket, Session)>, StoreError> {
         let Some((id, mut session)) = self.current_session(req)? else {
             return Ok(None);
         };
@@ -88,7 +94,7 @@ impl Ctx<'_> {
         Ok(Some((id, session)))
     }
 
-    pub fn header(&self) -> Header<'_> {
+    pub(crate) fn header(&self) -> Header<'_> {
         Header {
             title: &self.cfg.client_title,
             pod: &self.cfg.pod_name,
@@ -96,11 +102,11 @@ impl Ctx<'_> {
         }
     }
 
-    pub fn discovery(&self) -> Result<ProviderMetadata, OidcError> {
+    pub(crate) fn discovery(&self) -> Result<ProviderMetadata, OidcError> {
         discovery::load(self.kv, self.http, self.clock, self.cfg)
     }
 
-    pub fn keys(&self) -> KeySet<'_> {
+    pub(crate) fn keys(&self) -> KeySet<'_> {
         KeySet {
             kv: self.kv,
             http: self.http,
@@ -111,7 +117,7 @@ impl Ctx<'_> {
     }
 
     /// The keys for back-channel logout, with its own refetch budget.
-    pub fn backchannel_keys(&self) -> KeySet<'_> {
+    pub(crate) fn backchannel_keys(&self) -> KeySet<'_> {
         KeySet {
             backchannel: true,
             ..self.keys()
@@ -120,7 +126,7 @@ impl Ctx<'_> {
 
     /// Validates an ID token against the IdP's keys (refetched once on an
     /// unknown key): at login with the transaction's nonce, at refresh without.
-    pub fn validate_id_token(
+    pub(crate) fn validate_id_token(
         &self,
         meta: &ProviderMetadata,
         raw: &str,

@@ -5,7 +5,7 @@ use crate::pages;
 use crate::request::Request;
 use crate::response::{AppResult, Response};
 
-pub fn show(req: &Request, ctx: &Ctx) -> AppResult {
+pub(crate) fn show(req: &Request, ctx: &Ctx) -> AppResult {
     let session = ctx.visit_session(req)?;
     let user = session.as_ref().map(|(_, s)| s.identity.username.as_str());
     let cfg = ctx.cfg;

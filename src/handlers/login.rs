@@ -8,7 +8,7 @@ use crate::oidc::{scope, token, transaction};
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 
-pub fn start(req: &Request, ctx: &Ctx) -> AppResult {
+pub(crate) fn start(req: &Request, ctx: &Ctx) -> AppResult {
     check_origin(req, ctx.cfg)?;
     let form = req.form()?;
     let requested = form

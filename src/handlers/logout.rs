@@ -11,7 +11,7 @@ use crate::request::Request;
 use crate::response::{AppResult, Response};
 use crate::session::Session;
 
-pub fn logout(req: &Request, ctx: &Ctx) -> AppResult {
+pub(crate) fn logout(req: &Request, ctx: &Ctx) -> AppResult {
     let clear = ctx.clear_cookie(cookies::SESSION);
     let Some((ticket, session)) = ctx.current_session(req)? else {
         return Ok(Response::redirect("/").with_cookie(clear));

@@ -29,7 +29,7 @@ const WAIT_STEP: Duration = Duration::from_millis(150);
 /// ...this many times (3 s in all).
 const WAIT_STEPS: usize = 20;
 
-pub fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
+pub(crate) fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
     let Some((ticket, session)) = ctx.current_session(req)? else {
         return Ok(Response::redirect("/"));
     };

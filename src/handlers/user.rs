@@ -10,7 +10,7 @@ use crate::pages;
 use crate::request::Request;
 use crate::response::{AppResult, Response};
 
-pub fn show(req: &Request, ctx: &Ctx) -> AppResult {
+pub(crate) fn show(req: &Request, ctx: &Ctx) -> AppResult {
     match ctx.visit_session(req)? {
         Some((_, session)) => Ok(Response::html(200, pages::user(&ctx.header(), &session))),
         None => Ok(Response::redirect("/")),

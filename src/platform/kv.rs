@@ -12,7 +12,7 @@ use spin_sdk::wit::wasi::keyvalue::{atomics, store as wasi_store};
 use std::cell::OnceCell;
 
 #[derive(Default)]
-pub struct SpinKeyValue {
+pub(crate) struct SpinKeyValue {
     store: OnceCell<Store>,
     bucket: OnceCell<wasi_store::Bucket>,
 }

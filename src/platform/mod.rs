@@ -8,7 +8,7 @@ use crate::ports::Variables;
 use crate::ports::{Clock, Random};
 use std::time::Duration;
 
-pub struct SpinVariables;
+pub(crate) struct SpinVariables;
 
 impl Variables for SpinVariables {
     fn get(&self, name: &str) -> Result<Option<String>, String> {
@@ -20,7 +20,7 @@ impl Variables for SpinVariables {
     }
 }
 
-pub struct SystemClock;
+pub(crate) struct SystemClock;
 
 impl Clock for SystemClock {
     fn now(&self) -> i64 {
@@ -36,7 +36,7 @@ impl Clock for SystemClock {
     }
 }
 
-pub struct SystemRandom;
+pub(crate) struct SystemRandom;
 
 impl Random for SystemRandom {
     fn fill(&self, buf: &mut [u8]) {

@@ -9,8 +9,8 @@ use spin_sdk::wit::wasi::http0_2_0::types::{
 };
 use std::time::Duration;
 
-pub struct WasiHttp {
-    pub timeout: Duration,
+pub(crate) struct WasiHttp {
+    pub(crate) timeout: Duration,
 }
 
 fn other(what: &str) -> HttpError {
