@@ -414,7 +414,9 @@ enum Step {
 
 /// The first byte picks an IdP endpoint, the rest is its answer (status 200),
 /// while the user logs in, comes back from the IdP, or refreshes: never a 500,
-/// a failed step leaves no new session and no altered one, a completed one
+/// a failed step leaves no new session and no altered one (a refresh ends the
+/// session only on `invalid_grant` or a refused ID token, and then clears its
+/// cookie), a completed one
 /// leaves a session alice's cookie opens, and the store never holds a token
 /// or a ticket's secret in clear.
 pub fn idp_response(data: &[u8]) {
@@ -473,14 +475,17 @@ pub fn idp_response(data: &[u8]) {
                 );
             }
             Step::Refresh if !(succeeded && location == Some("/user")) => {
-                // A failed refresh may end the session (a rejected ID token
-                // or `invalid_grant` do), writing its tombstone; otherwise it
-                // leaves the session as it was. Besides, it fills the discovery
-                // and JWKS caches as a successful one would, and taking the
-                // session's lock registers the lock's keys with upkeep (`gc:`
-                // keys), which stay after the lock is released: those are
-                // left out of the comparison, which the lock's own keys are
-                // not (a released lock leaves none).
+                // The README: a failed refresh leaves no altered session, and
+                // `invalid_grant` ends it, as does a refreshed ID token the
+                // component refuses (it must name the same user at the same
+                // issuer). So the session ends only when the IdP's answer said
+                // `invalid_grant` or carried an ID token; otherwise it stays
+                // byte for byte as it was. Besides, a refresh fills the
+                // discovery and JWKS caches as a successful one would, and
+                // taking the session's lock registers the lock's keys with
+                // upkeep (`gc:` keys), which stay after the lock is released:
+                // those are left out of the comparison, which the lock's own
+                // keys are not (a released lock leaves none).
                 let ended = keys::ended(seeded.session.id());
                 let rest = |store: &BTreeMap<String, Vec<u8>>| -> BTreeMap<String, Vec<u8>> {
                     store
@@ -497,6 +502,17 @@ pub fn idp_response(data: &[u8]) {
                     rest(&after) == rest(before),
                     "a failed refresh changed the store beyond its session"
                 );
+                // The answer as the component reads it: its first JSON value
+                // (bytes after it are not looked at).
+                let answer = serde_json::Deserializer::from_slice(&data[1..])
+                    .into_iter::<Value>()
+                    .next()
+                    .and_then(Result::ok);
+                let may_end = run.path == "/realms/demo/token"
+                    && answer.is_some_and(|answer| {
+                        answer.get("error") == Some(&Value::from("invalid_grant"))
+                            || answer.get("id_token").is_some()
+                    });
                 match after.get(&ours) {
                     Some(record) => {
                         assert_eq!(
@@ -509,10 +525,25 @@ pub fn idp_response(data: &[u8]) {
                             "a failed refresh left a tombstone on a live session"
                         );
                     }
-                    None => assert!(
-                        after.contains_key(&ended),
-                        "a failed refresh removed the session without ending it"
-                    ),
+                    None => {
+                        assert!(
+                            may_end,
+                            "a failed refresh ended the session, though the IdP's answer \
+                             was neither invalid_grant nor an ID token (status {})",
+                            run.response.status
+                        );
+                        assert!(
+                            after.contains_key(&ended),
+                            "a failed refresh removed the session without ending it"
+                        );
+                        let name = cookies::name(cookies::SESSION, world::config().https());
+                        assert!(
+                            set_cookie_values(&run.response)
+                                .iter()
+                                .any(|(n, v)| *n == name && v.is_empty()),
+                            "a refresh that ended the session left its cookie in the browser"
+                        );
+                    }
                 }
             }
             Step::Refresh => {
