@@ -422,7 +422,11 @@ fn v3_a_replayed_logout_token_is_refused_on_another_replica() {
     let mut parts = vec![session_key(&id)];
     parts.extend(index_keys_naming(&redis, "sid", &id));
     parts.extend(index_keys_naming(&redis, "sub", &id));
-    assert_eq!(parts.len(), 3, "the record, its sid and its sub index entries");
+    assert_eq!(
+        parts.len(),
+        3,
+        "the record, its sid and its sub index entries"
+    );
     for key in &parts {
         assert_eq!(
             redis.command(&["COPY", key, &format!("saved:{key}")]),

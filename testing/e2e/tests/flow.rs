@@ -148,7 +148,10 @@ fn flow(kind: StoreKind) {
     user.assert_redirect(303, &stack.url("/"));
     assert_session_gone(&stack, &cookie2, "the logout");
     let store = store_of(&stack);
-    assert!(store.keys("sess:").is_empty(), "no session is left in the store");
+    assert!(
+        store.keys("sess:").is_empty(),
+        "no session is left in the store"
+    );
     assert!(
         store.keys("login:").is_empty(),
         "no login transaction is left in the store"
@@ -257,7 +260,9 @@ impl Store<'_> {
     /// store, its checks that the record is left alone look at a copy, so the record
     /// in the file is compared too, before and after.
     fn assert_values_are_not_cookies(&self, stack: &AppStack, cookie: &str) {
-        let before = self.get(&session_key(cookie)).expect("the session is stored");
+        let before = self
+            .get(&session_key(cookie))
+            .expect("the session is stored");
         self.with_redis(|redis| {
             assert_store_values_are_not_cookies(
                 redis,
@@ -291,7 +296,11 @@ impl Store<'_> {
         };
         let key = session_key(cookie);
         let mut other = Browser::new();
-        other.jar.set_value(&url::Url::parse(stack.base()).unwrap(), "oidc_session", cookie);
+        other.jar.set_value(
+            &url::Url::parse(stack.base()).unwrap(),
+            "oidc_session",
+            cookie,
+        );
         other.get(&user).assert_status(200);
         let mut value = self.get(&key).expect("the session is stored");
         let last = value.len() - 1;
@@ -305,7 +314,11 @@ impl Store<'_> {
         assert_eq!(changed, 1, "one record changed");
         assert_eq!(self.get(&key), Some(value), "one byte changed");
         let mut fresh = Browser::new();
-        fresh.jar.set_value(&url::Url::parse(stack.base()).unwrap(), "oidc_session", cookie);
+        fresh.jar.set_value(
+            &url::Url::parse(stack.base()).unwrap(),
+            "oidc_session",
+            cookie,
+        );
         fresh.get(&user).assert_redirect(303, &home);
         assert_eq!(self.get(&key), None, "the tampered record is removed");
     }

@@ -31,7 +31,11 @@ fn functions_in(source: &str) -> BTreeMap<String, (bool, String)> {
             .rev()
             .take_while(|l| l.starts_with("#[") || l.starts_with("///"))
             .any(|l| l.trim() == "#[test]");
-        let text: Vec<&str> = lines[i..].iter().take_while(|l| **l != "}").copied().collect();
+        let text: Vec<&str> = lines[i..]
+            .iter()
+            .take_while(|l| **l != "}")
+            .copied()
+            .collect();
         functions.insert(name.to_owned(), (is_test, text.join("\n")));
     }
     functions

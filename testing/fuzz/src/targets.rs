@@ -137,7 +137,10 @@ pub fn jwt_compact_reach(data: &[u8]) -> JwtReach {
         valid_logout_token: as_logout_token.is_ok(),
     };
     if !reach.well_formed {
-        assert!(!reach.verified, "verified a token without a readable header");
+        assert!(
+            !reach.verified,
+            "verified a token without a readable header"
+        );
     }
     if !reach.verified {
         assert!(

@@ -244,33 +244,34 @@ fn unexplained_changes(before: &Snapshot, after: &Snapshot, pending: Option<&str
             _ => "changed",
         };
         let id = id_of(key).unwrap_or_default();
-        let explained = if key.starts_with("cache:") || key.starts_with("gc:") || key.starts_with("lock:") {
-            true
-        } else if key.starts_with("login-used:") {
-            change == "added" && !live("login:", &id)
-        } else if key.starts_with("login:") {
-            change == "removed" || (change == "added" && pending == Some(key.as_str()))
-        } else if key.starts_with("ended:") {
-            change == "added" && !live("sess:", &id)
-        } else if key.starts_with("sess:") {
-            change == "removed" && live("ended:", &id)
-        } else if key.starts_with("bcl:sid:") || key.starts_with("bcl:sub:") {
-            // Gone, or listing only sessions that are gone (a dead entry, left for
-            // upkeep) or were there before.
-            is.is_none_or(|raw| {
-                serde_json::from_slice::<serde_json::Value>(raw).is_ok_and(|entry| {
-                    entry["sessions"].as_array().is_some_and(|ids| {
-                        ids.iter().all(|id| {
-                            id.as_str().is_some_and(|id| {
-                                !live("sess:", id) || before.contains_key(&format!("sess:{id}"))
+        let explained =
+            if key.starts_with("cache:") || key.starts_with("gc:") || key.starts_with("lock:") {
+                true
+            } else if key.starts_with("login-used:") {
+                change == "added" && !live("login:", &id)
+            } else if key.starts_with("login:") {
+                change == "removed" || (change == "added" && pending == Some(key.as_str()))
+            } else if key.starts_with("ended:") {
+                change == "added" && !live("sess:", &id)
+            } else if key.starts_with("sess:") {
+                change == "removed" && live("ended:", &id)
+            } else if key.starts_with("bcl:sid:") || key.starts_with("bcl:sub:") {
+                // Gone, or listing only sessions that are gone (a dead entry, left for
+                // upkeep) or were there before.
+                is.is_none_or(|raw| {
+                    serde_json::from_slice::<serde_json::Value>(raw).is_ok_and(|entry| {
+                        entry["sessions"].as_array().is_some_and(|ids| {
+                            ids.iter().all(|id| {
+                                id.as_str().is_some_and(|id| {
+                                    !live("sess:", id) || before.contains_key(&format!("sess:{id}"))
+                                })
                             })
                         })
                     })
                 })
-            })
-        } else {
-            false
-        };
+            } else {
+                false
+            };
         if !explained {
             problems.push(format!("{change} {}", redact_key(key)));
         }
