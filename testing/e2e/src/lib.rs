@@ -34,6 +34,7 @@ pub mod raw_http;
 pub mod records;
 pub mod redis;
 pub mod replicas;
+pub mod rig;
 pub mod runtime_config;
 pub mod scripts;
 pub mod wait;

@@ -15,9 +15,9 @@ use std::sync::Barrier;
 use std::time::{Duration, Instant};
 
 use e2e::fake_idp::{
-    CallbackIss, ClaimEdits, EC_KID, Endpoint, FakeIdp, Fault, HeaderKid, KeyKind, RSA_KID, Rig,
-    RigOptions, Signer,
+    CallbackIss, ClaimEdits, EC_KID, Endpoint, FakeIdp, Fault, HeaderKid, KeyKind, RSA_KID, Signer,
 };
+use e2e::rig::{Rig, RigOptions};
 use e2e::oidc::decode_jwt;
 use e2e::{Browser, Response};
 use serde_json::json;

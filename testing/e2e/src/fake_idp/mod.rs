@@ -18,7 +18,6 @@
 
 mod http;
 pub mod keys;
-pub mod rig;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -31,7 +30,6 @@ use serde_json::{Map, Value, json};
 pub use http::HttpRequest;
 use http::{HttpResponse, Reply};
 pub use keys::{KeyKind, SigningKey};
-pub use rig::{Rig, RigOptions};
 
 use crate::host::HostOptions;
 

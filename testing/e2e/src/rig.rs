@@ -1,5 +1,5 @@
-//! A fake IdP, Redis and the test host running the component against them, with a
-//! browser: what most relying-party tests need, and the checks every refusal shares.
+//! The fake IdP ([`crate::fake_idp`]), Redis and the test host running the component
+//! against them, with a browser: what most relying-party tests need, and the checks every refusal shares.
 
 use std::time::Instant;
 
@@ -8,7 +8,7 @@ use crate::browser::{Browser, Response};
 use crate::host::{Host, StateDir};
 use crate::redis::Redis;
 
-use super::{Behaviour, Endpoint, FakeIdp};
+use crate::fake_idp::{Behaviour, Endpoint, FakeIdp};
 
 /// How to start a [`Rig`].
 #[derive(Debug, Clone)]
