@@ -18,6 +18,10 @@ pub const KEY_FAMILIES: &[(&str, &str)] = &[
         "lock:<id>:<window>",
         "a session's write lock, one key per time window",
     ),
+    (
+        "lock:jwks-refetch:<window>",
+        "the slot of a forced refetch of the IdP's keys (`jwks-refetch-bcl` for back-channel logout)",
+    ),
     ("login:<id>", "a login in progress"),
     (
         "login-used:<id>",
@@ -63,9 +67,27 @@ pub fn ended(id: &RecordId) -> String {
     format!("ended:{}", id.as_str())
 }
 
-/// One time window of a session's write lock.
-pub fn lock(id: &RecordId, window: i64) -> String {
-    format!("lock:{}:{window}", id.as_str())
+/// What a lock guards: a session's record, or a rate-limited call to the IdP.
+pub enum LockSubject<'a> {
+    /// The writes to one session's record.
+    Session(&'a RecordId),
+    /// A refetch of the JWKS forced by an unknown key (`backchannel`: forced by
+    /// a logout token, with its own budget).
+    JwksRefetch {
+        /// Whether the back-channel logout endpoint forced it.
+        backchannel: bool,
+    },
+}
+
+/// One time window of a lock.
+pub fn lock(subject: &LockSubject, window: i64) -> String {
+    match subject {
+        LockSubject::Session(id) => format!("lock:{}:{window}", id.as_str()),
+        LockSubject::JwksRefetch { backchannel: false } => format!("lock:jwks-refetch:{window}"),
+        LockSubject::JwksRefetch { backchannel: true } => {
+            format!("lock:jwks-refetch-bcl:{window}")
+        }
+    }
 }
 
 /// A login in progress.

@@ -1,6 +1,7 @@
-//! One writer per session at a time, on every replica: a lock built from the
-//! store's atomic `increment`, since Spin's compare-and-swap cannot be trusted
-//! and its store has no TTL.
+//! One holder at a time, on every replica: a lock built from the store's
+//! atomic `increment`, since Spin's compare-and-swap cannot be trusted and its
+//! store has no TTL. It guards a session's writes (released when done) and
+//! rate-limits forced JWKS refetches (never released: it lapses by itself).
 //!
 //! Time is cut into windows of `window` seconds. A holder acquiring at window
 //! `w` increments the keys of windows `w ..= w + SPAN` and holds the lock only
@@ -20,10 +21,9 @@
 //! first key, so a holder that dies leaves nothing behind for long.
 
 use crate::log::log_line;
-use crate::keys;
+use crate::keys::{self, LockSubject};
 use crate::ports::Clock;
 use crate::ports::{KeyValue, StoreError};
-use crate::ticket::RecordId;
 use crate::upkeep::Upkeep;
 
 /// Windows a holder claims beyond its own.
@@ -35,8 +35,8 @@ pub struct Held {
     keys: Vec<String>,
 }
 
-/// The lock of one session's record.
-pub struct SessionLock<'a> {
+/// A lock in the store (see the module's doc for why it is safe).
+pub struct Lock<'a> {
     /// Where the lock's keys live.
     pub kv: &'a dyn KeyValue,
     /// Picks the time windows.
@@ -47,18 +47,18 @@ pub struct SessionLock<'a> {
     pub hold: i64,
 }
 
-impl SessionLock<'_> {
+impl Lock<'_> {
     /// Window length: `SPAN` windows cover the hold time.
     fn window(&self) -> i64 {
         ((self.hold + SPAN - 1) / SPAN).max(1)
     }
 
-    /// Takes the lock of session `id` if nobody holds it; never waits.
-    pub fn try_acquire(&self, id: &RecordId) -> Result<Option<Held>, StoreError> {
+    /// Takes the lock of `subject` if nobody holds it; never waits.
+    pub fn try_acquire(&self, subject: &LockSubject) -> Result<Option<Held>, StoreError> {
         let window = self.window();
         let now = self.clock.now();
         let first = now.div_euclid(window);
-        let all: Vec<String> = (first..=first + SPAN).map(|w| keys::lock(id, w)).collect();
+        let all: Vec<String> = (first..=first + SPAN).map(|w| keys::lock(subject, w)).collect();
         let mut won = Vec::new();
         for key in &all {
             match self.kv.increment(key, 1) {
@@ -90,6 +90,10 @@ impl SessionLock<'_> {
 }
 
 impl Held {
+    /// Lets the lock lapse by itself: a rate limit holds for its whole hold
+    /// time, also when what it guarded failed. Upkeep removes its keys.
+    pub fn lapse(self) {}
+
     /// Frees the lock. Best effort: keys that cannot be deleted stop mattering
     /// when their windows pass, and upkeep removes them.
     pub fn release(self, kv: &dyn KeyValue) {
@@ -113,13 +117,13 @@ mod tests {
     fn attempt(kv: &MemoryStore, clock: &FixedClock) -> Result<Option<Held>, StoreError> {
         let upkeep = Upkeep { kv, clock };
         let id = RecordId::parse("AAAAAAAAAAAAAAAAAAAAAA").unwrap();
-        SessionLock {
+        Lock {
             kv,
             clock,
             upkeep: &upkeep,
             hold: 20,
         }
-        .try_acquire(&id)
+        .try_acquire(&LockSubject::Session(&id))
     }
 
     fn taken(kv: &MemoryStore, clock: &FixedClock) -> bool {

@@ -26,7 +26,8 @@
 
 use crate::log::log_line;
 use crate::keys;
-use crate::lock::{Held, SessionLock};
+use crate::keys::LockSubject;
+use crate::lock::{Held, Lock};
 use crate::ports::{Clock, Random};
 use crate::ports::{KeyValue, StoreError};
 use crate::secret::random_token;
@@ -335,13 +336,13 @@ impl Sessions<'_> {
     /// Takes the session's write lock, if free (see `lock`).
     pub fn try_lock(&self, id: &RecordId) -> Result<Option<Held>, StoreError> {
         let upkeep = self.upkeep();
-        SessionLock {
+        Lock {
             kv: self.kv,
             clock: self.clock,
             upkeep: &upkeep,
             hold: self.lock_hold,
         }
-        .try_acquire(id)
+        .try_acquire(&LockSubject::Session(id))
     }
 
     /// Records a visit to a live session, when due: moves `last_seen` to now and

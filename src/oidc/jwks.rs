@@ -2,31 +2,31 @@
 //!
 //! When a token names a key we do not have, the keys are fetched again once;
 //! such forced refetches are rate-limited so that a flood of tokens with
-//! made-up `kid`s cannot make us hammer the IdP.
+//! made-up `kid`s cannot make us hammer the IdP: each takes a store lock
+//! ([`crate::lock`]) that it never releases, so across all replicas at most
+//! one refetch starts within any `MIN_REFETCH_INTERVAL` seconds, also when
+//! requests arrive together and when the fetch fails.
 
 use super::cache::{Record, get_json, set_json};
 use super::id_token::IdTokenError;
 use super::{OidcError, fetch_json};
+use crate::keys::LockSubject;
+use crate::lock::Lock;
 use crate::ports::KeyValue;
 use crate::ports::{Clock, HttpClient};
+use crate::upkeep::Upkeep;
 use base64::Engine;
 use jsonwebtoken::jwk::{AlgorithmParameters, EllipticCurve, Jwk};
 use serde::{Deserialize, Serialize};
 
-/// At most one forced refetch per this many seconds.
+/// No two forced refetches start within this many seconds; the next one is
+/// possible at most half as long again later (the lock's windows).
 pub const MIN_REFETCH_INTERVAL: i64 = 60;
 const MAX_KEYS: usize = 50;
 
 #[derive(Serialize, Deserialize)]
 struct Cached {
     fetched_at: i64,
-    /// When a refetch was last forced by an unknown key in a login or refresh.
-    #[serde(default)]
-    forced_at: Option<i64>,
-    /// The same for back-channel logout, which anyone can call: its own budget,
-    /// so a flood of made-up logout tokens cannot use up the one logins need.
-    #[serde(default)]
-    forced_at_backchannel: Option<i64>,
     jwks_uri: String,
     keys: Vec<serde_json::Value>,
 }
@@ -104,61 +104,43 @@ impl KeySet<'_> {
     /// The current keys, from the cache while fresh.
     pub fn current(&self, jwks_uri: &str) -> Result<Vec<Jwk>, OidcError> {
         let now = self.clock.now();
-        let cached = match get_json::<Cached>(self.kv, crate::keys::JWKS)? {
-            Record::Found(c) => Some(c),
-            _ => None,
-        };
-        if let Some(c) = &cached
+        if let Record::Found(c) = get_json::<Cached>(self.kv, crate::keys::JWKS)?
             && c.jwks_uri == jwks_uri
             && (0..self.ttl).contains(&(now - c.fetched_at))
         {
             return usable_keys(&serde_json::json!({ "keys": c.keys }));
         }
-        let (forced_at, forced_at_backchannel) = cached
-            .map(|c| (c.forced_at, c.forced_at_backchannel))
-            .unwrap_or_default();
-        self.fetch_and_cache(jwks_uri, now, forced_at, forced_at_backchannel)
+        self.fetch_and_cache(jwks_uri, now)
     }
 
     /// Fetches the keys again because a token named an unknown key.
-    /// `Ok(None)` when a forced refetch happened too recently.
+    /// `Ok(None)` when a forced refetch started too recently, on any replica.
     pub fn refetch(&self, jwks_uri: &str) -> Result<Option<Vec<Jwk>>, OidcError> {
-        let now = self.clock.now();
-        let (mut forced_at, mut forced_at_backchannel) = (None, None);
-        if let Record::Found(c) = get_json::<Cached>(self.kv, crate::keys::JWKS)? {
-            let last = if self.backchannel {
-                c.forced_at_backchannel
-            } else {
-                c.forced_at
-            };
-            if matches!(last, Some(t) if (0..MIN_REFETCH_INTERVAL).contains(&(now - t))) {
-                return Ok(None);
-            }
-            (forced_at, forced_at_backchannel) = (c.forced_at, c.forced_at_backchannel);
-        }
-        if self.backchannel {
-            forced_at_backchannel = Some(now);
-        } else {
-            forced_at = Some(now);
-        }
-        self.fetch_and_cache(jwks_uri, now, forced_at, forced_at_backchannel)
-            .map(Some)
+        let upkeep = Upkeep {
+            kv: self.kv,
+            clock: self.clock,
+        };
+        let lock = Lock {
+            kv: self.kv,
+            clock: self.clock,
+            upkeep: &upkeep,
+            hold: MIN_REFETCH_INTERVAL,
+        };
+        let subject = LockSubject::JwksRefetch {
+            backchannel: self.backchannel,
+        };
+        let Some(slot) = lock.try_acquire(&subject)? else {
+            return Ok(None);
+        };
+        slot.lapse();
+        self.fetch_and_cache(jwks_uri, self.clock.now()).map(Some)
     }
 
-    /// Fetches the JWKS, caches it with the given refetch times, and returns
-    /// its usable keys.
-    fn fetch_and_cache(
-        &self,
-        jwks_uri: &str,
-        now: i64,
-        forced_at: Option<i64>,
-        forced_at_backchannel: Option<i64>,
-    ) -> Result<Vec<Jwk>, OidcError> {
+    /// Fetches the JWKS, caches it, and returns its usable keys.
+    fn fetch_and_cache(&self, jwks_uri: &str, now: i64) -> Result<Vec<Jwk>, OidcError> {
         let keys = fetch(self.http, jwks_uri)?;
         let record = Cached {
             fetched_at: now,
-            forced_at,
-            forced_at_backchannel,
             jwks_uri: jwks_uri.into(),
             keys: keys.clone(),
         };
@@ -250,9 +232,32 @@ mod tests {
             assert!(ks.refetch("https://idp.example/jwks").unwrap().is_none());
         }
         assert_eq!(http.calls_to("/jwks"), 2);
-        clock.advance(MIN_REFETCH_INTERVAL);
+        clock.advance(MIN_REFETCH_INTERVAL - 1);
+        assert!(ks.refetch("https://idp.example/jwks").unwrap().is_none());
+        clock.advance(MIN_REFETCH_INTERVAL / 2 + 1);
         assert!(ks.refetch("https://idp.example/jwks").unwrap().is_some());
         assert_eq!(http.calls_to("/jwks"), 3);
+    }
+
+    /// A refetch that fails still uses up the slot: an IdP that is down is not
+    /// asked once per made-up `kid`.
+    #[test]
+    fn a_failed_refetch_counts_against_the_limit() {
+        let kv = MemoryStore::new();
+        let clock = FixedClock::at(1000);
+        let http = FakeHttp::new(|_| json_response(500, &json!({})));
+        let ks = KeySet {
+            kv: &kv,
+            http: &http,
+            clock: &clock,
+            ttl: 300,
+            backchannel: false,
+        };
+        assert!(ks.refetch("https://idp.example/jwks").is_err());
+        for _ in 0..20 {
+            assert!(ks.refetch("https://idp.example/jwks").unwrap().is_none());
+        }
+        assert_eq!(http.calls_to("/jwks"), 1);
     }
 
     #[test]
