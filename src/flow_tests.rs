@@ -28,6 +28,8 @@ struct IdpState {
     down: Option<HttpError>,
     /// Every answer is a 200 whose body is not JSON.
     garbage: bool,
+    /// Bytes the token endpoint sends after its JSON answer.
+    token_trailer: &'static str,
     /// The token endpoint refuses authorization codes with this error.
     code_error: Option<&'static str>,
     access_counter: u32,
@@ -114,11 +116,15 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                     refresh_token.clone(),
                     id_token.clone(),
                 ]);
-                json_response(
+                let mut answer = json_response(
                     200,
                     &json!({"access_token": access_token, "token_type": "Bearer",
                     "expires_in": 300, "refresh_token": refresh_token, "id_token": id_token}),
-                )
+                );
+                if let Ok(r) = &mut answer {
+                    r.body_mut().extend_from_slice(s.token_trailer.as_bytes());
+                }
+                answer
             }
             "/realms/demo/revoke" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
@@ -147,6 +153,7 @@ impl World {
             refresh_error: None,
             down: None,
             garbage: false,
+            token_trailer: "",
             code_error: None,
             access_counter: 0,
             issued: Vec::new(),
@@ -631,6 +638,16 @@ fn idp_unreachable_slow_or_garbage_stores_nothing() {
     assert!(w.kv.keys_with_prefix("login:").is_empty());
     assert!(!w.cookies.contains_key("__Host-oidc_session"));
     assert!(!w.cookies.contains_key("__Host-oidc_login"));
+
+    // ...or a good token answer with bytes after it: malformed, no session.
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    w.idp.borrow_mut().token_trailer = "{\"access_token\": \"other\"}";
+    let r = w.get(&World::callback_url(&params));
+    assert_eq!(r.status, 502, "{}", r.body_text());
+    assert!(r.body_text().contains("malformed"), "{}", r.body_text());
+    assert!(w.kv.keys_with_prefix("sess:").is_empty());
+    assert!(!w.cookies.contains_key("__Host-oidc_session"));
 }
 
 #[test]

@@ -107,10 +107,21 @@ pub fn authorization_url(
     Ok(request.url().0.to_string())
 }
 
+/// Sends a token, refresh or revocation request. `oauth2` reads the first
+/// JSON value of the answer and ignores any bytes after it; an answer that is
+/// not exactly one JSON value is malformed, so its body is replaced by one
+/// that `oauth2` reports as a parse error (never a success).
 fn send_with<'a>(
     http: &'a dyn HttpClient,
 ) -> impl Fn(HttpRequest) -> Result<HttpResponse, HttpError> + 'a {
-    move |request| http.send(request)
+    move |request| {
+        let mut response = http.send(request)?;
+        let body = response.body();
+        if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+            *response.body_mut() = b"not one JSON value".to_vec();
+        }
+        Ok(response)
+    }
 }
 
 fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenError {
