@@ -49,19 +49,6 @@ struct World {
     cookie_values: Vec<String>,
 }
 
-fn discovery() -> Value {
-    json!({
-        "issuer": ISS,
-        "authorization_endpoint": format!("{ISS}/auth"),
-        "token_endpoint": format!("{ISS}/token"),
-        "jwks_uri": format!("{ISS}/jwks"),
-        "userinfo_endpoint": format!("{ISS}/userinfo"),
-        "end_session_endpoint": format!("{ISS}/logout"),
-        "revocation_endpoint": format!("{ISS}/revoke"),
-        "authorization_response_iss_parameter_supported": true,
-    })
-}
-
 fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
     FakeHttp::new(move |req: &HttpRequest| {
         let mut s = state.borrow_mut();
@@ -77,7 +64,7 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
         }
         let path = req.uri().path().to_owned();
         match path.as_str() {
-            "/realms/demo/.well-known/openid-configuration" => json_response(200, &discovery()),
+            "/realms/demo/.well-known/openid-configuration" => json_response(200, &test_support::discovery(ISS)),
             "/realms/demo/jwks" => json_response(
                 200,
                 &json!({"keys": [test_support::rsa().public_jwk("k1")]}),

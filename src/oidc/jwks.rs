@@ -179,6 +179,22 @@ mod tests {
     use crate::testing::{FakeHttp, FixedClock, json_response};
     use serde_json::json;
 
+    /// The keys of `https://idp.example`, cached for 300 s.
+    fn key_set<'a>(
+        kv: &'a MemoryStore,
+        http: &'a FakeHttp,
+        clock: &'a FixedClock,
+        backchannel: bool,
+    ) -> KeySet<'a> {
+        KeySet {
+            kv,
+            http,
+            clock,
+            ttl: 300,
+            backchannel,
+        }
+    }
+
     #[test]
     fn keeps_only_usable_signature_keys() {
         let doc = json!({"keys": [
@@ -216,13 +232,7 @@ mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let http = serving_one_ec_key();
-        let ks = KeySet {
-            kv: &kv,
-            http: &http,
-            clock: &clock,
-            ttl: 300,
-            backchannel: false,
-        };
+        let ks = key_set(&kv, &http, &clock, false);
         ks.current("https://idp.example/jwks").unwrap();
         ks.current("https://idp.example/jwks").unwrap();
         assert_eq!(http.calls_to("/jwks"), 1);
@@ -246,13 +256,7 @@ mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let http = FakeHttp::new(|_| json_response(500, &json!({})));
-        let ks = KeySet {
-            kv: &kv,
-            http: &http,
-            clock: &clock,
-            ttl: 300,
-            backchannel: false,
-        };
+        let ks = key_set(&kv, &http, &clock, false);
         assert!(ks.refetch("https://idp.example/jwks").is_err());
         for _ in 0..20 {
             assert!(ks.refetch("https://idp.example/jwks").unwrap().is_none());
@@ -265,13 +269,7 @@ mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let http = serving_one_ec_key();
-        let backchannel = KeySet {
-            kv: &kv,
-            http: &http,
-            clock: &clock,
-            ttl: 300,
-            backchannel: true,
-        };
+        let backchannel = key_set(&kv, &http, &clock, true);
         let login = KeySet {
             backchannel: false,
             ..backchannel

@@ -1,7 +1,10 @@
 //! For tests that run the project's own scripts (`scripts/exercise.sh`,
 //! `scripts/dev.sh`) as a person would: ports for them, and what they leave behind.
 
-use crate::process::stat_fields;
+use std::path::Path;
+use std::time::Duration;
+
+use crate::process::{ChildGuard, stat_fields};
 
 /// The live processes whose process group is `pgid`: what a script that was
 /// stopped with Ctrl-C must not leave behind.
@@ -45,4 +48,23 @@ pub fn low_port_block(len: u16) -> u16 {
         }
     }
     panic!("no {len} free consecutive ports between {low} and {ephemeral_start}");
+}
+
+/// Sends the script Ctrl-C (SIGINT to its process group, as a terminal does)
+/// and asserts it stopped everything it started: no process of its group is
+/// left, none of `ports` accepts connections, its work directory is gone.
+pub fn assert_ctrl_c_stops_everything(script: &mut ChildGuard, ports: &[u16], work_dir: &Path) {
+    script.signal(libc::SIGINT);
+    crate::wait_until(
+        Duration::from_secs(20),
+        "the script exits after Ctrl-C",
+        || (!script.is_running()).then_some(()),
+    )
+    .unwrap();
+    let left = processes_in_group(script.pid());
+    assert!(left.is_empty(), "processes left behind: {left:?}");
+    for port in ports {
+        assert!(!crate::net::port_accepts(*port), "port {port} is still open");
+    }
+    assert!(!work_dir.exists(), "{} was removed", work_dir.display());
 }

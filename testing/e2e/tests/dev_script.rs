@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-use e2e::scripts::{low_port_block, processes_in_group};
+use e2e::scripts::{assert_ctrl_c_stops_everything, low_port_block};
 use e2e::{ChildGuard, chromium, repo_root};
 
 fn dev_sh(args: &[&str]) -> Command {
@@ -73,19 +73,7 @@ fn dev_script_serves_a_working_login_and_stops_everything_on_ctrl_c() {
 
     let idp_port = port + 1;
     assert!(e2e::net::port_accepts(idp_port), "the IdP is on the next port");
-    script.signal(libc::SIGINT);
-    e2e::wait_until(
-        Duration::from_secs(20),
-        "the script exits after Ctrl-C",
-        || (!script.is_running()).then_some(()),
-    )
-    .unwrap();
-    let left = processes_in_group(script.pid());
-    assert!(left.is_empty(), "processes left behind: {left:?}");
-    for p in [port, idp_port] {
-        assert!(!e2e::net::port_accepts(p), "port {p} is still open");
-    }
-    assert!(!work_dir.exists(), "{} was removed", work_dir.display());
+    assert_ctrl_c_stops_everything(&mut script, &[port, idp_port], &work_dir);
 }
 
 #[test]

@@ -431,17 +431,6 @@ fn exercise_script_runs_v3_and_cleans_up_on_ctrl_c() {
     assert_eq!(host_ports.len(), 2, "{banner:?}");
     assert!(work_dir.is_dir());
 
-    script.signal(libc::SIGINT);
-    e2e::wait_until(
-        Duration::from_secs(20),
-        "the script exits after Ctrl-C",
-        || (!script.is_running()).then_some(()),
-    )
-    .unwrap();
-    let left = e2e::scripts::processes_in_group(script.pid());
-    assert!(left.is_empty(), "processes left behind: {left:?}");
-    for port in [front_port, redis_port].into_iter().chain(host_ports) {
-        assert!(!e2e::net::port_accepts(port), "port {port} is still open");
-    }
-    assert!(!work_dir.exists(), "{} was removed", work_dir.display());
+    let ports: Vec<u16> = [front_port, redis_port].into_iter().chain(host_ports).collect();
+    e2e::scripts::assert_ctrl_c_stops_everything(&mut script, &ports, &work_dir);
 }
