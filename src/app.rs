@@ -120,7 +120,8 @@ fn run(
             return error_page(
                 p.clock,
                 None,
-                AppError::new(503, format!("This app is not configured correctly: {e}.")),
+                AppError::new(503, format!("This app is not configured correctly: {e}."))
+                    .with_next("An operator must set that variable (see Configuration in the README), then restart the app."),
             );
         }
     };

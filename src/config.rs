@@ -20,9 +20,31 @@ impl std::fmt::Display for ConfigError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "configuration variable `{}` {}",
-            self.variable, self.problem
+            "configuration variable `{}` {}; set it like `spin up --variable {}={}`",
+            self.variable,
+            self.problem,
+            self.variable,
+            example(self.variable)
         )
+    }
+}
+
+/// A value that shows what each variable wants (the README's table has more).
+fn example(variable: &str) -> &'static str {
+    match variable {
+        "client_id" => "client1",
+        "client_secret" => "<the secret from the IdP's client credentials>",
+        "oidc_issuer_url" => "https://keycloak.example.com/realms/demo",
+        "oidc_idp_origin" => "https://keycloak.example.com",
+        "client_base_url" => "http://127.0.0.1:3000",
+        "client_title" => "'Confidential Client'",
+        "pod_name" => "replica-1",
+        "default_scope" => "'openid profile'",
+        "session_idle_timeout" => "1800",
+        "session_absolute_timeout" => "28800",
+        "discovery_cache_ttl" => "300",
+        "idp_timeout" => "10",
+        _ => "<value>",
     }
 }
 
@@ -182,7 +204,7 @@ fn idp_timeout(vars: &dyn Variables) -> Result<u64, ConfigError> {
             Ok(n) if (1..=MAX_IDP_TIMEOUT_SECS).contains(&n) => Ok(n),
             _ => Err(invalid(
                 "idp_timeout",
-                "must be a whole number of seconds between 1 and 300, e.g. 10",
+                "must be a whole number of seconds between 1 and 300",
             )),
         },
     }

@@ -118,7 +118,7 @@ async fn read(incoming: IncomingRequest) -> Result<Request, AppError> {
     if cookie_bytes > MAX_COOKIE_HEADER {
         return Err(AppError::new(
             431,
-            "The request's cookies are too large. Clear this site's cookies and try again.",
+            "The request's cookies are too large.",
         ));
     }
     let declared = headers

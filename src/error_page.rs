@@ -24,7 +24,8 @@ pub(crate) fn error_page(clock: &dyn Clock, cfg: Option<&Config>, e: AppError) -
             now: clock.now(),
         },
     };
-    let mut response = Response::html(e.status, pages::error(&header, e.status, &e.message));
+    let page = pages::error(&header, e.status, &e.message, e.next_step());
+    let mut response = Response::html(e.status, page);
     for cookie in e.cookies {
         response = response.with_cookie(cookie);
     }

@@ -659,8 +659,64 @@ fn missing_configuration_names_the_variable() {
     let r = w.get("/");
     assert_eq!(r.status, 503);
     assert!(r.body_text().contains("oidc_issuer_url"));
+    assert!(
+        r.body_text()
+            .contains("spin up --variable oidc_issuer_url=https://keycloak.example.com/realms/demo"),
+        "an example value: {}",
+        r.body_text()
+    );
     assert_eq!(w.get("/healthz").status, 200);
     assert_eq!(w.get("/readyz").status, 503);
+}
+
+/// The sentence under what happened on an error page, and whether it links home.
+fn next_step(r: &Response) -> (String, bool) {
+    let body = r.body_text();
+    let next = body
+        .split_once("<p id=\"next\">")
+        .and_then(|(_, rest)| rest.split_once("</p>"))
+        .map(|(next, _)| next.to_owned())
+        .unwrap_or_default();
+    (next, body.contains("<a href=\"/\">"))
+}
+
+#[test]
+fn every_error_page_says_what_to_do_next_and_links_home() {
+    let mut w = World::new();
+    w.login();
+    let mut pages = vec![
+        ("404", w.get("/nope")),
+        ("405", w.send("DELETE", "/user", &[], "")),
+        ("400", w.get("/callback?code=x")),
+        ("403", w.post("/refresh", "csrf=wrong")),
+    ];
+    w.kv.down.set(true);
+    pages.push(("503 store", w.get("/user")));
+    w.kv.down.set(false);
+    // Discovery is not cached yet in a new world, so a login asks the IdP.
+    for (what, fault) in [
+        ("504", HttpError::Timeout),
+        ("502", HttpError::Unreachable("refused".into())),
+    ] {
+        let mut fresh = World::new();
+        fresh.idp.borrow_mut().down = Some(fault);
+        pages.push((what, fresh.post("/login", "scope=openid")));
+    }
+    w.vars.0.remove("client_id");
+    pages.push(("503 config", w.get("/")));
+    let mut nexts = Vec::new();
+    for (what, r) in &pages {
+        assert!(r.status >= 400, "{what}: {}", r.status);
+        let (next, home) = next_step(r);
+        assert!(home, "{what}: no link back to /: {}", r.body_text());
+        assert!(
+            next.ends_with('.') && next.len() > 20 && next.matches(". ").count() == 0,
+            "{what}: one sentence on what to do next, got {next:?}"
+        );
+        nexts.push(next);
+    }
+    assert!(nexts[4].contains("key-value store"), "{:?}", nexts[4]);
+    assert!(nexts[7].contains("operator must set"), "{:?}", nexts[7]);
 }
 
 #[test]

@@ -190,14 +190,17 @@ pub(crate) fn user(h: &Header, s: &Session) -> String {
     })
 }
 
-pub(crate) fn error(h: &Header, status: u16, message: &str) -> String {
-    page(h, message.len() + 256, |p| {
+/// An error page: what happened, then what to do next, then the way back.
+pub(crate) fn error(h: &Header, status: u16, message: &str, next: &str) -> String {
+    page(h, message.len() + next.len() + 256, |p| {
         p.raw("<section><h2>")
             .raw(&status.to_string())
             .raw(" ")
             .raw(reason(status))
             .raw("</h2><p class=\"error\" id=\"error\">")
             .text(message)
+            .raw("</p><p id=\"next\">")
+            .text(next)
             .raw("</p><p><a href=\"/\">Back to the start page</a></p></section>");
     })
 }
@@ -316,8 +319,10 @@ mod tests {
 
     #[test]
     fn error_page_shows_status_and_escaped_message() {
-        let page = error(&H, 400, "bad <thing>");
+        let page = error(&H, 400, "bad <thing>", "do <that>");
         assert!(page.contains("400 Bad Request"));
         assert!(page.contains("bad &lt;thing&gt;"));
+        assert!(page.contains("<p id=\"next\">do &lt;that&gt;</p>"));
+        assert!(page.contains("<a href=\"/\">"));
     }
 }

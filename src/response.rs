@@ -72,6 +72,9 @@ pub struct AppError {
     pub status: u16,
     /// Shown on the page; never a secret or a raw input.
     pub message: String,
+    /// What the reader can do about it, when the status's usual advice
+    /// ([`AppError::next_step`]) does not fit.
+    pub next: Option<String>,
     /// Extra detail for the log line only.
     pub log: Option<String>,
     /// Cookies to clear or set alongside the error page.
@@ -84,6 +87,7 @@ impl AppError {
         Self {
             status,
             message: message.into(),
+            next: None,
             log: None,
             cookies: Vec::new(),
         }
@@ -92,6 +96,31 @@ impl AppError {
     /// A 400.
     pub fn bad_request(message: impl Into<String>) -> Self {
         Self::new(400, message)
+    }
+
+    /// Says what to do next instead of the status's usual advice.
+    pub fn with_next(mut self, next: impl Into<String>) -> Self {
+        self.next = Some(next.into());
+        self
+    }
+
+    /// The one sentence the page gives under what happened: what to do now.
+    pub fn next_step(&self) -> &str {
+        if let Some(next) = &self.next {
+            return next;
+        }
+        match self.status {
+            400 => "Go back to the start page and log in again.",
+            401 => "Log in again; if this keeps happening, ask the identity provider's administrator to check this client's settings.",
+            403 => "Go back to the page you came from, reload it and send the form again.",
+            404 => "Go to the start page and follow its links.",
+            405 => "Use the buttons and links of this app's pages.",
+            413 | 414 | 431 => "Clear this site's cookies, then start again from the start page.",
+            502 => "Try again in a minute; if it keeps failing, an operator should check the identity provider and this app's log.",
+            503 => "Try again in a minute; if it keeps failing, an operator should check this app's log.",
+            504 => "Try again; if the identity provider is often this slow, an operator can raise `idp_timeout`.",
+            _ => "Go back to the start page and try again.",
+        }
     }
 
     /// Adds a detail for the log line.

@@ -18,7 +18,7 @@ use crate::session::{Identity, PrettyJson, Tokens};
 use crate::session_index;
 use crate::truncate::truncate;
 
-const UNKNOWN_STATE: &str = "Unknown login state: this login was not started here, has expired, or was already completed. Please log in again.";
+const UNKNOWN_STATE: &str = "Unknown login state: this login was not started here, has expired, or was already completed.";
 
 /// Checks the callback, exchanges its code and starts the session: each
 /// step below either passes or ends the request with its page.

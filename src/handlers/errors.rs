@@ -11,8 +11,9 @@ impl From<StoreError> for AppError {
     fn from(e: StoreError) -> Self {
         AppError::new(
             503,
-            "The session store is unavailable. Please try again shortly.",
+            "The session store is unavailable.",
         )
+        .with_next("Try again in a minute; if it keeps failing, an operator should check that the key-value store (Redis in the shared setup) is reachable.")
         .logged(e.to_string())
     }
 }
@@ -23,12 +24,12 @@ impl From<OidcError> for AppError {
             OidcError::Store(e) => e.into(),
             OidcError::Transport(HttpError::Timeout) => AppError::new(
                 504,
-                "The identity provider did not answer in time. Please try again.",
+                "The identity provider did not answer in time.",
             )
             .logged("idp: timed out"),
             OidcError::Transport(e) => AppError::new(
                 502,
-                "The identity provider could not be reached. Please try again later.",
+                "The identity provider could not be reached.",
             )
             .logged(format!("idp: {e}")),
             OidcError::BadResponse(why) => AppError::new(
@@ -54,7 +55,7 @@ impl From<TokenError> for AppError {
     /// A code the IdP refused means starting over; anything else is the IdP's failure.
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::InvalidGrant => AppError::bad_request("The authorization code was rejected by the identity provider (invalid_grant). Please log in again.")
+            TokenError::InvalidGrant => AppError::bad_request("The authorization code was rejected by the identity provider (invalid_grant).")
                 .logged("token: invalid_grant"),
             TokenError::Failed(e) => e.into(),
         }

@@ -46,8 +46,9 @@ pub(crate) fn refresh(req: &Request, ctx: &Ctx) -> AppResult {
         Turn::Busy => {
             return Err(AppError::new(
                 409,
-                "These tokens are being refreshed by another request right now. Open your user page (/user) in a moment to see the new ones.",
+                "These tokens are being refreshed by another request right now.",
             )
+            .with_next("Open your user page (/user) again in a moment to see the new ones.")
             .logged("refresh: still under way elsewhere"));
         }
     };
@@ -164,9 +165,8 @@ fn refresh_held(
 }
 
 fn no_refresh_token() -> AppError {
-    AppError::bad_request(
-        "There is no refresh token in this session. Log in with the offline_access scope to get one.",
-    )
+    AppError::bad_request("There is no refresh token in this session.")
+        .with_next("Log out, then log in again with the offline_access scope to get one.")
 }
 
 /// The session ended while this request ran: back to the start, cookie cleared.
