@@ -1101,3 +1101,47 @@ fn without_upkeep(
         .filter(|(k, _)| !k.starts_with("gc:"))
         .collect()
 }
+
+/// The text of the element with `id` on a page of ours (no markup inside it).
+fn by_id(page: &str, id: &str) -> Option<String> {
+    let start = page.find(&format!("id=\"{id}\">"))? + id.len() + 6;
+    let end = start + page[start..].find('<')?;
+    Some(page[start..end].to_owned())
+}
+
+#[test]
+fn the_user_page_says_where_the_session_lives_and_when_tokens_expire() {
+    let mut w = World::new();
+    w.vars.0.insert("pod_name".into(), "replica-7".into());
+    let cookie = w.login();
+    w.vars.0.insert("pod_name".into(), "replica-8".into());
+    let page = w.get("/user").body_text();
+    assert_eq!(by_id(&page, "served-by").as_deref(), Some("replica-8"));
+    assert_eq!(by_id(&page, "created-by").as_deref(), Some("replica-7"));
+    // The fake store keeps counters as Spin's SQLite store does.
+    assert_eq!(
+        by_id(&page, "store").as_deref(),
+        Some("Spin's local SQLite store: this replica's own")
+    );
+    let id = cookie.split('.').next().unwrap();
+    assert_eq!(by_id(&page, "store-key"), Some(format!("sess:{id}")));
+    assert!(!page.contains(&cookie), "the page never shows the cookie");
+    assert_eq!(
+        by_id(&page, "id-expires"),
+        Some(crate::timefmt::utc(NOW + 300))
+    );
+    assert_eq!(
+        by_id(&page, "access-expires"),
+        Some(crate::timefmt::utc(NOW + 300))
+    );
+    assert!(
+        by_id(&page, "access-token-kind").unwrap().starts_with("Opaque"),
+        "the fake IdP's access tokens are opaque"
+    );
+    // The origin is in the readable part of the record, for redis-cli.
+    let record = w.kv.snapshot()[&format!("sess:{id}")].clone();
+    let line = record.split(|&b| b == b'\n').next().unwrap();
+    let header: Value = serde_json::from_slice(line).unwrap();
+    assert_eq!(header["created_by"], "replica-7");
+    assert_eq!(header["store"], "spin-sqlite");
+}

@@ -63,13 +63,16 @@ exported_for_tests! {
 
 mod error_page;
 mod handlers;
+mod jwt_view;
 mod log;
 mod pages;
 // Used only by `entry`, which is wasm only; compiled natively for its tests.
 #[cfg_attr(not(target_arch = "wasm32"), allow(dead_code))]
 mod platform;
+mod pretty_json;
 mod security_headers;
 mod session_record;
+mod store_backend;
 mod truncate;
 
 #[cfg(any(test, feature = "test-support"))]

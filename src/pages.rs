@@ -144,7 +144,9 @@ pub(crate) fn home(
 }
 
 /// The logged-in page: who, the raw tokens, the claims, Refresh and Logout.
-pub(crate) fn user(h: &Header, s: &Session) -> String {
+/// `/user`: who is logged in, where the session lives (for the scaling
+/// exercise), and every token with what can be read from it.
+pub(crate) fn user(h: &Header, s: &Session, store_key: &str) -> String {
     let t = &s.tokens;
     let refresh = t
         .refresh_token
@@ -152,26 +154,42 @@ pub(crate) fn user(h: &Header, s: &Session) -> String {
         .map(|t| t.expose())
         .unwrap_or("(none: ask for the offline_access scope)");
     let userinfo = s.identity.userinfo.as_ref().map(|u| u.text());
+    let jwt = t.access_token_jwt.as_ref();
     let csrf = s.csrf.expose();
     let size = t.id_token.expose().len()
         + t.access_token.expose().len()
         + refresh.len()
         + s.identity.claims.text().len()
         + userinfo.map_or(0, str::len)
+        + jwt.map_or(0, |j| j.header.text().len() + j.claims.text().len())
         + 2 * csrf.len();
-    page(h, size + size / 8 + 1024, |p| {
+    let when = |t: Option<i64>| t.map_or_else(|| "not said".to_owned(), crate::timefmt::utc);
+    page(h, size + size / 8 + 2048, |p| {
         p.raw("<section><h2>Logged in as <span id=\"username\">")
             .text(&s.identity.username)
             .raw("</span></h2><dl><dt>Subject</dt><dd id=\"sub\">")
             .text(&s.identity.sub)
             .raw("</dd><dt>Session ends</dt><dd>")
             .raw(&crate::timefmt::utc(s.expires_at))
+            .raw("</dd><dt>Access token expires</dt><dd id=\"access-expires\">")
+            .raw(&when(t.access_token_expires_at))
+            .raw("</dd><dt>ID token expires</dt><dd id=\"id-expires\">")
+            .raw(&when(t.id_token_expires_at))
             .raw("</dd></dl><form class=\"inline\" method=\"post\" action=\"/refresh\"><input type=\"hidden\" name=\"csrf\" value=\"")
             .attr(csrf)
             .raw("\"><button id=\"refresh\" type=\"submit\">Refresh</button></form>\
 <form class=\"inline\" method=\"post\" action=\"/logout\"><input type=\"hidden\" name=\"csrf\" value=\"")
             .attr(csrf)
             .raw("\"><button id=\"logout\" class=\"secondary\" type=\"submit\">Logout</button></form></section>\n\
+<section><h2>Where this session lives</h2><dl><dt>This page served by</dt><dd id=\"served-by\">")
+            .text(h.pod)
+            .raw("</dd><dt>Session created by</dt><dd id=\"created-by\">")
+            .text(if s.origin.created_by.is_empty() { "not recorded" } else { &s.origin.created_by })
+            .raw("</dd><dt>Session store</dt><dd id=\"store\">")
+            .raw(s.origin.store.describe())
+            .raw("</dd><dt>Store key</dt><dd><code id=\"store-key\">")
+            .text(store_key)
+            .raw("</code></dd></dl><p class=\"hint\">When another replica serves this page than the one that created the session, the replicas share their store. The key names the record without opening it: its tokens are sealed with the secret half of your cookie, which the store never sees.</p></section>\n\
 <section><h2>ID token</h2><pre id=\"id-token\">")
             .text(t.id_token.expose())
             .raw("</pre></section>\n<section><h2>ID token claims</h2><pre id=\"claims\">")
@@ -184,7 +202,17 @@ pub(crate) fn user(h: &Header, s: &Session) -> String {
         }
         p.raw("<section><h2>Access token</h2><pre id=\"access-token\">")
             .text(t.access_token.expose())
-            .raw("</pre></section>\n<section><h2>Refresh token</h2><pre id=\"refresh-token\">")
+            .raw("</pre>");
+        match jwt {
+            Some(jwt) => p
+                .raw("<p class=\"hint\" id=\"access-token-kind\">A JWT: its header and claims below are decoded as data only. Its signature is not checked here; the APIs it is for check it.</p><h3>Header</h3><pre id=\"access-token-header\">")
+                .text(jwt.header.text())
+                .raw("</pre><h3>Claims</h3><pre id=\"access-token-claims\">")
+                .text(jwt.claims.text())
+                .raw("</pre>"),
+            None => p.raw("<p class=\"hint\" id=\"access-token-kind\">Opaque: not a JWT, so only the identity provider can tell what it grants.</p>"),
+        };
+        p.raw("</section>\n<section><h2>Refresh token</h2><pre id=\"refresh-token\">")
             .text(refresh)
             .raw("</pre></section>");
     })
@@ -310,11 +338,29 @@ mod tests {
         );
         s.identity.username = "<img src=x>".into();
         s.csrf = crate::secret::CsrfToken::new("x\" onclick=\"y");
-        let page = user(&H, &s);
+        let page = user(&H, &s, "sess:abc");
         assert!(!page.contains("<script>alert"));
         assert!(!page.contains("<img"));
         assert!(page.contains("value=\"x&quot; onclick=&quot;y\""), "{page}");
         assert!(page.contains("name=\"csrf\""));
+    }
+
+    #[test]
+    fn user_page_shows_a_jwt_access_token_decoded_and_escaped() {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(s);
+        let mut s = crate::session::tests::session_with_claims(serde_json::json!({}));
+        let token = format!(
+            "{}.{}.sig",
+            b64(r#"{"alg":"RS256","kid":"<k>"}"#),
+            b64(r#"{"sub":"alice","cnf":"</pre>"}"#)
+        );
+        s.tokens.access_token_jwt = crate::jwt_view::JwtView::decode(&token);
+        let page = user(&H, &s, "sess:abc");
+        assert!(page.contains("id=\"access-token-header\">"), "{page}");
+        assert!(page.contains("&quot;&lt;k&gt;&quot;") || page.contains("\"&lt;k&gt;\""), "{page}");
+        assert!(page.contains("&lt;/pre&gt;"), "{page}");
+        assert!(page.contains("A JWT"));
     }
 
     #[test]

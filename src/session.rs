@@ -35,9 +35,10 @@ use crate::secret::{AccessToken, CsrfToken, IdToken, RefreshToken};
 use crate::session_record::{Envelope, FORMAT, Header};
 use crate::ticket::{RecordId, Ticket};
 use crate::upkeep::Upkeep;
+pub use crate::pretty_json::PrettyJson;
+use crate::jwt_view::JwtView;
+use crate::store_backend::StoreBackend;
 use serde::{Deserialize, Serialize};
-use serde_json::value::RawValue;
-use serde_json::{Map, Value};
 
 /// A visit records activity once `last_seen` is older than the idle lifetime
 /// divided by this: a session then lives at least 90% of the idle timeout past
@@ -59,44 +60,16 @@ pub struct Tokens {
     /// When the access token expires, if the IdP said.
     #[serde(default)]
     pub access_token_expires_at: Option<i64>,
+    /// The access token's header and claims when it is a JWT, to show (never
+    /// trusted: see `jwt_view`).
+    #[serde(default)]
+    pub access_token_jwt: Option<JwtView>,
+    /// When the ID token expires (its `exp`).
+    #[serde(default)]
+    pub id_token_expires_at: Option<i64>,
     /// The scope granted.
     #[serde(default)]
     pub scope: Option<String>,
-}
-
-/// A JSON object kept as the pretty-printed text `/user` shows, so the hot
-/// path neither builds a tree from it nor serializes it again.
-#[derive(Clone, Serialize, Deserialize)]
-#[serde(transparent)]
-pub struct PrettyJson(Box<RawValue>);
-
-impl PrettyJson {
-    /// Pretty-prints `object` once.
-    pub fn new(object: &Map<String, Value>) -> Self {
-        let text = serde_json::to_string_pretty(object).unwrap_or_else(|_| "{}".into());
-        Self(RawValue::from_string(text).unwrap_or_else(|_| empty_object()))
-    }
-
-    /// The JSON text, as stored.
-    pub fn text(&self) -> &str {
-        self.0.get()
-    }
-}
-
-fn empty_object() -> Box<RawValue> {
-    RawValue::from_string("{}".into()).expect("{} is JSON")
-}
-
-impl PartialEq for PrettyJson {
-    fn eq(&self, other: &Self) -> bool {
-        self.text() == other.text()
-    }
-}
-
-impl std::fmt::Debug for PrettyJson {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.text())
-    }
 }
 
 /// Who logged in, from the validated ID token (and userinfo).
@@ -147,6 +120,20 @@ pub struct Session {
     pub expires_at: i64,
     /// Bumped by every refresh: how a waiting request sees that one finished.
     pub rev: u64,
+    /// Where the session began: shown on `/user` for the scaling exercise.
+    pub origin: Origin,
+}
+
+/// Which replica created a session, and in which store: readable in the
+/// record, since neither is a secret and both teach the exercise.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Origin {
+    /// The `pod_name` of the replica that handled the login's callback.
+    #[serde(default)]
+    pub created_by: String,
+    /// The backend that holds the session, as the callback saw it.
+    #[serde(default)]
+    pub store: StoreBackend,
 }
 
 /// The sealed part of a record.
@@ -216,6 +203,7 @@ impl Sessions<'_> {
         &self,
         identity: Identity,
         tokens: Tokens,
+        origin: Origin,
     ) -> Result<(Ticket, Session), StoreError> {
         let now = self.clock.now();
         let ticket = loop {
@@ -232,6 +220,7 @@ impl Sessions<'_> {
             last_seen: now,
             expires_at: self.expiry(now, now),
             rev: 0,
+            origin,
         };
         let key = keys::session(ticket.id());
         let index = session.identity.index_keys();
@@ -263,6 +252,8 @@ impl Sessions<'_> {
                 expires_at: s.expires_at,
                 rev: s.rev,
                 index,
+                created_by: s.origin.created_by.clone(),
+                store: s.origin.store,
                 check: ticket.verifier(),
             },
             sealed: ticket.seal_bytes(self.rng, &key, &private),
@@ -310,6 +301,10 @@ impl Sessions<'_> {
             last_seen: envelope.header.last_seen,
             expires_at: envelope.header.expires_at,
             rev: envelope.header.rev,
+            origin: Origin {
+                created_by: envelope.header.created_by.clone(),
+                store: envelope.header.store,
+            },
         };
         Ok(Read::Found(envelope, session))
     }
@@ -508,6 +503,8 @@ pub(crate) mod tests {
             refresh_token: Some(RefreshToken::new("refresh-1")),
             token_type: "Bearer".into(),
             access_token_expires_at: None,
+            access_token_jwt: None,
+            id_token_expires_at: None,
             scope: Some("openid".into()),
         }
     }
@@ -523,6 +520,7 @@ pub(crate) mod tests {
             last_seen: 0,
             expires_at: 100,
             rev: 0,
+            origin: Origin::default(),
         }
     }
 
@@ -559,7 +557,7 @@ pub(crate) mod tests {
 
         /// A new session for alice.
         fn created(&self) -> (Ticket, Session) {
-            self.sessions().create(identity(), tokens("a")).unwrap()
+            self.sessions().create(identity(), tokens("a"), Origin::default()).unwrap()
         }
 
         fn session_keys(&self) -> Vec<String> {
@@ -587,7 +585,7 @@ pub(crate) mod tests {
     fn create_then_load_reads_once_and_never_writes() {
         let f = Fixture::new();
         let s = f.sessions();
-        let (t, created) = s.create(identity(), tokens("at-1")).unwrap();
+        let (t, created) = s.create(identity(), tokens("at-1"), Origin::default()).unwrap();
         assert_eq!(created.expires_at, T0 + 100);
         let (reads, writes) = (f.kv.reads.get(), f.kv.writes.get());
         let loaded = s.load(&t).unwrap().unwrap();
@@ -602,7 +600,7 @@ pub(crate) mod tests {
         let f = Fixture::new();
         let (t, _) = f
             .sessions()
-            .create(identity(), tokens("at-secret"))
+            .create(identity(), tokens("at-secret"), Origin::default())
             .unwrap();
         let raw = f.raw(&t);
         assert_eq!(raw["created_at"], T0);
@@ -692,7 +690,7 @@ pub(crate) mod tests {
                 .as_object()
                 .unwrap(),
         );
-        let (t, _) = s.create(who, tokens("a")).unwrap();
+        let (t, _) = s.create(who, tokens("a"), Origin::default()).unwrap();
         let loaded = s.load(&t).unwrap().unwrap();
         assert_eq!(
             loaded.identity.claims.text(),

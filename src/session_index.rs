@@ -105,7 +105,7 @@ impl JtiClaim {
 mod tests {
     use super::*;
     use crate::session::{
-        Lifetimes, Sessions,
+        Lifetimes, Origin, Sessions,
         tests::{identity, tokens},
     };
     use crate::testing::MemoryStore;
@@ -127,9 +127,9 @@ mod tests {
             lock_hold: 25,
         };
         let index = identity().index_keys();
-        let (a, sa) = s.create(identity(), tokens("a")).unwrap();
+        let (a, sa) = s.create(identity(), tokens("a"), Origin::default()).unwrap();
         add(&kv, &index, a.id()).unwrap();
-        let (b, _) = s.create(identity(), tokens("b")).unwrap();
+        let (b, _) = s.create(identity(), tokens("b"), Origin::default()).unwrap();
         add(&kv, &index, b.id()).unwrap();
         let sub_key = keys::index(keys::IndexKind::Sub, "https://idp.example", "alice");
         assert_eq!(
@@ -139,7 +139,7 @@ mod tests {
         let sid_key = keys::index(keys::IndexKind::Sid, "https://idp.example", "sid-1");
         assert_eq!(sessions(&kv, &sid_key).unwrap().len(), 2);
         s.end(a.id(), sa.created_at).unwrap();
-        let (c, _) = s.create(identity(), tokens("c")).unwrap();
+        let (c, _) = s.create(identity(), tokens("c"), Origin::default()).unwrap();
         add(&kv, &index, c.id()).unwrap();
         assert_eq!(
             sessions(&kv, &sub_key).unwrap(),

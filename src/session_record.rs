@@ -19,6 +19,12 @@ pub(crate) struct Header {
     /// Back-channel index keys naming this session (hashes, as in the key names).
     #[serde(default)]
     pub(crate) index: Vec<String>,
+    /// The replica that created the session (see `session::Origin`).
+    #[serde(default)]
+    pub(crate) created_by: String,
+    /// The store's backend, as the creating callback saw it.
+    #[serde(default)]
+    pub(crate) store: crate::store_backend::StoreBackend,
     /// Recognises the ticket's secret without revealing it (see `ticket`).
     pub(crate) check: String,
 }

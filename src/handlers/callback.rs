@@ -14,7 +14,8 @@ use crate::ports::StoreError;
 use crate::request::{Params, Request};
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::{AuthorizationCode, IdToken};
-use crate::session::{Identity, PrettyJson, Tokens};
+use crate::jwt_view::JwtView;
+use crate::session::{Identity, Origin, PrettyJson, Tokens};
 use crate::session_index;
 use crate::truncate::truncate;
 
@@ -36,7 +37,12 @@ pub(crate) fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     // From here on the transaction is consumed; every failure also clears its cookie.
     let fail = |e: AppError| e.with_cookie(login_cookie.clone());
     let (identity, tokens) = sign_in(ctx, &meta, &verified).map_err(fail)?;
-    let session_cookie = start_session(req, ctx, identity, tokens).map_err(|e| fail(e.into()))?;
+    let origin = Origin {
+        created_by: ctx.cfg.pod_name.clone(),
+        store: verified.store,
+    };
+    let session_cookie =
+        start_session(req, ctx, identity, tokens, origin).map_err(|e| fail(e.into()))?;
     Ok(Response::redirect("/user")
         .with_cookie(session_cookie)
         .with_cookie(login_cookie))
@@ -159,6 +165,7 @@ fn sign_in(
         )?),
         None => None,
     };
+    let id_token_expires_at = valid.claims.get("exp").and_then(serde_json::Value::as_i64);
     let identity = Identity {
         username: username(&valid.claims, info.as_ref(), &valid.sub),
         iss: valid.iss,
@@ -169,10 +176,12 @@ fn sign_in(
     };
     let tokens = Tokens {
         id_token: IdToken::new(raw_id_token),
+        access_token_jwt: JwtView::decode(tokens.access_token.expose()),
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
         token_type: "Bearer".into(),
         access_token_expires_at: tokens.expires_in.map(|s| ctx.clock.now().saturating_add(s)),
+        id_token_expires_at,
         scope: tokens.scope.or(Some(verified.txn.scope.clone())),
     };
     Ok((identity, tokens))
@@ -184,6 +193,7 @@ fn start_session(
     ctx: &Ctx,
     identity: Identity,
     tokens: Tokens,
+    origin: Origin,
 ) -> Result<String, StoreError> {
     // A session cookie from before the login is never reused (no fixation).
     let sessions = ctx.sessions();
@@ -192,7 +202,7 @@ fn start_session(
     {
         sessions.end(old.id(), previous.created_at)?;
     }
-    let (ticket, session) = sessions.create(identity, tokens)?;
+    let (ticket, session) = sessions.create(identity, tokens, origin)?;
     // Without its index entries a back-channel logout could not find the session:
     // better no session than one that cannot be ended.
     let index = session.identity.index_keys();

@@ -20,6 +20,7 @@ use crate::ports::StoreError;
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::IdToken;
+use crate::jwt_view::JwtView;
 use crate::session::{PrettyJson, Sessions, Tokens, Written};
 use crate::ticket::Ticket;
 use std::time::Duration;
@@ -117,7 +118,7 @@ fn refresh_held(
         Ok(t) => t,
         Err(TokenError::InvalidGrant) => {
             return Err(end_session(
-                "The identity provider no longer accepts this session's refresh token. Please log in again.",
+                "The identity provider no longer accepts this session's refresh token.",
                 "refresh: invalid_grant",
             ));
         }
@@ -125,13 +126,13 @@ fn refresh_held(
     };
 
     let mut identity = session.identity.clone();
-    let id_token = match fresh.id_token {
+    let (id_token, id_token_expires_at) = match fresh.id_token {
         Some(raw) => {
             let valid = match ctx.validate_id_token(meta, &raw, None) {
                 Ok(v) => v,
                 Err(OidcError::InvalidToken(why)) => {
                     return Err(end_session(
-                        "The refreshed ID token was rejected; the session has ended. Please log in again.",
+                        "The refreshed ID token was rejected; the session has ended.",
                         &format!("refresh: id_token rejected: {why}"),
                     ));
                 }
@@ -145,17 +146,23 @@ fn refresh_held(
             }
             identity.sid = valid.sid.or(identity.sid);
             identity.claims = PrettyJson::new(&valid.claims);
-            IdToken::new(raw)
+            let exp = valid.claims.get("exp").and_then(serde_json::Value::as_i64);
+            (IdToken::new(raw), exp)
         }
-        None => session.tokens.id_token.clone(),
+        None => (
+            session.tokens.id_token.clone(),
+            session.tokens.id_token_expires_at,
+        ),
     };
     let tokens = Tokens {
         id_token,
+        access_token_jwt: JwtView::decode(fresh.access_token.expose()),
         access_token: fresh.access_token,
         // Without rotation the IdP keeps the old refresh token valid.
         refresh_token: fresh.refresh_token.or(Some(refresh_token)),
         token_type: "Bearer".into(),
         access_token_expires_at: fresh.expires_in.map(|s| ctx.clock.now().saturating_add(s)),
+        id_token_expires_at,
         scope: fresh.scope.or(session.tokens.scope.clone()),
     };
     match sessions.store_refreshed(ticket, held, session, identity, tokens)? {

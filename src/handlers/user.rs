@@ -12,7 +12,10 @@ use crate::response::{AppResult, Response};
 
 pub(crate) fn show(req: &Request, ctx: &Ctx) -> AppResult {
     match ctx.visit_session(req)? {
-        Some((_, session)) => Ok(Response::html(200, pages::user(&ctx.header(), &session))),
+        Some((ticket, session)) => {
+            let key = crate::keys::session(ticket.id());
+            Ok(Response::html(200, pages::user(&ctx.header(), &session, &key)))
+        }
         None => Ok(Response::redirect("/")),
     }
 }

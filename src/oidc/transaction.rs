@@ -22,6 +22,7 @@ use crate::ports::{KeyValue, StoreError};
 use crate::secret::random_token;
 use crate::secret::{AuthorizationCode, LoginState, Nonce, PkceVerifier, constant_time_eq};
 use crate::ticket::Ticket;
+use crate::store_backend::StoreBackend;
 use crate::upkeep::Upkeep;
 use serde::{Deserialize, Serialize};
 
@@ -99,6 +100,8 @@ pub struct VerifiedCallback {
     pub code: AuthorizationCode,
     /// The login it finishes.
     pub txn: LoginTransaction,
+    /// The store's backend, as the consumed counter showed it.
+    pub store: StoreBackend,
 }
 
 /// Why a callback does not belong to its login.
@@ -177,11 +180,18 @@ impl PendingLogin {
         if let Err(e) = self.check_state(state) {
             return Ok(Err(e));
         }
-        if kv.increment(&keys::login_used(self.ticket.id()), 1)? != 1
-            || !live(clock, self.txn.created_at)
-        {
+        let used = keys::login_used(self.ticket.id());
+        if kv.increment(&used, 1)? != 1 || !live(clock, self.txn.created_at) {
             return Ok(Err(StateError::Used));
         }
+        // Read back once per login: its stored form names the store's backend.
+        let store = match kv.get(&used) {
+            Ok(value) => StoreBackend::of_counter(value.as_deref().unwrap_or_default()),
+            Err(e) => {
+                log_line!("callback: cannot read the login counter back: {e}");
+                StoreBackend::Unknown
+            }
+        };
         // The counter alone keeps the transaction from a second use; this
         // only frees the space early.
         if let Err(e) = kv.delete(&keys::login(self.ticket.id())) {
@@ -190,6 +200,7 @@ impl PendingLogin {
         Ok(Ok(VerifiedCallback {
             code,
             txn: self.txn,
+            store,
         }))
     }
 }

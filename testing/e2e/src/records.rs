@@ -30,10 +30,12 @@ pub const SECRET_CHARS: usize = 43;
 pub const SESSION_FIELDS: &[&str] = &[
     "check",
     "created_at",
+    "created_by",
     "expires_at",
     "index",
     "last_seen",
     "rev",
+    "store",
     "v",
 ];
 

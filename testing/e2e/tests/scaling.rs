@@ -209,6 +209,13 @@ fn v2_private_stores_keep_logins_and_sessions_on_one_replica() {
             page.assert_status(200);
             assert_page_from(&page, &pod);
             assert_eq!(page.text_by_id("username").as_deref(), Some(USER));
+            // Served where it was created, from this replica's own store.
+            assert_eq!(page.text_by_id("served-by"), Some(pod.clone()));
+            assert_eq!(page.text_by_id("created-by"), Some(pod.clone()));
+            assert_eq!(
+                page.text_by_id("store").as_deref(),
+                Some("Spin's local SQLite store: this replica's own")
+            );
         } else {
             page.assert_redirect(303, &set.url("/"));
             assert!(page.set_cookie(SESSION).is_none(), "{}", page.describe());
@@ -246,8 +253,10 @@ fn v3_exercise(replicas: usize, config: impl FnOnce(&str) -> String) {
     let mut browser = Browser::new();
 
     // Wherever /callback lands, the login works, and so does the /user that follows.
+    let mut creator = String::new();
     for extra in 0..n {
         let a = attempt_login(&set, &idp, &mut browser, extra);
+        creator = a.callback_pod.clone();
         let c = &a.callback;
         c.assert_redirect(303, &set.url("/user"));
         expect_session_cookie(c);
@@ -260,7 +269,9 @@ fn v3_exercise(replicas: usize, config: impl FnOnce(&str) -> String) {
     }
     let session_id = browser.cookie(&set.url("/"), SESSION).expect("logged in");
 
-    // Every replica serves the session.
+    // Every replica serves the session, and the page says so: served here,
+    // created by the replica of the last callback, kept in Redis under the
+    // cookie's id half.
     let mut seen = Vec::new();
     let mut last_page = None;
     for _ in 0..2 * n {
@@ -268,6 +279,16 @@ fn v3_exercise(replicas: usize, config: impl FnOnce(&str) -> String) {
         page.assert_status(200);
         assert_page_from(&page, &pod);
         assert_eq!(page.text_by_id("username").as_deref(), Some(USER));
+        assert_eq!(page.text_by_id("served-by"), Some(pod.clone()));
+        assert_eq!(page.text_by_id("created-by"), Some(creator.clone()));
+        assert_eq!(
+            page.text_by_id("store").as_deref(),
+            Some("Redis: shared by every replica")
+        );
+        assert_eq!(
+            page.text_by_id("store-key"),
+            Some(session_key(&session_id))
+        );
         seen.push(pod);
         last_page = Some(page);
     }
