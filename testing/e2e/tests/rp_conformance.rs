@@ -107,6 +107,30 @@ fn rp_response_type_code_with_pkce_and_client_secret_basic() {
     );
 }
 
+/// An access token that is a JWT (Keycloak's are) is shown decoded on /user, as
+/// data; an opaque one is said to be opaque.
+#[test]
+fn a_jwt_access_token_is_shown_decoded_and_an_opaque_one_as_opaque() {
+    let mut rig = Rig::start_with(RigOptions::default().behaviour(|b| b.jwt_access_tokens = true));
+    let page = rig.login();
+    assert_logged_in(&mut rig, &page);
+    let kind = page.text_by_id("access-token-kind").unwrap_or_default();
+    assert!(kind.starts_with("A JWT"), "{kind}");
+    let header: serde_json::Value =
+        serde_json::from_str(&page.text_by_id("access-token-header").expect("header")).unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_str(&page.text_by_id("access-token-claims").expect("claims")).unwrap();
+    let token = page.text_by_id("access-token").expect("the access token");
+    assert_eq!((header, claims), decode_jwt(&token), "the token's own header and claims");
+
+    let mut rig = Rig::start();
+    let page = rig.login();
+    assert_logged_in(&mut rig, &page);
+    let kind = page.text_by_id("access-token-kind").unwrap_or_default();
+    assert!(kind.starts_with("Opaque"), "{kind}");
+    assert_eq!(page.text_by_id("access-token-claims"), None);
+}
+
 #[test]
 fn rp_token_endpoint_client_secret_basic_is_the_default_when_discovery_is_silent() {
     let mut rig = Rig::start_with(RigOptions::default().behaviour(|b| b.auth_methods = None));

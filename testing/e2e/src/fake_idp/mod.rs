@@ -249,6 +249,9 @@ pub struct Behaviour {
     /// Edits of the token endpoint's JSON answer (both grants).
     pub token_response: ClaimEdits,
     pub faults: BTreeMap<Endpoint, Fault>,
+    /// Access tokens are JWTs signed with the RSA key (`typ: at+jwt`, as
+    /// Keycloak's are), not random strings.
+    pub jwt_access_tokens: bool,
 }
 
 impl Default for Behaviour {
@@ -272,6 +275,7 @@ impl Default for Behaviour {
             discovery: ClaimEdits::none(),
             token_response: ClaimEdits::none(),
             faults: BTreeMap::new(),
+            jwt_access_tokens: false,
         }
     }
 }
@@ -752,7 +756,10 @@ fn issue_tokens(
     id_token_edits: Option<&ClaimEdits>,
     first: bool,
 ) -> HttpResponse {
-    let access_token = random();
+    let access_token = match st.behaviour.jwt_access_tokens {
+        false => random(),
+        true => jwt_access_token(st, issuer, grant),
+    };
     st.access_tokens
         .insert(access_token.clone(), grant.sub.clone());
     let mut body = json!({
@@ -795,6 +802,22 @@ fn issue_tokens(
     }
     st.behaviour.token_response.apply(&mut body);
     HttpResponse::json(200, &body).with_header("cache-control", "no-store")
+}
+
+/// An RFC 9068 access token, signed with the RSA key.
+fn jwt_access_token(st: &State, issuer: &str, grant: &Grant) -> String {
+    let now = now();
+    let claims = json!({
+        "iss": issuer,
+        "sub": grant.sub,
+        "aud": "account",
+        "client_id": st.behaviour.client_id,
+        "scope": grant.scope,
+        "exp": now + 300,
+        "iat": now,
+        "jti": random(),
+    });
+    st.keys[RSA_KID].sign(Some(RSA_KID), &claims)
 }
 
 /// Signs an ID token as the behaviour says (an error names a misconfigured test).
