@@ -116,10 +116,7 @@ async fn read(incoming: IncomingRequest) -> Result<Request, AppError> {
         .map(|(_, v)| v.len())
         .sum();
     if cookie_bytes > MAX_COOKIE_HEADER {
-        return Err(AppError::new(
-            431,
-            "The request's cookies are too large.",
-        ));
+        return Err(AppError::new(431, "The request's cookies are too large."));
     }
     let declared = headers
         .iter()

@@ -64,7 +64,9 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
         }
         let path = req.uri().path().to_owned();
         match path.as_str() {
-            "/realms/demo/.well-known/openid-configuration" => json_response(200, &test_support::discovery(ISS)),
+            "/realms/demo/.well-known/openid-configuration" => {
+                json_response(200, &test_support::discovery(ISS))
+            }
             "/realms/demo/jwks" => json_response(
                 200,
                 &json!({"keys": [test_support::rsa().public_jwk("k1")]}),
@@ -660,8 +662,9 @@ fn missing_configuration_names_the_variable() {
     assert_eq!(r.status, 503);
     assert!(r.body_text().contains("oidc_issuer_url"));
     assert!(
-        r.body_text()
-            .contains("spin up --variable oidc_issuer_url=https://keycloak.example.com/realms/demo"),
+        r.body_text().contains(
+            "spin up --variable oidc_issuer_url=https://keycloak.example.com/realms/demo"
+        ),
         "an example value: {}",
         r.body_text()
     );
@@ -1135,7 +1138,9 @@ fn the_user_page_says_where_the_session_lives_and_when_tokens_expire() {
         Some(crate::timefmt::utc(NOW + 300))
     );
     assert!(
-        by_id(&page, "access-token-kind").unwrap().starts_with("Opaque"),
+        by_id(&page, "access-token-kind")
+            .unwrap()
+            .starts_with("Opaque"),
         "the fake IdP's access tokens are opaque"
     );
     // The origin is in the readable part of the record, for redis-cli.

@@ -358,7 +358,10 @@ mod tests {
         s.tokens.access_token_jwt = crate::jwt_view::JwtView::decode(&token);
         let page = user(&H, &s, "sess:abc");
         assert!(page.contains("id=\"access-token-header\">"), "{page}");
-        assert!(page.contains("&quot;&lt;k&gt;&quot;") || page.contains("\"&lt;k&gt;\""), "{page}");
+        assert!(
+            page.contains("&quot;&lt;k&gt;&quot;") || page.contains("\"&lt;k&gt;\""),
+            "{page}"
+        );
         assert!(page.contains("&lt;/pre&gt;"), "{page}");
         assert!(page.contains("A JWT"));
     }

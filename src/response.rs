@@ -111,14 +111,22 @@ impl AppError {
         }
         match self.status {
             400 => "Go back to the start page and log in again.",
-            401 => "Log in again; if this keeps happening, ask the identity provider's administrator to check this client's settings.",
+            401 => {
+                "Log in again; if this keeps happening, ask the identity provider's administrator to check this client's settings."
+            }
             403 => "Go back to the page you came from, reload it and send the form again.",
             404 => "Go to the start page and follow its links.",
             405 => "Use the buttons and links of this app's pages.",
             413 | 414 | 431 => "Clear this site's cookies, then start again from the start page.",
-            502 => "Try again in a minute; if it keeps failing, an operator should check the identity provider and this app's log.",
-            503 => "Try again in a minute; if it keeps failing, an operator should check this app's log.",
-            504 => "Try again; if the identity provider is often this slow, an operator can raise `idp_timeout`.",
+            502 => {
+                "Try again in a minute; if it keeps failing, an operator should check the identity provider and this app's log."
+            }
+            503 => {
+                "Try again in a minute; if it keeps failing, an operator should check this app's log."
+            }
+            504 => {
+                "Try again; if the identity provider is often this slow, an operator can raise `idp_timeout`."
+            }
             _ => "Go back to the start page and try again.",
         }
     }

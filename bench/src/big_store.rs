@@ -7,9 +7,9 @@
 
 use e2e::{Idp, Redis};
 
-use crate::settings::Settings;
 use crate::measure::Measurement;
 use crate::server::{Runtime, Server};
+use crate::settings::Settings;
 use crate::store_ops;
 use crate::wrk;
 

@@ -31,7 +31,6 @@ use crate::report::{Report, Row, Scenario, StartTime, Store};
 use crate::server::{Runtime, Server};
 use crate::settings::{Settings, USAGE, parse_args};
 
-
 fn main() {
     let settings = match parse_args(std::env::args().skip(1)) {
         Ok(s) => s,

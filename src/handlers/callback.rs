@@ -7,6 +7,7 @@
 use super::context::Ctx;
 use super::username::username;
 use crate::cookies;
+use crate::jwt_view::JwtView;
 use crate::oidc::discovery::ProviderMetadata;
 use crate::oidc::transaction::{PendingLogin, StateError, VerifiedCallback};
 use crate::oidc::{OidcError, token, userinfo};
@@ -14,12 +15,12 @@ use crate::ports::StoreError;
 use crate::request::{Params, Request};
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::{AuthorizationCode, IdToken};
-use crate::jwt_view::JwtView;
 use crate::session::{Identity, Origin, PrettyJson, Tokens};
 use crate::session_index;
 use crate::truncate::truncate;
 
-const UNKNOWN_STATE: &str = "Unknown login state: this login was not started here, has expired, or was already completed.";
+const UNKNOWN_STATE: &str =
+    "Unknown login state: this login was not started here, has expired, or was already completed.";
 
 /// Checks the callback, exchanges its code and starts the session: each
 /// step below either passes or ends the request with its page.

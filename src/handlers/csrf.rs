@@ -33,7 +33,9 @@ pub(crate) fn check_csrf(
     check_origin(req, cfg)?;
     match form.get("csrf") {
         Some(t) if constant_time_eq(t.as_bytes(), session.csrf.expose().as_bytes()) => Ok(()),
-        _ => Err(AppError::new(403, "This form has expired or was not sent from this site.")
-            .logged("csrf: token missing or wrong")),
+        _ => Err(
+            AppError::new(403, "This form has expired or was not sent from this site.")
+                .logged("csrf: token missing or wrong"),
+        ),
     }
 }

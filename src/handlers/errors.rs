@@ -22,16 +22,14 @@ impl From<OidcError> for AppError {
     fn from(e: OidcError) -> Self {
         match e {
             OidcError::Store(e) => e.into(),
-            OidcError::Transport(HttpError::Timeout) => AppError::new(
-                504,
-                "The identity provider did not answer in time.",
-            )
-            .logged("idp: timed out"),
-            OidcError::Transport(e) => AppError::new(
-                502,
-                "The identity provider could not be reached.",
-            )
-            .logged(format!("idp: {e}")),
+            OidcError::Transport(HttpError::Timeout) => {
+                AppError::new(504, "The identity provider did not answer in time.")
+                    .logged("idp: timed out")
+            }
+            OidcError::Transport(e) => {
+                AppError::new(502, "The identity provider could not be reached.")
+                    .logged(format!("idp: {e}"))
+            }
             OidcError::BadResponse(why) => AppError::new(
                 502,
                 format!("The identity provider sent an invalid response: {why}."),
@@ -55,8 +53,10 @@ impl From<TokenError> for AppError {
     /// A code the IdP refused means starting over; anything else is the IdP's failure.
     fn from(e: TokenError) -> Self {
         match e {
-            TokenError::InvalidGrant => AppError::bad_request("The authorization code was rejected by the identity provider (invalid_grant).")
-                .logged("token: invalid_grant"),
+            TokenError::InvalidGrant => AppError::bad_request(
+                "The authorization code was rejected by the identity provider (invalid_grant).",
+            )
+            .logged("token: invalid_grant"),
             TokenError::Failed(e) => e.into(),
         }
     }

@@ -12,6 +12,7 @@
 use super::context::Ctx;
 use super::csrf::check_csrf;
 use crate::cookies;
+use crate::jwt_view::JwtView;
 use crate::lock::Held;
 use crate::oidc::OidcError;
 use crate::oidc::discovery::ProviderMetadata;
@@ -20,7 +21,6 @@ use crate::ports::StoreError;
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 use crate::secret::IdToken;
-use crate::jwt_view::JwtView;
 use crate::session::{PrettyJson, Sessions, Tokens, Written};
 use crate::ticket::Ticket;
 use std::time::Duration;

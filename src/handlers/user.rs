@@ -14,7 +14,10 @@ pub(crate) fn show(req: &Request, ctx: &Ctx) -> AppResult {
     match ctx.visit_session(req)? {
         Some((ticket, session)) => {
             let key = crate::keys::session(ticket.id());
-            Ok(Response::html(200, pages::user(&ctx.header(), &session, &key)))
+            Ok(Response::html(
+                200,
+                pages::user(&ctx.header(), &session, &key),
+            ))
         }
         None => Ok(Response::redirect("/")),
     }

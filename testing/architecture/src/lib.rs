@@ -39,20 +39,20 @@ pub fn graph(root: &Path) -> Result<Graph, String> {
         // First the names the file's `use` items bring in, so that a path
         // through one of them (`handlers::home::show`) resolves wherever it is.
         for item in &ast.items {
-            if let syn::Item::Use(u) = item {
-                if !is_test_only(&u.attrs) {
-                    paths.use_tree(&mut Vec::new(), &u.tree);
-                }
+            if let syn::Item::Use(u) = item
+                && !is_test_only(&u.attrs)
+            {
+                paths.use_tree(&mut Vec::new(), &u.tree);
             }
         }
         paths.found.clear();
         paths.visit_file(ast);
         let targets = g.arrows.entry(rel(dir, file)).or_default();
         for path in paths.found {
-            if let Some(target) = resolve(&modules, &path) {
-                if target != *file {
-                    targets.insert(rel(dir, &target));
-                }
+            if let Some(target) = resolve(&modules, &path)
+                && target != *file
+            {
+                targets.insert(rel(dir, &target));
             }
         }
     }
@@ -84,7 +84,10 @@ fn collect(
     let ast = syn::parse_file(&text).map_err(|e| format!("{}: {e}", file.display()))?;
     // A file's own child modules live beside it (`lib.rs`, `main.rs`,
     // `mod.rs`) or in the folder named after it (`x.rs` → `x/`).
-    let stem = file.file_stem().and_then(|s| s.to_str()).unwrap_or_default();
+    let stem = file
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or_default();
     let child_dir = if module.is_empty() || stem == "mod" {
         file.parent().unwrap_or(dir).to_path_buf()
     } else {
@@ -221,9 +224,11 @@ impl PathCollector {
                 };
                 self.record(prefix, Some(name), alias);
             }
-            syn::UseTree::Rename(r) => {
-                self.record(prefix, Some(r.ident.to_string()), Some(r.rename.to_string()))
-            }
+            syn::UseTree::Rename(r) => self.record(
+                prefix,
+                Some(r.ident.to_string()),
+                Some(r.rename.to_string()),
+            ),
             syn::UseTree::Glob(_) => self.record(prefix, None, None),
             syn::UseTree::Group(g) => {
                 for t in &g.items {
@@ -279,11 +284,11 @@ impl<'ast> Visit<'ast> for PathCollector {
     fn visit_macro(&mut self, mac: &'ast syn::Macro) {
         let mut run: Vec<String> = Vec::new();
         let mut colons = 0;
-        let mut flush = |run: &mut Vec<String>, this: &mut Self| {
-            if run.len() > 1 {
-                if let Some(p) = this.absolute(run) {
-                    this.found.push(p);
-                }
+        let flush = |run: &mut Vec<String>, this: &mut Self| {
+            if run.len() > 1
+                && let Some(p) = this.absolute(run)
+            {
+                this.found.push(p);
             }
             run.clear();
         };

@@ -29,13 +29,20 @@ fn crate_roots() -> Vec<PathBuf> {
 fn no_crate_has_an_import_cycle_between_its_files() {
     let roots = crate_roots();
     assert!(
-        roots.iter().any(|r| r.ends_with("spin-test-host/src/main.rs")) && roots.len() >= 5,
+        roots
+            .iter()
+            .any(|r| r.ends_with("spin-test-host/src/main.rs"))
+            && roots.len() >= 5,
         "expected the product, bench and the testing crates, found {roots:?}"
     );
     let mut report = String::new();
     for root in &roots {
         let g = graph(root).unwrap_or_else(|e| panic!("{e}"));
-        assert!(g.arrows.len() > 1 || root.ends_with("lib.rs"), "{}: no files found", root.display());
+        assert!(
+            g.arrows.len() > 1 || root.ends_with("lib.rs"),
+            "{}: no files found",
+            root.display()
+        );
         for cycle in cycles(&g) {
             report.push_str(&format!(
                 "{}: files that import each other in a circle:\n{}\n",
@@ -68,8 +75,14 @@ fn a_cycle_is_found_and_test_code_is_not_counted() {
     let write = |p: &str, s: &str| std::fs::write(dir.join(p), s).unwrap();
     write("src/lib.rs", "mod a; mod b; mod c; mod inner; mod d;\n");
     write("src/a.rs", "use crate::b::B;\npub struct A;\n");
-    write("src/b.rs", "pub struct B;\nfn f() -> crate::a::A { crate::a::A }\n");
-    write("src/c.rs", "pub(crate) struct C;\n#[cfg(test)]\nmod tests { use crate::d::D; }\n");
+    write(
+        "src/b.rs",
+        "pub struct B;\nfn f() -> crate::a::A { crate::a::A }\n",
+    );
+    write(
+        "src/c.rs",
+        "pub(crate) struct C;\n#[cfg(test)]\nmod tests { use crate::d::D; }\n",
+    );
     write("src/d.rs", "use crate::c::C;\npub(crate) struct D;\n");
     write("src/inner/mod.rs", "mod x;\npub use x::X;\npub struct Y;\n");
     write("src/inner/x.rs", "pub struct X(super::Y);\n");

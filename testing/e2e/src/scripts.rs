@@ -64,7 +64,10 @@ pub fn assert_ctrl_c_stops_everything(script: &mut ChildGuard, ports: &[u16], wo
     let left = processes_in_group(script.pid());
     assert!(left.is_empty(), "processes left behind: {left:?}");
     for port in ports {
-        assert!(!crate::net::port_accepts(*port), "port {port} is still open");
+        assert!(
+            !crate::net::port_accepts(*port),
+            "port {port} is still open"
+        );
     }
     assert!(!work_dir.exists(), "{} was removed", work_dir.display());
 }

@@ -41,7 +41,10 @@ fn dev_script_serves_a_working_login_and_stops_everything_on_ctrl_c() {
         },
     );
     let front = format!("http://127.0.0.1:{port}");
-    assert!(banner.contains(&format!("open      {front}/")), "{banner:?}");
+    assert!(
+        banner.contains(&format!("open      {front}/")),
+        "{banner:?}"
+    );
     assert!(
         banner.iter().any(|l| l.starts_with("log in    as alice")),
         "a user name to log in with: {banner:?}"
@@ -72,7 +75,10 @@ fn dev_script_serves_a_working_login_and_stops_everything_on_ctrl_c() {
     }
 
     let idp_port = port + 1;
-    assert!(e2e::net::port_accepts(idp_port), "the IdP is on the next port");
+    assert!(
+        e2e::net::port_accepts(idp_port),
+        "the IdP is on the next port"
+    );
     assert_ctrl_c_stops_everything(&mut script, &[port, idp_port], &work_dir);
 }
 

@@ -17,8 +17,8 @@ use std::time::{Duration, Instant};
 use e2e::fake_idp::{
     CallbackIss, ClaimEdits, EC_KID, Endpoint, FakeIdp, Fault, HeaderKid, KeyKind, RSA_KID, Signer,
 };
-use e2e::rig::{Rig, RigOptions};
 use e2e::oidc::decode_jwt;
+use e2e::rig::{Rig, RigOptions};
 use e2e::{Browser, Response};
 use serde_json::json;
 
@@ -121,7 +121,11 @@ fn a_jwt_access_token_is_shown_decoded_and_an_opaque_one_as_opaque() {
     let claims: serde_json::Value =
         serde_json::from_str(&page.text_by_id("access-token-claims").expect("claims")).unwrap();
     let token = page.text_by_id("access-token").expect("the access token");
-    assert_eq!((header, claims), decode_jwt(&token), "the token's own header and claims");
+    assert_eq!(
+        (header, claims),
+        decode_jwt(&token),
+        "the token's own header and claims"
+    );
 
     let mut rig = Rig::start();
     let page = rig.login();

@@ -285,10 +285,7 @@ fn v3_exercise(replicas: usize, config: impl FnOnce(&str) -> String) {
             page.text_by_id("store").as_deref(),
             Some("Redis: shared by every replica")
         );
-        assert_eq!(
-            page.text_by_id("store-key"),
-            Some(session_key(&session_id))
-        );
+        assert_eq!(page.text_by_id("store-key"), Some(session_key(&session_id)));
         seen.push(pod);
         last_page = Some(page);
     }
@@ -452,6 +449,9 @@ fn exercise_script_runs_v3_and_cleans_up_on_ctrl_c() {
     assert_eq!(host_ports.len(), 2, "{banner:?}");
     assert!(work_dir.is_dir());
 
-    let ports: Vec<u16> = [front_port, redis_port].into_iter().chain(host_ports).collect();
+    let ports: Vec<u16> = [front_port, redis_port]
+        .into_iter()
+        .chain(host_ports)
+        .collect();
     e2e::scripts::assert_ctrl_c_stops_everything(&mut script, &ports, &work_dir);
 }

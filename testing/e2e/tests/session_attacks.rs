@@ -17,8 +17,8 @@ use std::time::Instant;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use e2e::fake_idp::{Endpoint, FakeIdp};
-use e2e::rig::{Rig, RigOptions};
 use e2e::records::{ID_CHARS, SECRET_CHARS, ended_key, login_key, session_key, ticket_parts};
+use e2e::rig::{Rig, RigOptions};
 use e2e::{Browser, Cookie, Host, Response};
 use url::Url;
 

@@ -13,7 +13,7 @@ use oidc_client::config::Config;
 use oidc_client::oidc::{jwks, transaction};
 use oidc_client::ports::{HttpClient, HttpError, HttpRequest, HttpResponse, KeyValue, Random};
 use oidc_client::secret::{AccessToken, IdToken, RefreshToken};
-use oidc_client::session::{Identity, Lifetimes, PrettyJson, Sessions, Tokens};
+use oidc_client::session::{Identity, Lifetimes, Origin, PrettyJson, Sessions, Tokens};
 use oidc_client::session_index;
 pub use oidc_client::testing::CountingRandom;
 use oidc_client::testing::{FixedClock, MapVars, MemoryStore};
@@ -241,10 +241,12 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         refresh_token: Some(RefreshToken::new(REFRESH_TOKEN)),
         token_type: "Bearer".into(),
         access_token_expires_at: Some(NOW + 300),
+        access_token_jwt: None,
+        id_token_expires_at: Some(NOW + 300),
         scope: Some("openid profile".into()),
     };
     let (session, record) = sessions
-        .create(identity, tokens)
+        .create(identity, tokens, Origin::default())
         .expect("the memory store is up");
     // As the callback does: a back-channel logout finds the session through these.
     session_index::add(&kv, &record.identity.index_keys(), session.id())

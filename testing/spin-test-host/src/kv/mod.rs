@@ -17,7 +17,6 @@ use std::sync::Arc;
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 
-
 /// Spin's runtime config file; only key-value stores and the state directory
 /// are supported, and any other section is refused rather than silently
 /// ignored.
