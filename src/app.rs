@@ -35,6 +35,7 @@ const ROUTES: &[(&str, &[(&str, Handler)])] = &[
     ("/user", &[("GET", handlers::user::show)]),
     ("/refresh", &[("POST", handlers::refresh::refresh)]),
     ("/logout", &[("POST", handlers::logout::logout)]),
+    ("/jwks.json", &[("GET", handlers::client_jwks::show)]),
     (
         "/backchannel-logout",
         &[("POST", handlers::backchannel::receive)],

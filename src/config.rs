@@ -3,6 +3,7 @@
 //! A missing or invalid setting is reported with the variable's name, so an
 //! operator sees at once what to fix; the secret's value is never echoed.
 
+use crate::client_key::ClientPrivateKey;
 use crate::ports::Variables;
 use crate::secret::ClientSecret;
 use url::Url;
@@ -34,6 +35,8 @@ fn example(variable: &str) -> &'static str {
     match variable {
         "client_id" => "client1",
         "client_secret" => "<the secret from the IdP's client credentials>",
+        "token_endpoint_auth_method" => "private_key_jwt",
+        "client_private_key" => "\"$(cat client-key.pem)\"",
         "oidc_issuer_url" => "https://keycloak.example.com/realms/demo",
         "oidc_idp_origin" => "https://keycloak.example.com",
         "client_base_url" => "http://127.0.0.1:3000",
@@ -48,13 +51,69 @@ fn example(variable: &str) -> &'static str {
     }
 }
 
+/// A way of authenticating at the token endpoint (OpenID Connect Core 9),
+/// named as discovery's `token_endpoint_auth_methods_supported` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenAuthMethod {
+    /// The client secret in HTTP Basic.
+    SecretBasic,
+    /// The client secret in the form.
+    SecretPost,
+    /// A JWT signed with the client's private key (RFC 7523).
+    PrivateKeyJwt,
+}
+
+impl TokenAuthMethod {
+    /// The method's registered name.
+    pub fn name(self) -> &'static str {
+        match self {
+            TokenAuthMethod::SecretBasic => "client_secret_basic",
+            TokenAuthMethod::SecretPost => "client_secret_post",
+            TokenAuthMethod::PrivateKeyJwt => "private_key_jwt",
+        }
+    }
+}
+
+/// The client's credential and how it is sent.
+#[derive(Debug, Clone)]
+pub enum ClientAuth {
+    /// The client secret; `fixed` is a secret method from
+    /// `token_endpoint_auth_method`, or `None` to go by discovery.
+    Secret {
+        /// Our password at the IdP.
+        secret: ClientSecret,
+        /// `client_secret_basic` or `client_secret_post`, when chosen.
+        fixed: Option<TokenAuthMethod>,
+    },
+    /// `private_key_jwt`: a fresh assertion signed with this key per request.
+    PrivateKeyJwt(ClientPrivateKey),
+}
+
+impl ClientAuth {
+    /// The method the operator chose, if any (discovery must offer it).
+    pub fn chosen(&self) -> Option<TokenAuthMethod> {
+        match self {
+            ClientAuth::Secret { fixed, .. } => *fixed,
+            ClientAuth::PrivateKeyJwt(_) => Some(TokenAuthMethod::PrivateKeyJwt),
+        }
+    }
+
+    /// The key whose public half `/jwks.json` serves, with `private_key_jwt`.
+    pub fn private_key(&self) -> Option<&ClientPrivateKey> {
+        match self {
+            ClientAuth::PrivateKeyJwt(key) => Some(key),
+            ClientAuth::Secret { .. } => None,
+        }
+    }
+}
+
 /// The checked settings: what the whole component reads.
 #[derive(Debug, Clone)]
 pub struct Config {
     /// Our client id at the IdP.
     pub client_id: String,
-    /// Our password at the IdP's token endpoint.
-    pub client_secret: ClientSecret,
+    /// How we prove who we are at the IdP's token endpoint.
+    pub client_auth: ClientAuth,
     /// The issuer identifier exactly as configured (and as discovery must echo it).
     pub issuer: String,
     /// `scheme://host[:port]` that outbound calls are confined to.
@@ -82,10 +141,7 @@ impl Config {
     pub fn load(vars: &dyn Variables) -> Result<Config, ConfigError> {
         let client_id = required(vars, "client_id")?;
         check_printable("client_id", &client_id, 256)?;
-        let client_secret = ClientSecret::new(required(vars, "client_secret")?);
-        if client_secret.expose().len() > 1024 {
-            return Err(invalid("client_secret", "is longer than 1024 bytes"));
-        }
+        let client_auth = client_auth(vars)?;
 
         let issuer = required(vars, "oidc_issuer_url")?;
         let issuer_url = parse_http_url("oidc_issuer_url", &issuer)?;
@@ -117,7 +173,7 @@ impl Config {
 
         Ok(Config {
             client_id,
-            client_secret,
+            client_auth,
             issuer: issuer.trim().to_owned(),
             idp_origin: origin_url.origin().ascii_serialization(),
             base_url,
@@ -152,6 +208,52 @@ impl Config {
             .map(|u| u.origin().ascii_serialization())
             .unwrap_or_default()
     }
+}
+
+/// `token_endpoint_auth_method` with the credential it needs: `client_secret`
+/// for the secret methods (and when unset), `client_private_key` for
+/// `private_key_jwt`; a key without that method is a mistake worth naming.
+fn client_auth(vars: &dyn Variables) -> Result<ClientAuth, ConfigError> {
+    const METHOD: &str = "token_endpoint_auth_method";
+    const KEY: &str = "client_private_key";
+    let method = match lookup(vars, METHOD)?.as_deref().map(str::trim) {
+        None => None,
+        Some("client_secret_basic") => Some(TokenAuthMethod::SecretBasic),
+        Some("client_secret_post") => Some(TokenAuthMethod::SecretPost),
+        Some("private_key_jwt") => Some(TokenAuthMethod::PrivateKeyJwt),
+        Some(_) => {
+            return Err(invalid(
+                METHOD,
+                "must be client_secret_basic, client_secret_post or private_key_jwt",
+            ));
+        }
+    };
+    let key = lookup(vars, KEY)?;
+    if method == Some(TokenAuthMethod::PrivateKeyJwt) {
+        let key = key.ok_or(ConfigError {
+            variable: KEY,
+            problem: "is not set (token_endpoint_auth_method is private_key_jwt)".into(),
+        })?;
+        if key.len() > 8192 {
+            return Err(invalid(KEY, "is longer than 8192 bytes"));
+        }
+        let key = ClientPrivateKey::parse(&key).map_err(|problem| invalid(KEY, &problem))?;
+        return Ok(ClientAuth::PrivateKeyJwt(key));
+    }
+    if key.is_some() {
+        return Err(invalid(
+            METHOD,
+            "is not private_key_jwt, yet client_private_key is set",
+        ));
+    }
+    let secret = ClientSecret::new(required(vars, "client_secret")?);
+    if secret.expose().len() > 1024 {
+        return Err(invalid("client_secret", "is longer than 1024 bytes"));
+    }
+    Ok(ClientAuth::Secret {
+        secret,
+        fixed: method,
+    })
 }
 
 fn lookup(vars: &dyn Variables, name: &'static str) -> Result<Option<String>, ConfigError> {
@@ -317,6 +419,68 @@ mod tests {
             err.contains("idp_timeout") && err.contains("between 1 and 300"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_token_endpoint_auth_method_picks_the_credential() {
+        assert!(matches!(
+            config().client_auth,
+            ClientAuth::Secret { fixed: None, .. }
+        ));
+        let mut v = vars();
+        v.0.insert(
+            "token_endpoint_auth_method".into(),
+            "client_secret_post".into(),
+        );
+        assert_eq!(
+            Config::load(&v).unwrap().client_auth.chosen(),
+            Some(TokenAuthMethod::SecretPost)
+        );
+        v.0.insert(
+            "token_endpoint_auth_method".into(),
+            "private_key_jwt".into(),
+        );
+        v.0.insert(
+            "client_private_key".into(),
+            test_support::client_keys::P256_JWK.into(),
+        );
+        v.0.remove("client_secret");
+        let c = Config::load(&v).unwrap();
+        assert_eq!(c.client_auth.chosen(), Some(TokenAuthMethod::PrivateKeyJwt));
+        assert!(c.client_auth.private_key().is_some());
+
+        v.0.insert(
+            "token_endpoint_auth_method".into(),
+            "client_secret_jwt".into(),
+        );
+        let err = Config::load(&v).unwrap_err();
+        assert_eq!(err.variable, "token_endpoint_auth_method");
+        assert!(
+            err.to_string()
+                .contains("--variable token_endpoint_auth_method=private_key_jwt")
+        );
+    }
+
+    #[test]
+    fn a_key_error_names_client_private_key_and_never_echoes_it() {
+        let mut v = vars();
+        v.0.insert(
+            "token_endpoint_auth_method".into(),
+            "private_key_jwt".into(),
+        );
+        v.0.insert(
+            "client_private_key".into(),
+            test_support::client_keys::P384_JWK.into(),
+        );
+        let err = Config::load(&v).unwrap_err();
+        assert_eq!(err.variable, "client_private_key");
+        let shown = err.to_string();
+        assert!(
+            shown.contains("P-384") && !shown.contains("\"d\""),
+            "{shown}"
+        );
+        v.0.insert("client_private_key".into(), "k".repeat(9000));
+        assert!(!Config::load(&v).unwrap_err().to_string().contains("kkkk"));
     }
 
     #[test]

@@ -35,6 +35,10 @@ struct IdpState {
     access_counter: u32,
     /// Every token it issued (access, refresh and ID tokens).
     issued: Vec<String>,
+    /// With private_key_jwt: the token endpoint takes no Basic credentials.
+    private_key_jwt: bool,
+    /// The form of every token and revocation request, oldest first.
+    client_forms: Vec<HashMap<String, String>>,
 }
 
 struct World {
@@ -73,11 +77,12 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
             ),
             "/realms/demo/token" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
-                assert!(
-                    req.headers()["authorization"]
-                        .to_str()
-                        .unwrap()
-                        .starts_with("Basic ")
+                s.client_forms.push(form(&body));
+                assert_eq!(
+                    req.headers()
+                        .get("authorization")
+                        .is_some_and(|a| a.to_str().unwrap().starts_with("Basic ")),
+                    !s.private_key_jwt
                 );
                 if body.contains("grant_type=refresh_token") {
                     if let Some(err) = s.refresh_error {
@@ -117,6 +122,7 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
             }
             "/realms/demo/revoke" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
+                s.client_forms.push(form(&body));
                 assert!(
                     body.contains("token=rt-1-Qz9")
                         && body.contains("token_type_hint=refresh_token"),
@@ -146,6 +152,8 @@ impl World {
             code_error: None,
             access_counter: 0,
             issued: Vec::new(),
+            private_key_jwt: false,
+            client_forms: Vec::new(),
         }));
         World {
             kv: MemoryStore::new(),
@@ -258,6 +266,12 @@ impl World {
         let at = page.find("name=\"csrf\" value=\"").unwrap() + 19;
         page[at..at + 43].to_owned()
     }
+}
+
+fn form(body: &str) -> HashMap<String, String> {
+    url::form_urlencoded::parse(body.as_bytes())
+        .into_owned()
+        .collect()
 }
 
 fn urlencode(s: &str) -> String {
@@ -1149,4 +1163,112 @@ fn the_user_page_says_where_the_session_lives_and_when_tokens_expire() {
     let header: Value = serde_json::from_slice(line).unwrap();
     assert_eq!(header["created_by"], "replica-7");
     assert_eq!(header["store"], "spin-sqlite");
+}
+
+/// A world whose client authenticates with `private_key_jwt` and no secret.
+fn world_with_private_key(key: &str) -> World {
+    let mut w = World::new();
+    w.vars.0.remove("client_secret");
+    w.vars.0.insert(
+        "token_endpoint_auth_method".into(),
+        "private_key_jwt".into(),
+    );
+    w.vars.0.insert("client_private_key".into(), key.into());
+    w.idp.borrow_mut().private_key_jwt = true;
+    w
+}
+
+#[test]
+fn private_key_jwt_sends_a_fresh_assertion_on_code_refresh_and_revocation() {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::JwkSet};
+    use test_support::client_keys::{P256_D, P256_PEM, P256_THUMBPRINT};
+    let mut w = world_with_private_key(P256_PEM);
+    let jwks = w.get("/jwks.json");
+    assert_eq!(jwks.status, 200);
+    assert_eq!(jwks.header("content-type"), Some("application/json"));
+    assert_eq!(jwks.header("cache-control"), Some("public, max-age=300"));
+    assert!(!jwks.body_text().contains(P256_D));
+    let set: JwkSet = serde_json::from_slice(&jwks.body).unwrap();
+    assert_eq!(set.keys.len(), 1);
+    assert_eq!(set.keys[0].common.key_id.as_deref(), Some(P256_THUMBPRINT));
+    let key = DecodingKey::from_jwk(&set.keys[0]).unwrap();
+
+    w.login();
+    let csrf = w.csrf();
+    w.post("/refresh", &format!("csrf={csrf}"));
+    w.post("/logout", &format!("csrf={csrf}"));
+    let forms = w.idp.borrow().client_forms.clone();
+    assert_eq!(forms.len(), 3, "code, refresh and revocation");
+    let mut jtis = Vec::new();
+    for f in &forms {
+        assert_eq!(f["client_id"], "client1");
+        assert!(!f.contains_key("client_secret"));
+        assert_eq!(
+            f["client_assertion_type"],
+            "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+        );
+        let mut v = Validation::new(Algorithm::ES256);
+        v.set_audience(&[ISS]);
+        v.set_issuer(&["client1"]);
+        v.validate_exp = false;
+        let claims = jsonwebtoken::decode::<Value>(&f["client_assertion"], &key, &v)
+            .expect("signed by the key /jwks.json publishes")
+            .claims;
+        assert_eq!(claims["sub"], "client1");
+        assert_eq!(claims["iat"], NOW);
+        assert_eq!(claims["exp"], NOW + 60);
+        jtis.push(claims["jti"].clone());
+    }
+    jtis.dedup();
+    assert_eq!(jtis.len(), 3, "one fresh assertion per request");
+}
+
+#[test]
+fn jwks_json_is_404_without_private_key_jwt() {
+    let mut w = World::new();
+    let r = w.get("/jwks.json");
+    assert_eq!(r.status, 404);
+    assert!(r.body_text().contains("does not use private_key_jwt"));
+}
+
+#[test]
+fn an_unusable_private_key_names_the_variable_and_fails_readyz() {
+    use test_support::client_keys::{P256_PEM, P384_PEM};
+    for (key, problem) in [
+        (P384_PEM, "is an EC key on curve P-384"),
+        ("not a key at all", "is neither a PKCS#8 PEM"),
+    ] {
+        let mut w = world_with_private_key(key);
+        assert_eq!(w.get("/readyz").status, 503);
+        for path in ["/jwks.json", "/"] {
+            let r = w.get(path);
+            assert_eq!(r.status, 503, "{path}");
+            let page = r.body_text();
+            assert!(
+                page.contains("client_private_key") && page.contains(problem),
+                "{page}"
+            );
+            assert!(
+                !page.contains("MIG") && !page.contains("not a key at all"),
+                "{page}"
+            );
+        }
+    }
+    // The method without a key, and a key without the method.
+    let mut w = world_with_private_key(P256_PEM);
+    w.vars.0.remove("client_private_key");
+    assert!(
+        w.get("/")
+            .body_text()
+            .contains("`client_private_key` is not set")
+    );
+    let mut w = World::new();
+    w.vars
+        .0
+        .insert("client_private_key".into(), P256_PEM.into());
+    assert!(
+        w.get("/")
+            .body_text()
+            .contains("`token_endpoint_auth_method` is not private_key_jwt")
+    );
 }

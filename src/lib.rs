@@ -12,7 +12,8 @@
 //! - the domain: [`oidc`] (the protocol), [`session`] (server-side sessions,
 //!   sealed with the cookie's [`ticket`]), [`session_index`] (back-channel
 //!   logout), `lock` and `upkeep` (built on the store's atomic increment),
-//!   [`config`], [`cookies`], [`keys`], [`secret`];
+//!   [`config`], [`client_key`] (`private_key_jwt`), [`cookies`], [`keys`],
+//!   [`secret`];
 //! - [`ports`]: what the app needs of the platform, as traits; `platform`
 //!   implements them on Spin, [`testing`](crate#test-support) with fakes.
 //!
@@ -49,6 +50,7 @@ pub mod request;
 pub mod response;
 
 exported_for_tests! {
+    mod client_key;
     mod cookies;
     mod keys;
     mod lock;

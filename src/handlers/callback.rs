@@ -152,7 +152,7 @@ fn sign_in(
     meta: &ProviderMetadata,
     verified: &VerifiedCallback,
 ) -> Result<(Identity, Tokens), AppError> {
-    let tokens = token::exchange_code(ctx.http, ctx.cfg, meta, verified)?;
+    let tokens = token::exchange_code(&ctx.token_caller(), ctx.cfg, meta, verified)?;
     let Some(raw_id_token) = tokens.id_token.clone() else {
         return Err(OidcError::BadResponse("the token response has no id_token".into()).into());
     };

@@ -8,6 +8,7 @@ use crate::oidc::OidcError;
 use crate::oidc::discovery::{self, ProviderMetadata};
 use crate::oidc::id_token::{self, Expectations, ValidIdToken};
 use crate::oidc::jwks::KeySet;
+use crate::oidc::token;
 use crate::pages::Header;
 use crate::ports::{Clock, HttpClient, KeyValue, Random, StoreError};
 use crate::request::Request;
@@ -99,6 +100,15 @@ impl Ctx<'_> {
             title: &self.cfg.client_title,
             pod: &self.cfg.pod_name,
             now: self.clock.now(),
+        }
+    }
+
+    /// What a token, refresh or revocation request needs of the platform.
+    pub(crate) fn token_caller(&self) -> token::Caller<'_> {
+        token::Caller {
+            http: self.http,
+            clock: self.clock,
+            rng: self.rng,
         }
     }
 

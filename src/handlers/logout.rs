@@ -56,7 +56,7 @@ pub(crate) fn logout(req: &Request, ctx: &Ctx) -> AppResult {
 /// Best effort: an offline grant would otherwise outlive the logout at the IdP.
 fn revoke_refresh_token(ctx: &Ctx, meta: &ProviderMetadata, session: &Session) {
     if let (Some(endpoint), Some(rt)) = (&meta.revocation_endpoint, &session.tokens.refresh_token)
-        && let Err(e) = token::revoke(ctx.http, ctx.cfg, meta, endpoint, rt)
+        && let Err(e) = token::revoke(&ctx.token_caller(), ctx.cfg, meta, endpoint, rt)
     {
         log_line!("logout: could not revoke the refresh token: {e:?}");
     }

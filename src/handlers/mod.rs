@@ -3,6 +3,7 @@
 
 pub(crate) mod backchannel;
 pub(crate) mod callback;
+pub(crate) mod client_jwks;
 mod context;
 mod csrf;
 mod errors;

@@ -114,7 +114,7 @@ fn refresh_held(
             Err(e) => e.into(),
         }
     };
-    let fresh = match token::refresh(ctx.http, ctx.cfg, meta, &refresh_token) {
+    let fresh = match token::refresh(&ctx.token_caller(), ctx.cfg, meta, &refresh_token) {
         Ok(t) => t,
         Err(TokenError::InvalidGrant) => {
             return Err(end_session(

@@ -6,7 +6,7 @@
 
 use super::cache::{Record, get_json, set_json};
 use super::{OidcError, fetch_json};
-use crate::config::Config;
+use crate::config::{Config, TokenAuthMethod};
 use crate::ports::KeyValue;
 use crate::ports::{Clock, HttpClient};
 use serde::{Deserialize, Serialize};
@@ -46,23 +46,27 @@ pub struct ProviderMetadata {
     pub authorization_response_iss_parameter_supported: Option<bool>,
 }
 
-/// How the client secret goes to the token endpoint.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientAuth {
-    /// HTTP Basic (`client_secret_basic`).
-    Basic,
-    /// In the form (`client_secret_post`).
-    Post,
-}
-
 impl ProviderMetadata {
-    /// client_secret_basic when offered (the spec's default when the list is absent), else client_secret_post.
-    pub fn client_auth(&self) -> Result<ClientAuth, OidcError> {
-        match &self.token_endpoint_auth_methods_supported {
-            None => Ok(ClientAuth::Basic),
-            Some(m) if m.iter().any(|m| m == "client_secret_basic") => Ok(ClientAuth::Basic),
-            Some(m) if m.iter().any(|m| m == "client_secret_post") => Ok(ClientAuth::Post),
-            Some(_) => Err(OidcError::BadResponse(
+    /// The operator's method when the IdP offers it (or does not say);
+    /// without one, client_secret_basic when offered (the spec's default when
+    /// the list is absent), else client_secret_post.
+    pub fn client_auth(
+        &self,
+        chosen: Option<TokenAuthMethod>,
+    ) -> Result<TokenAuthMethod, OidcError> {
+        let offered = self.token_endpoint_auth_methods_supported.as_deref();
+        let offers = |m: TokenAuthMethod| offered.is_none_or(|o| o.iter().any(|n| n == m.name()));
+        match chosen {
+            Some(m) if offers(m) => Ok(m),
+            Some(m) => Err(OidcError::BadResponse(format!(
+                "the token endpoint does not offer {} (token_endpoint_auth_method)",
+                m.name()
+            ))),
+            None if offered.is_none() || offers(TokenAuthMethod::SecretBasic) => {
+                Ok(TokenAuthMethod::SecretBasic)
+            }
+            None if offers(TokenAuthMethod::SecretPost) => Ok(TokenAuthMethod::SecretPost),
+            None => Err(OidcError::BadResponse(
                 "the token endpoint supports neither client_secret_basic nor client_secret_post"
                     .into(),
             )),
@@ -121,7 +125,7 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
             "the IdP does not support PKCE S256".into(),
         ));
     }
-    meta.client_auth()?;
+    meta.client_auth(cfg.client_auth.chosen())?;
     Ok(meta)
 }
 
@@ -190,7 +194,7 @@ mod tests {
     fn parses_a_good_document() {
         let m = parse(doc(), &config()).unwrap();
         assert_eq!(m.token_endpoint, "https://idp.example/realms/demo/token");
-        assert_eq!(m.client_auth().unwrap(), ClientAuth::Basic);
+        assert_eq!(m.client_auth(None).unwrap(), TokenAuthMethod::SecretBasic);
     }
 
     fn rejected(mutate: impl FnOnce(&mut serde_json::Value)) -> String {
@@ -252,8 +256,27 @@ mod tests {
         let mut d = doc();
         d["token_endpoint_auth_methods_supported"] = json!(["client_secret_post"]);
         assert_eq!(
-            parse(d, &config()).unwrap().client_auth().unwrap(),
-            ClientAuth::Post
+            parse(d, &config()).unwrap().client_auth(None).unwrap(),
+            TokenAuthMethod::SecretPost
+        );
+    }
+
+    #[test]
+    fn a_chosen_method_must_be_offered_when_the_idp_lists_methods() {
+        use TokenAuthMethod::*;
+        let mut m = parse(doc(), &config()).unwrap();
+        // No list: the operator's choice stands.
+        assert_eq!(m.client_auth(Some(PrivateKeyJwt)).unwrap(), PrivateKeyJwt);
+        m.token_endpoint_auth_methods_supported =
+            Some(vec!["client_secret_basic".into(), "private_key_jwt".into()]);
+        assert_eq!(m.client_auth(Some(PrivateKeyJwt)).unwrap(), PrivateKeyJwt);
+        assert_eq!(m.client_auth(None).unwrap(), SecretBasic);
+        assert_eq!(
+            m.client_auth(Some(SecretPost)).unwrap_err(),
+            OidcError::BadResponse(
+                "the token endpoint does not offer client_secret_post (token_endpoint_auth_method)"
+                    .into()
+            )
         );
     }
 

@@ -1,11 +1,14 @@
-//! The token endpoint (code exchange and refresh), through the `oauth2` crate
-//! over our own HTTP port, authenticating as discovery allows.
+//! The token endpoint (code exchange and refresh) and revocation, through the
+//! `oauth2` crate over our own HTTP port, authenticating as configured: with
+//! the client secret as discovery allows, or with a fresh `private_key_jwt`
+//! assertion on every request (`oauth2` has no such method, so the assertion
+//! rides as extra form parameters next to the `client_id` it sends).
 
 use super::OidcError;
-use super::discovery::{ClientAuth, ProviderMetadata};
+use super::discovery::ProviderMetadata;
 use super::transaction::{LoginTransaction, VerifiedCallback};
-use crate::config::Config;
-use crate::ports::{HttpClient, HttpError, HttpRequest, HttpResponse};
+use crate::config::{ClientAuth, Config, TokenAuthMethod};
+use crate::ports::{Clock, HttpClient, HttpError, HttpRequest, HttpResponse, Random};
 use crate::secret::{AccessToken, RefreshToken};
 use oauth2::basic::{
     BasicErrorResponse, BasicErrorResponseType, BasicRevocationErrorResponse,
@@ -65,12 +68,7 @@ impl From<OidcError> for TokenError {
 }
 
 fn client(cfg: &Config, meta: &ProviderMetadata) -> Result<OidcClient<EndpointNotSet>, OidcError> {
-    let auth_type = match meta.client_auth()? {
-        ClientAuth::Basic => AuthType::BasicAuth,
-        ClientAuth::Post => AuthType::RequestBody,
-    };
-    Ok(oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
-        .set_client_secret(ClientSecret::new(cfg.client_secret.expose().to_owned()))
+    let client = oauth2::Client::new(ClientId::new(cfg.client_id.clone()))
         .set_token_uri(
             TokenUrl::new(meta.token_endpoint.clone())
                 .map_err(|_| OidcError::BadResponse("token_endpoint is not a URL".into()))?,
@@ -78,8 +76,49 @@ fn client(cfg: &Config, meta: &ProviderMetadata) -> Result<OidcClient<EndpointNo
         .set_redirect_uri(
             RedirectUrl::new(cfg.redirect_uri())
                 .map_err(|_| OidcError::BadResponse("bad redirect URI".into()))?,
-        )
-        .set_auth_type(auth_type))
+        );
+    let method = meta.client_auth(cfg.client_auth.chosen())?;
+    Ok(match &cfg.client_auth {
+        ClientAuth::Secret { secret, .. } => client
+            .set_client_secret(ClientSecret::new(secret.expose().to_owned()))
+            .set_auth_type(if method == TokenAuthMethod::SecretPost {
+                AuthType::RequestBody
+            } else {
+                AuthType::BasicAuth
+            }),
+        // No secret: `oauth2` puts `client_id` in the form, beside the assertion.
+        ClientAuth::PrivateKeyJwt(_) => client.set_auth_type(AuthType::RequestBody),
+    })
+}
+
+/// RFC 7523 section 2.2's `client_assertion_type`.
+const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The form parameters of one fresh client assertion, with `private_key_jwt`;
+/// none with a client secret. Its audience is the issuer identifier.
+fn assertion_params(
+    cfg: &Config,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+) -> Vec<(&'static str, String)> {
+    match cfg.client_auth.private_key() {
+        None => Vec::new(),
+        Some(key) => vec![
+            ("client_assertion_type", JWT_BEARER.to_owned()),
+            (
+                "client_assertion",
+                key.assertion(&cfg.client_id, &cfg.issuer, clock.now(), rng),
+            ),
+        ],
+    }
+}
+
+/// The platform a token-endpoint call uses: the IdP, and for an assertion the
+/// time and randomness.
+pub struct Caller<'a> {
+    pub http: &'a dyn HttpClient,
+    pub clock: &'a dyn Clock,
+    pub rng: &'a dyn Random,
 }
 
 /// The URL that sends the browser to the IdP for this login transaction.
@@ -170,38 +209,47 @@ fn into_token_set(r: OidcTokenResponse) -> Result<TokenSet, TokenError> {
 
 /// Exchanges the authorization code; only a verified callback can do this.
 pub fn exchange_code(
-    http: &dyn HttpClient,
+    caller: &Caller,
     cfg: &Config,
     meta: &ProviderMetadata,
     callback: &VerifiedCallback,
 ) -> Result<TokenSet, TokenError> {
-    let response = client(cfg, meta)?
+    let client = client(cfg, meta)?;
+    let mut request = client
         .exchange_code(AuthorizationCode::new(callback.code.expose().to_owned()))
         .set_pkce_verifier(PkceCodeVerifier::new(
             callback.txn.pkce_verifier.expose().to_owned(),
-        ))
-        .request(&send_with(http))
+        ));
+    for (name, value) in assertion_params(cfg, caller.clock, caller.rng) {
+        request = request.add_extra_param(name, value);
+    }
+    let response = request
+        .request(&send_with(caller.http))
         .map_err(map_error)?;
     into_token_set(response)
 }
 
 pub fn refresh(
-    http: &dyn HttpClient,
+    caller: &Caller,
     cfg: &Config,
     meta: &ProviderMetadata,
     refresh_token: &RefreshToken,
 ) -> Result<TokenSet, TokenError> {
     let token = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
-    let response = client(cfg, meta)?
-        .exchange_refresh_token(&token)
-        .request(&send_with(http))
+    let client = client(cfg, meta)?;
+    let mut request = client.exchange_refresh_token(&token);
+    for (name, value) in assertion_params(cfg, caller.clock, caller.rng) {
+        request = request.add_extra_param(name, value);
+    }
+    let response = request
+        .request(&send_with(caller.http))
         .map_err(map_error)?;
     into_token_set(response)
 }
 
 /// Revokes a refresh token (RFC 7009), so an offline grant does not outlive logout.
 pub fn revoke(
-    http: &dyn HttpClient,
+    caller: &Caller,
     cfg: &Config,
     meta: &ProviderMetadata,
     endpoint: &str,
@@ -212,11 +260,15 @@ pub fn revoke(
     let token = StandardRevocableToken::RefreshToken(oauth2::RefreshToken::new(
         refresh_token.expose().to_owned(),
     ));
-    client(cfg, meta)?
-        .set_revocation_url(url)
+    let client = client(cfg, meta)?.set_revocation_url(url);
+    let mut request = client
         .revoke_token(token)
-        .map_err(|_| OidcError::BadResponse("cannot revoke this token".into()))?
-        .request(&send_with(http))
+        .map_err(|_| OidcError::BadResponse("cannot revoke this token".into()))?;
+    for (name, value) in assertion_params(cfg, caller.clock, caller.rng) {
+        request = request.add_extra_param(name, value);
+    }
+    request
+        .request(&send_with(caller.http))
         .map_err(|e| match e {
             RequestTokenError::Request(e) => OidcError::Transport(e),
             _ => OidcError::BadResponse("the revocation endpoint refused".into()),
