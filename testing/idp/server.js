@@ -61,12 +61,17 @@ if (issuerPath !== '' && !issuerPath.startsWith('/')) issuerPath = `/${issuerPat
 const origin = `http://127.0.0.1:${port}`;
 const issuer = `${origin}${issuerPath}`;
 
+const tokenAuthMethod = process.env.IDP_TOKEN_AUTH_METHOD || 'client_secret_basic';
+// private_key_jwt (RFC 7523): client1 has no secret; its public keys come from
+// IDP_CLIENT_JWKS_URI (the component's /jwks.json), fetched when an assertion arrives.
+const privateKeyJwt = tokenAuthMethod === 'private_key_jwt';
+const clientJwksUri = process.env.IDP_CLIENT_JWKS_URI || undefined;
+if (privateKeyJwt && !clientJwksUri) fail('IDP_CLIENT_JWKS_URI must be set with IDP_TOKEN_AUTH_METHOD=private_key_jwt');
 const clientSecret = process.env.IDP_CLIENT_SECRET;
-if (!clientSecret) fail('IDP_CLIENT_SECRET must be set');
+if (!clientSecret && !privateKeyJwt) fail('IDP_CLIENT_SECRET must be set');
 const redirectUris = list('IDP_REDIRECT_URIS');
 if (redirectUris.length === 0) fail('IDP_REDIRECT_URIS must list at least one redirect URI');
 const postLogoutRedirectUris = list('IDP_POST_LOGOUT_REDIRECT_URIS');
-const tokenAuthMethod = process.env.IDP_TOKEN_AUTH_METHOD || 'client_secret_basic';
 const backchannelLogoutUri = process.env.IDP_BACKCHANNEL_LOGOUT_URI || undefined;
 const idTokenAlg = process.env.IDP_ID_TOKEN_SIGNING_ALG || 'RS256';
 // Refresh-token rotation for every client: each refresh grant consumes the refresh
@@ -107,7 +112,7 @@ function capitalise(login) {
 
 const client = {
   client_id: 'client1',
-  client_secret: clientSecret,
+  ...(privateKeyJwt ? { jwks_uri: clientJwksUri } : { client_secret: clientSecret }),
   client_name: 'Spin OIDC client (e2e)',
   redirect_uris: redirectUris,
   post_logout_redirect_uris: postLogoutRedirectUris,
@@ -215,6 +220,20 @@ provider.use(async (ctx, next) => {
   if (refreshDelayMs > 0) await new Promise((resolve) => { setTimeout(resolve, refreshDelayMs); });
 });
 step(`refresh tokens ${rotateRefreshTokens ? 'rotate on every use' : 'rotate by the default rule'}; refresh answers held back ${refreshDelayMs} ms`);
+
+// How the client authenticated at the token and revocation endpoints, one line each:
+// `idp: client auth <route>: basic=<yes|no> client_secret=<yes|no> client_assertion=<yes|no> -> <status>`
+// (never the values), so a test can check that a private_key_jwt client never sends
+// a secret.
+provider.use(async (ctx, next) => {
+  await next();
+  const route = ctx.oidc?.route;
+  if (route !== 'token' && route !== 'revocation') return;
+  const params = ctx.oidc.params ?? {};
+  const yes = (v) => (v ? 'yes' : 'no');
+  const basic = /^basic /i.test(ctx.headers.authorization ?? '');
+  console.error(`idp: client auth ${route}: basic=${yes(basic)} client_secret=${yes(params.client_secret)} client_assertion=${yes(params.client_assertion)} -> ${ctx.status}`);
+});
 
 const callback = provider.callback();
 

@@ -23,6 +23,8 @@ pub struct IdpOptions {
     pub post_logout_redirect_uris: Vec<String>,
     /// `IDP_TOKEN_AUTH_METHOD`; None: the IdP's default, client_secret_basic.
     pub token_auth_method: Option<String>,
+    /// `IDP_CLIENT_JWKS_URI`: client1's `jwks_uri`, with `private_key_jwt`.
+    pub client_jwks_uri: Option<String>,
     /// `IDP_BACKCHANNEL_LOGOUT_URI`; enables back-channel logout for client1.
     pub backchannel_logout_uri: Option<String>,
     /// `IDP_ISSUER_PATH`; None: the IdP's default, `/realms/demo`.
@@ -50,6 +52,7 @@ impl Default for IdpOptions {
             redirect_uris: Vec::new(),
             post_logout_redirect_uris: Vec::new(),
             token_auth_method: None,
+            client_jwks_uri: None,
             backchannel_logout_uri: None,
             issuer_path: None,
             rotate_refresh_tokens: false,
@@ -169,6 +172,9 @@ impl Idp {
             .env("NO_COLOR", "1");
         if let Some(method) = &o.token_auth_method {
             command.env("IDP_TOKEN_AUTH_METHOD", method);
+        }
+        if let Some(uri) = &o.client_jwks_uri {
+            command.env("IDP_CLIENT_JWKS_URI", uri);
         }
         if let Some(uri) = &o.backchannel_logout_uri {
             command.env("IDP_BACKCHANNEL_LOGOUT_URI", uri);
@@ -291,6 +297,18 @@ impl Idp {
             }));
         }
         statuses
+    }
+
+    /// How the client authenticated at the token and revocation endpoints, one
+    /// entry per request, from the IdP's log lines `idp: client auth <route>:
+    /// basic=.. client_secret=.. client_assertion=.. -> <status>` (the part after
+    /// `client auth `).
+    pub fn client_auth_lines(&self) -> Vec<String> {
+        self.log()
+            .lines()
+            .filter_map(|l| l.strip_prefix("idp: client auth "))
+            .map(str::to_owned)
+            .collect()
     }
 
     /// Stops the IdP (its sessions, grants and keys are gone: they live in memory).
