@@ -170,6 +170,14 @@ fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenError 
         {
             TokenError::InvalidGrant
         }
+        // The operator's to fix (secret, key or registration), so say so.
+        RequestTokenError::ServerResponse(r)
+            if *r.error() == BasicErrorResponseType::InvalidClient =>
+        {
+            TokenError::Failed(OidcError::BadResponse(
+                "the token endpoint refused the client's credentials (invalid_client)".into(),
+            ))
+        }
         RequestTokenError::ServerResponse(r) => {
             TokenError::Failed(OidcError::BadResponse(format!(
                 "the token endpoint refused: {}",

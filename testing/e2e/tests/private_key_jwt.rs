@@ -2,15 +2,22 @@
 //! against the real IdP: client1 is registered at oidc-provider with
 //! `token_endpoint_auth_method: private_key_jwt`, no secret, and a `jwks_uri`
 //! pointing at the component's `/jwks.json`. Login, userinfo, refresh and
-//! logout work; every token request authenticates with an assertion alone; `/jwks.json` shows
-//! exactly the public members of the key; nothing private reaches a log.
+//! logout work; every token request authenticates with an assertion alone;
+//! `/jwks.json` shows exactly the public members of the key; nothing private
+//! reaches a log.
+//!
+//! Against the fake IdP, which checks each assertion as RFC 7523 says (signature
+//! by the registered key, `iss` = `sub` = client id, `aud` = issuer, a minute at
+//! most, a `jti` never seen): code and refresh each carry a fresh one; one the
+//! IdP refuses gives a clear 502 page, no session, and no key material anywhere.
 
 use e2e::Browser;
 use e2e::app::UserPage;
 use e2e::app_stack::{AppStack, StoreKind};
 use e2e::idp::IdpOptions;
+use e2e::rig::{Rig, RigOptions};
 use serde_json::Value;
-use test_support::client_keys::{P256_D, P256_PEM, P256_THUMBPRINT, P256_X, P256_Y};
+use test_support::client_keys::{P256_D, P256_JWK, P256_PEM, P256_THUMBPRINT, P256_X, P256_Y};
 
 const SCOPE: &str = "openid profile email offline_access";
 
@@ -128,5 +135,84 @@ fn login_userinfo_refresh_and_logout_with_private_key_jwt() {
     let logs = format!("{}\n{}", stack.host.log(), stack.idp.log());
     for secret in key_material() {
         assert!(!logs.contains(secret), "key material in a log");
+    }
+}
+
+// ------------------------------------------------- against the fake IdP
+
+/// A rig whose component signs with the test key and whose fake IdP takes
+/// `private_key_jwt` only. The component still has a client secret: it must
+/// not send it.
+fn rig() -> Rig {
+    Rig::start_with(
+        RigOptions::default()
+            .behaviour(|b| b.auth_methods = Some(vec!["private_key_jwt".into()]))
+            .variable("token_endpoint_auth_method", "private_key_jwt")
+            .variable("client_private_key", P256_JWK),
+    )
+}
+
+#[test]
+fn the_fake_idp_accepts_a_fresh_assertion_on_code_and_refresh() {
+    let mut rig = rig();
+    // Registered as an IdP does: from the component's /jwks.json.
+    let published = rig.browser.get(&rig.url("/jwks.json")).json()["keys"][0].clone();
+    rig.idp
+        .configure(|b| b.client_assertion_key = Some(published));
+    let page = rig.login();
+    let refreshed = rig
+        .browser
+        .submit(&page, &page.form_with_action_path("/refresh"));
+    refreshed.assert_redirect(303, &rig.url("/user"));
+    assert_eq!(
+        rig.idp.problems(),
+        Vec::<String>::new(),
+        "protocol violations"
+    );
+    assert_eq!(
+        rig.idp.auth_methods_used(),
+        ["private_key_jwt", "private_key_jwt"]
+    );
+    let claims = rig.idp.client_assertions();
+    assert_eq!(claims.len(), 2);
+    for c in &claims {
+        assert_eq!(c["aud"], rig.idp.issuer());
+        assert_eq!(
+            (&c["iss"], &c["sub"]),
+            (&Value::from("client1"), &Value::from("client1"))
+        );
+    }
+    assert_ne!(
+        claims[0]["jti"], claims[1]["jti"],
+        "a fresh jti per request"
+    );
+}
+
+#[test]
+fn an_assertion_the_idp_rejects_gives_a_clear_page_and_stores_nothing() {
+    let mut rig = rig();
+    // The IdP holds another key under this key's kid: a rotated key it never fetched.
+    rig.idp.configure(|b| {
+        b.client_assertion_key = Some(test_support::ec_other().public_jwk(P256_THUMBPRINT))
+    });
+    let callback = rig.login_callback();
+    rig.assert_refused(
+        &callback,
+        502,
+        "the token endpoint refused the client's credentials (invalid_client)",
+    );
+    assert!(
+        rig.idp
+            .problems()
+            .iter()
+            .any(|p| p.starts_with("client assertion refused: InvalidSignature")),
+        "{:?}",
+        rig.idp.problems()
+    );
+    let logs = rig.host.log();
+    assert!(logs.contains("invalid_client"), "the log says why");
+    for secret in key_material() {
+        assert!(!callback.body.contains(secret), "key material on the page");
+        assert!(!logs.contains(secret), "key material in the log");
     }
 }

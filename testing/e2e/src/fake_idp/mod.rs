@@ -6,7 +6,8 @@
 //! to the `redirect_uri` with `code`, `state` and `iss` (recording the request's nonce,
 //! PKCE challenge and scope), a token endpoint (authorization_code with PKCE checked
 //! against the recorded challenge; refresh_token; client_secret_basic and/or
-//! client_secret_post as discovery advertises), userinfo and an end-session endpoint.
+//! client_secret_post as discovery advertises, or `private_key_jwt` assertions checked
+//! against [`Behaviour::client_assertion_key`]), userinfo and an end-session endpoint.
 //!
 //! What it does is a [`Behaviour`], which a test may change at any time
 //! ([`FakeIdp::configure`]): which key signs and which `kid` the header names, claims to
@@ -231,6 +232,9 @@ pub struct Behaviour {
     /// `token_endpoint_auth_methods_supported`; None leaves it out of discovery (the
     /// spec's default, client_secret_basic). The token endpoint accepts exactly these.
     pub auth_methods: Option<Vec<String>>,
+    /// The client's public JWK that `private_key_jwt` assertions are checked with (what
+    /// a real IdP fetches from the client's `jwks_uri`); None refuses every assertion.
+    pub client_assertion_key: Option<Value>,
     /// `authorization_response_iss_parameter_supported` in discovery.
     pub iss_parameter_supported: bool,
     pub callback_iss: CallbackIss,
@@ -263,6 +267,7 @@ impl Default for Behaviour {
                 "client_secret_basic".to_string(),
                 "client_secret_post".to_string(),
             ]),
+            client_assertion_key: None,
             iss_parameter_supported: true,
             callback_iss: CallbackIss::Correct,
             sub: "alice".to_string(),
@@ -299,6 +304,8 @@ struct State {
     counts: BTreeMap<Endpoint, usize>,
     requests: Vec<(Endpoint, HttpRequest)>,
     auth_methods_used: Vec<String>,
+    /// The claims of every client assertion accepted, in order.
+    client_assertions: Vec<Value>,
     problems: Vec<String>,
     issued_id_tokens: usize,
 }
@@ -342,6 +349,7 @@ impl FakeIdp {
             counts: BTreeMap::new(),
             requests: Vec::new(),
             auth_methods_used: Vec::new(),
+            client_assertions: Vec::new(),
             problems: Vec::new(),
             issued_id_tokens: 0,
         }));
@@ -474,6 +482,11 @@ impl FakeIdp {
     /// (`client_secret_basic`, `client_secret_post` or `none`).
     pub fn auth_methods_used(&self) -> Vec<String> {
         self.state().auth_methods_used.clone()
+    }
+
+    /// The claims of every `private_key_jwt` assertion the token endpoint accepted.
+    pub fn client_assertions(&self) -> Vec<Value> {
+        self.state().client_assertions.clone()
     }
 
     /// The protocol violations of the client the fake noticed.
@@ -648,11 +661,15 @@ fn authorize(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpRespons
     HttpResponse::redirect(303, location.as_str())
 }
 
-/// The client authentication of a token request: (method, client_id, secret).
+/// The client authentication of a token request: (method, client_id, secret); a
+/// client assertion is `private_key_jwt`, checked by [`check_assertion`].
 fn client_auth(
     request: &HttpRequest,
     form: &BTreeMap<String, String>,
 ) -> (String, Option<(String, String)>) {
+    if form.contains_key("client_assertion") || form.contains_key("client_assertion_type") {
+        return ("private_key_jwt".into(), None);
+    }
     if let Some(basic) = request
         .header("authorization")
         .and_then(|h| h.strip_prefix("Basic "))
@@ -705,7 +722,12 @@ fn token(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
         st.behaviour.client_id.clone(),
         st.behaviour.client_secret.clone(),
     );
-    if credentials != Some(expected) {
+    if method == "private_key_jwt" {
+        if let Err(why) = check_assertion(st, issuer, request, &form) {
+            st.problems.push(format!("client assertion refused: {why}"));
+            return error(401, "invalid_client");
+        }
+    } else if credentials != Some(expected) {
         st.problems
             .push("token request with wrong client credentials".into());
         return error(401, "invalid_client");
@@ -747,6 +769,72 @@ fn token(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
         }
         _ => error(400, "unsupported_grant_type"),
     }
+}
+
+/// RFC 7523 section 3 and OpenID Connect Core 9, as an IdP checks them: the
+/// assertion type; no other credentials beside it; an ES256 signature by the
+/// registered key, named by its `kid`; `iss` = `sub` = the client id; `aud` the
+/// issuer; unexpired, and good for at most a minute; a `jti` never seen before.
+fn check_assertion(
+    st: &mut State,
+    issuer: &str,
+    request: &HttpRequest,
+    form: &BTreeMap<String, String>,
+) -> Result<(), String> {
+    use jsonwebtoken::{Algorithm, DecodingKey, Validation, jwk::Jwk};
+    let client_id = st.behaviour.client_id.clone();
+    if form.get("client_assertion_type").map(String::as_str)
+        != Some("urn:ietf:params:oauth:client-assertion-type:jwt-bearer")
+    {
+        return Err("client_assertion_type is not jwt-bearer".into());
+    }
+    if request.header("authorization").is_some() || form.contains_key("client_secret") {
+        return Err("other credentials sent beside the assertion".into());
+    }
+    if form.get("client_id").is_some_and(|id| *id != client_id) {
+        return Err("client_id differs from the assertion's".into());
+    }
+    let assertion = form.get("client_assertion").ok_or("no client_assertion")?;
+    let registered = st
+        .behaviour
+        .client_assertion_key
+        .clone()
+        .ok_or("no client key registered")?;
+    let jwk: Jwk =
+        serde_json::from_value(registered).map_err(|e| format!("bad registered key: {e}"))?;
+    let header = jsonwebtoken::decode_header(assertion).map_err(|e| format!("header: {e}"))?;
+    if header.alg != Algorithm::ES256 || header.kid != jwk.common.key_id {
+        return Err(format!(
+            "alg {:?} / kid {:?} is not the registered key's",
+            header.alg, header.kid
+        ));
+    }
+    let key = DecodingKey::from_jwk(&jwk).map_err(|e| format!("registered key: {e}"))?;
+    let mut validation = Validation::new(Algorithm::ES256);
+    validation.set_audience(&[issuer]);
+    validation.set_issuer(&[&client_id]);
+    validation.set_required_spec_claims(&["exp", "iat", "aud", "iss", "sub"]);
+    validation.leeway = 0;
+    let claims = jsonwebtoken::decode::<Value>(assertion, &key, &validation)
+        .map_err(|e| format!("{e}"))?
+        .claims;
+    if claims["sub"] != json!(client_id) {
+        return Err("sub is not the client id".into());
+    }
+    let (iat, exp) = (claims["iat"].as_i64(), claims["exp"].as_i64());
+    if !matches!((iat, exp), (Some(iat), Some(exp)) if exp - iat <= 60 && (iat - now()).abs() <= 60)
+    {
+        return Err("not issued now for at most a minute".into());
+    }
+    let jti = claims["jti"]
+        .as_str()
+        .filter(|j| !j.is_empty())
+        .ok_or("no jti")?;
+    if st.client_assertions.iter().any(|c| c["jti"] == json!(jti)) {
+        return Err("a jti seen before (a replayed assertion)".into());
+    }
+    st.client_assertions.push(claims);
+    Ok(())
 }
 
 fn issue_tokens(
