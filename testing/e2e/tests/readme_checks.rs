@@ -1,5 +1,5 @@
 //! The README's table of relying-party checks stays true: every conformance,
-//! session-attack and back-channel test is listed there; each row links only tests of
+//! session-attack, back-channel and private_key_jwt test is listed there; each row links only tests of
 //! one file, and each exists there; and a row's claim and its tests agree in kind:
 //! a row about v2 or v3 links only tests of that setup (named `v2_`/`v3_`), and every
 //! status a row promises (`502`, `504`, ...) is one each of its tests names or asserts
@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "testing/e2e/tests/rp_conformance.rs",
     "testing/e2e/tests/session_attacks.rs",
     "testing/e2e/tests/backchannel_logout.rs",
+    "testing/e2e/tests/private_key_jwt.rs",
 ];
 
 /// Every function defined at the start of a line in `source` (tests and helpers), with
