@@ -3,6 +3,7 @@
 
 use jsonwebtoken::DecodingKey;
 use oidc_client::app;
+use oidc_client::config::TokenAuthMethod;
 use oidc_client::cookies;
 use oidc_client::keys;
 use oidc_client::oidc::id_token::{self, Expectations};
@@ -244,7 +245,17 @@ pub fn discovery_json(data: &[u8]) {
         let parsed = Url::parse(url).expect("an accepted endpoint is a URL");
         assert_eq!(parsed.origin(), idp, "an endpoint off the IdP's origin");
     }
-    let _ = meta.client_auth();
+    // Accepted with the world's secret configuration, so a secret method is offered;
+    // the methods an operator may choose are answered without panicking.
+    meta.client_auth(None)
+        .expect("an accepted document offers a secret method");
+    for chosen in [
+        TokenAuthMethod::SecretBasic,
+        TokenAuthMethod::SecretPost,
+        TokenAuthMethod::PrivateKeyJwt,
+    ] {
+        let _ = meta.client_auth(Some(chosen));
+    }
 }
 
 /// Any bytes as the JWKS: keys that are kept can be used to verify a token
