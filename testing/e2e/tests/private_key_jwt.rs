@@ -2,7 +2,8 @@
 //! against the real IdP: client1 is registered at oidc-provider with
 //! `token_endpoint_auth_method: private_key_jwt`, no secret, and a `jwks_uri`
 //! pointing at the component's `/jwks.json`. Login, userinfo, refresh and
-//! logout work; every token request authenticates with an assertion alone;
+//! logout work, on the local store and on three replicas sharing Redis; every
+//! token request authenticates with an assertion alone;
 //! `/jwks.json` shows exactly the public members of the key; nothing private
 //! reaches a log.
 //!
@@ -15,7 +16,9 @@ use e2e::Browser;
 use e2e::app::UserPage;
 use e2e::app_stack::{AppStack, StoreKind};
 use e2e::idp::IdpOptions;
+use e2e::replicas::{ReplicaOptions, Replicas, front_url};
 use e2e::rig::{Rig, RigOptions};
+use e2e::{Idp, LoginOptions, Redis, free_port};
 use serde_json::Value;
 use test_support::client_keys::{P256_D, P256_JWK, P256_PEM, P256_THUMBPRINT, P256_X, P256_Y};
 
@@ -135,6 +138,67 @@ fn login_userinfo_refresh_and_logout_with_private_key_jwt() {
     let logs = format!("{}\n{}", stack.host.log(), stack.idp.log());
     for secret in key_material() {
         assert!(!logs.contains(secret), "key material in a log");
+    }
+}
+
+/// Three replicas sharing Redis behind one front: whichever replica exchanges the
+/// code or refreshes signs with the same key, and whichever serves `/jwks.json` to
+/// the IdP publishes it under the same `kid`.
+#[test]
+fn v3_private_key_jwt_works_across_three_replicas_sharing_redis() {
+    let front_port = free_port();
+    let front = front_url(front_port);
+    let idp = Idp::start(IdpOptions {
+        token_auth_method: Some("private_key_jwt".into()),
+        client_jwks_uri: Some(format!("{front}/jwks.json")),
+        ..IdpOptions::for_client(&front)
+    });
+    let redis = Redis::start();
+    let mut opts = ReplicaOptions::new(3, front_port)
+        .runtime_config(e2e::runtime_config::redis_default_store(&redis.url()));
+    opts.variables = vec![
+        (
+            "token_endpoint_auth_method".into(),
+            "private_key_jwt".into(),
+        ),
+        ("client_private_key".into(), P256_PEM.into()),
+    ];
+    let set = Replicas::start(&idp, opts);
+    let mut browser = Browser::new();
+    let signed = e2e::app::sign_in(
+        &mut browser,
+        &set.front_url(),
+        &idp,
+        &LoginOptions::new("bob.replicas"),
+        Some(SCOPE),
+    );
+    let refreshed = browser.submit(
+        &signed.user_page,
+        &signed.user_page.form_with_action_path("/refresh"),
+    );
+    let after = browser.follow(&refreshed);
+    after.assert_status(200);
+    assert_ne!(
+        UserPage::parse(&after).access_token,
+        UserPage::parse(&signed.user_page).access_token
+    );
+    let back = e2e::app::sign_out(&mut browser, &after, &idp);
+    assert_eq!(browser.follow_to_end(back).url.as_str(), set.url("/"));
+
+    let mut served = set.pods_served();
+    served.sort();
+    served.dedup();
+    assert_eq!(served.len(), 3, "every replica served: {served:?}");
+    let ok = "basic=no client_secret=no client_assertion=yes -> 200";
+    assert_eq!(
+        idp.client_auth_lines(),
+        [format!("token: {ok}"), format!("token: {ok}")]
+    );
+    for host in set.hosts() {
+        let log = host.log();
+        for secret in key_material() {
+            assert!(!log.contains(secret), "key material in a replica's log");
+        }
     }
 }
 
