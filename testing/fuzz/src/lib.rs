@@ -1,7 +1,7 @@
 //! Fuzz targets for every parser of outside input in the component: the
 //! `Cookie` header, query strings and form bodies, compact JWTs (header,
 //! payload, signature) and signed claims, discovery and JWKS JSON, records read
-//! back from the key-value store, whole requests through `app::handle`, and the
+//! back from the key-value store, the client's own `private_key_jwt` key, whole requests through `app::handle`, and the
 //! IdP's answers (token, userinfo, JWKS, discovery) during a login or refresh.
 //!
 //! Each target takes arbitrary bytes, must never panic, and checks what the
@@ -29,6 +29,7 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("signed_claims", targets::signed_claims),
     ("discovery_json", targets::discovery_json),
     ("jwks_json", targets::jwks_json),
+    ("client_private_key", targets::client_private_key),
     ("store_records", targets::store_records),
     ("app_request", targets::app_request),
     ("idp_response", targets::idp_response),

@@ -3,6 +3,7 @@
 
 use jsonwebtoken::DecodingKey;
 use oidc_client::app;
+use oidc_client::client_key::ClientPrivateKey;
 use oidc_client::config::TokenAuthMethod;
 use oidc_client::cookies;
 use oidc_client::keys;
@@ -255,6 +256,42 @@ pub fn discovery_json(data: &[u8]) {
         TokenAuthMethod::PrivateKeyJwt,
     ] {
         let _ = meta.client_auth(Some(chosen));
+    }
+}
+
+/// Any text as `client_private_key`: refused with a short reason in which no
+/// word is long enough to be key material, or a P-256 key whose published JWK
+/// holds exactly the public members and whose `Debug` shows only its `kid`.
+pub fn client_private_key(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    match ClientPrivateKey::parse(text) {
+        Err(reason) => {
+            assert!(reason.len() < 200, "a long reason: {reason}");
+            assert!(
+                reason.split_whitespace().all(|word| word.len() < 16),
+                "the reason may repeat the value: {reason}"
+            );
+        }
+        Ok(key) => {
+            let jwk = key.public_jwk();
+            let mut members: Vec<&str> = jwk
+                .as_object()
+                .expect("a JWK is an object")
+                .keys()
+                .map(String::as_str)
+                .collect();
+            members.sort_unstable();
+            assert_eq!(members, ["alg", "crv", "kid", "kty", "use", "x", "y"]);
+            assert_eq!(
+                format!("{key:?}"),
+                format!("ClientPrivateKey([redacted], kid {})", key.kid())
+            );
+            let rng = oidc_client::testing::CountingRandom::default();
+            let assertion = key.assertion("client1", ISSUER, 1_800_000_000, &rng);
+            assert_eq!(assertion.split('.').count(), 3);
+        }
     }
 }
 
