@@ -17,6 +17,17 @@ use p256::pkcs8::{DecodePrivateKey, ObjectIdentifier, PrivateKeyInfo};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
+const NEITHER: &str = "is neither a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----) nor a JSON Web Key";
+const NOT_PKCS8_PEM: &str =
+    "is not an unencrypted PKCS#8 PEM (-----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY-----)";
+const SEC1: &str =
+    "is a SEC1 `EC PRIVATE KEY`; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt`";
+
+/// A refusal of a key that is not P-256: `what` it is instead.
+fn not_p256(what: &str) -> String {
+    format!("is {what}; only P-256 (ES256) keys are supported")
+}
+
 /// How long an assertion is good for: "within a minute" of its `iat`.
 pub const ASSERTION_LIFETIME_SECS: i64 = 60;
 
@@ -43,7 +54,7 @@ impl ClientPrivateKey {
         } else if text.starts_with("-----BEGIN") {
             from_pem(text)?
         } else {
-            return Err("is neither a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----) nor a JSON Web Key".into());
+            return Err(NEITHER.into());
         };
         let kid = thumbprint(&key);
         Ok(Self { key, kid })
@@ -96,7 +107,9 @@ fn b64_json(v: &Value) -> String {
 /// `x` and `y` of the public key, base64url (32 bytes each).
 fn coordinates(key: &SigningKey) -> (String, String) {
     let point = key.verifying_key().to_encoded_point(false);
-    let enc = |c: Option<&p256::FieldBytes>| URL_SAFE_NO_PAD.encode(c.map(|b| b.as_slice()).unwrap_or_default());
+    let enc = |c: Option<&p256::FieldBytes>| {
+        URL_SAFE_NO_PAD.encode(c.map(|b| b.as_slice()).unwrap_or_default())
+    };
     (enc(point.x()), enc(point.y()))
 }
 
@@ -131,19 +144,19 @@ fn unsupported(algorithm: ObjectIdentifier, curve: Option<ObjectIdentifier>) -> 
     } else {
         "a key of an unsupported type"
     };
-    format!("is {what}; only P-256 (ES256) keys are supported")
+    not_p256(what)
 }
 
 fn from_pem(text: &str) -> Result<SigningKey, String> {
     const BEGIN: &str = "-----BEGIN PRIVATE KEY-----";
     const END: &str = "-----END PRIVATE KEY-----";
     if text.starts_with("-----BEGIN EC PRIVATE KEY-----") {
-        return Err("is a SEC1 `EC PRIVATE KEY`; convert it to PKCS#8 with `openssl pkcs8 -topk8 -nocrypt`".into());
+        return Err(SEC1.into());
     }
     let body = text
         .strip_prefix(BEGIN)
         .and_then(|rest| rest.trim_end().strip_suffix(END))
-        .ok_or("is not an unencrypted PKCS#8 PEM (-----BEGIN PRIVATE KEY----- ... -----END PRIVATE KEY-----)")?;
+        .ok_or(NOT_PKCS8_PEM)?;
     let base64: String = body.split_whitespace().collect();
     let der = STANDARD
         .decode(base64)
@@ -154,23 +167,23 @@ fn from_pem(text: &str) -> Result<SigningKey, String> {
     if info.algorithm.oid != EC_PUBLIC_KEY || curve != Some(P256) {
         return Err(unsupported(info.algorithm.oid, curve));
     }
-    SigningKey::from_pkcs8_der(&der).map_err(|_| "is a P-256 PKCS#8 key that cannot be read".into())
+    SigningKey::from_pkcs8_der(&der)
+        .map_err(|_| "is a P-256 PKCS#8 key that cannot be read".into())
 }
 
 fn from_jwk(text: &str) -> Result<SigningKey, String> {
-    let jwk: Value =
-        serde_json::from_str(text).map_err(|_| "starts like a JSON Web Key but is not valid JSON".to_owned())?;
+    let jwk: Value = serde_json::from_str(text)
+        .map_err(|_| "starts like a JSON Web Key but is not valid JSON".to_owned())?;
     let field = |name: &str| jwk.get(name).and_then(Value::as_str);
     match (field("kty"), field("crv")) {
         (Some("EC"), Some("P-256")) => {}
+        // Named only when known: the value is the operator's, not to be echoed.
         (Some("EC"), Some(crv @ ("P-384" | "P-521" | "secp256k1"))) => {
-            return Err(format!(
-                "is a JWK on curve {crv}; only P-256 (ES256) keys are supported"
-            ));
+            return Err(not_p256(&format!("a JWK on curve {crv}")));
         }
-        (Some("EC"), _) => return Err("is a JWK on an unsupported curve; only P-256 (ES256) keys are supported".into()),
-        (Some("RSA"), _) => return Err("is an RSA JWK; only P-256 (ES256) keys are supported".into()),
-        _ => return Err("is a JWK whose kty is not EC; only P-256 (ES256) keys are supported".into()),
+        (Some("EC"), _) => return Err(not_p256("a JWK on an unsupported curve")),
+        (Some("RSA"), _) => return Err(not_p256("an RSA JWK")),
+        _ => return Err(not_p256("a JWK whose kty is not EC")),
     }
     if let Some(alg) = field("alg")
         && alg != "ES256"
@@ -183,7 +196,8 @@ fn from_jwk(text: &str) -> Result<SigningKey, String> {
         .ok()
         .filter(|d| d.len() == 32)
         .ok_or("is a JWK whose `d` is not 32 bytes of base64url")?;
-    let key = SigningKey::from_slice(&d).map_err(|_| "is a JWK whose `d` is not a valid P-256 key")?;
+    let key =
+        SigningKey::from_slice(&d).map_err(|_| "is a JWK whose `d` is not a valid P-256 key")?;
     let (x, y) = coordinates(&key);
     if field("x").is_some_and(|v| v != x) || field("y").is_some_and(|v| v != y) {
         return Err("is a JWK whose `x` and `y` do not belong to its `d`".into());
