@@ -118,12 +118,7 @@ fn run(
         Ok(cfg) => cfg,
         Err(e) => {
             log_line!("config: {e}");
-            return error_page(
-                p.clock,
-                None,
-                AppError::new(503, format!("This app is not configured correctly: {e}."))
-                    .with_next("An operator must set that variable (see Configuration in the README), then restart the app."),
-            );
+            return error_page(p.clock, None, handlers::misconfigured(e));
         }
     };
     let ctx = Ctx {

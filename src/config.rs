@@ -3,7 +3,7 @@
 //! A missing or invalid setting is reported with the variable's name, so an
 //! operator sees at once what to fix; the secret's value is never echoed.
 
-use crate::client_key::ClientPrivateKey;
+use crate::client_key::{ClientPrivateKey, ConfiguredKey};
 use crate::ports::Variables;
 use crate::secret::ClientSecret;
 use url::Url;
@@ -86,7 +86,8 @@ pub enum ClientAuth {
         fixed: Option<TokenAuthMethod>,
     },
     /// `private_key_jwt`: a fresh assertion signed with this key per request.
-    PrivateKeyJwt(ClientPrivateKey),
+    /// Only cheaply checked here; see [`ClientAuth::signing_key`].
+    PrivateKeyJwt(ConfiguredKey),
 }
 
 impl ClientAuth {
@@ -98,12 +99,21 @@ impl ClientAuth {
         }
     }
 
-    /// The key whose public half `/jwks.json` serves, with `private_key_jwt`.
-    pub fn private_key(&self) -> Option<&ClientPrivateKey> {
+    /// The configured key, with `private_key_jwt`, as loaded (not parsed).
+    pub fn private_key(&self) -> Option<&ConfiguredKey> {
         match self {
             ClientAuth::PrivateKeyJwt(key) => Some(key),
             ClientAuth::Secret { .. } => None,
         }
+    }
+
+    /// The key that signs assertions and whose public half `/jwks.json`
+    /// serves, with `private_key_jwt`: fully parsed on the first call (a
+    /// P-256 scalar multiplication, so never on the hot path), and a key
+    /// that fails that parse is an error naming `client_private_key`.
+    pub fn signing_key(&self) -> Option<Result<&ClientPrivateKey, ConfigError>> {
+        self.private_key()
+            .map(|key| key.key().map_err(|problem| invalid(PRIVATE_KEY, problem)))
     }
 }
 
@@ -210,12 +220,14 @@ impl Config {
     }
 }
 
+const PRIVATE_KEY: &str = "client_private_key";
+
 /// `token_endpoint_auth_method` with the credential it needs: `client_secret`
 /// for the secret methods (and when unset), `client_private_key` for
 /// `private_key_jwt`; a key without that method is a mistake worth naming.
 fn client_auth(vars: &dyn Variables) -> Result<ClientAuth, ConfigError> {
     const METHOD: &str = "token_endpoint_auth_method";
-    const KEY: &str = "client_private_key";
+    const KEY: &str = PRIVATE_KEY;
     let method = match lookup(vars, METHOD)?.as_deref().map(str::trim) {
         None => None,
         Some("client_secret_basic") => Some(TokenAuthMethod::SecretBasic),
@@ -237,7 +249,8 @@ fn client_auth(vars: &dyn Variables) -> Result<ClientAuth, ConfigError> {
         if key.len() > 8192 {
             return Err(invalid(KEY, "is longer than 8192 bytes"));
         }
-        let key = ClientPrivateKey::parse(&key).map_err(|problem| invalid(KEY, &problem))?;
+        // Cheap: loaded on every request, so the public key is not derived here.
+        let key = ConfiguredKey::check(&key).map_err(|problem| invalid(KEY, &problem))?;
         return Ok(ClientAuth::PrivateKeyJwt(key));
     }
     if key.is_some() {
@@ -448,6 +461,10 @@ mod tests {
         let c = Config::load(&v).unwrap();
         assert_eq!(c.client_auth.chosen(), Some(TokenAuthMethod::PrivateKeyJwt));
         assert!(c.client_auth.private_key().is_some());
+        assert_eq!(
+            c.client_auth.signing_key().unwrap().unwrap().kid(),
+            test_support::client_keys::P256_THUMBPRINT
+        );
 
         v.0.insert(
             "token_endpoint_auth_method".into(),
@@ -481,6 +498,39 @@ mod tests {
         );
         v.0.insert("client_private_key".into(), "k".repeat(9000));
         assert!(!Config::load(&v).unwrap_err().to_string().contains("kkkk"));
+    }
+
+    #[test]
+    fn loading_checks_the_key_cheaply_and_parses_it_only_when_used() {
+        use test_support::client_keys::{P256_JWK, P256_PEM, P256_Y};
+        let mut v = vars();
+        v.0.remove("client_secret");
+        v.0.insert(
+            "token_endpoint_auth_method".into(),
+            "private_key_jwt".into(),
+        );
+        for key in [P256_PEM, P256_JWK] {
+            v.0.insert("client_private_key".into(), key.into());
+            let c = Config::load(&v).unwrap();
+            let configured = c.client_auth.private_key().unwrap();
+            assert!(!configured.is_parsed(), "no public key derived at load");
+            assert!(c.client_auth.signing_key().unwrap().is_ok());
+            assert!(configured.is_parsed());
+        }
+        // A JWK whose x does not belong to its d passes the cheap check and
+        // fails where the key is used, naming the variable.
+        let mut jwk: serde_json::Value = serde_json::from_str(P256_JWK).unwrap();
+        jwk["x"] = serde_json::json!(P256_Y);
+        v.0.insert("client_private_key".into(), jwk.to_string());
+        let c = Config::load(&v).unwrap();
+        let err = c.client_auth.signing_key().unwrap().unwrap_err();
+        assert_eq!(err.variable, "client_private_key");
+        assert!(
+            err.to_string()
+                .contains("is a JWK whose `x` and `y` do not belong to its `d`"),
+            "{err}"
+        );
+        assert!(!format!("{c:?}").contains("\"d\""));
     }
 
     #[test]

@@ -1223,6 +1223,62 @@ fn private_key_jwt_sends_a_fresh_assertion_on_code_refresh_and_revocation() {
     assert_eq!(jtis.len(), 3, "one fresh assertion per request");
 }
 
+/// P256_JWK with an `x` that is not its `d`'s: only the full parse sees it.
+fn mismatched_jwk() -> String {
+    use test_support::client_keys::{P256_JWK, P256_Y};
+    let mut jwk: Value = serde_json::from_str(P256_JWK).unwrap();
+    jwk["x"] = serde_json::json!(P256_Y);
+    jwk.to_string()
+}
+
+#[test]
+fn a_key_that_fails_the_full_parse_is_refused_where_it_is_used() {
+    let mut w = world_with_private_key(&mismatched_jwk());
+    // Loading checks the key only cheaply, so pages that do not use it work.
+    assert_eq!(w.get("/").status, 200);
+    assert_eq!(w.get("/readyz").status, 503);
+    let login = w.post("/login", "");
+    // A login started with a good key, then the key replaced: the code
+    // exchange, where the assertion is signed, gets the same page.
+    let mut started = world_with_private_key(test_support::client_keys::P256_PEM);
+    let params = started.start_login("openid");
+    started
+        .vars
+        .0
+        .insert("client_private_key".into(), mismatched_jwk());
+    let callback = started.get(&World::callback_url(&params));
+    assert!(started.idp.borrow().client_forms.is_empty());
+    for r in [w.get("/jwks.json"), login, callback] {
+        assert_eq!(r.status, 503);
+        let page = r.body_text();
+        assert!(
+            page.contains(
+                "`client_private_key` is a JWK whose `x` and `y` do not belong to its `d`"
+            ) && page.contains("--variable client_private_key="),
+            "{page}"
+        );
+        assert!(!page.contains(test_support::client_keys::P256_D), "{page}");
+    }
+    assert!(
+        w.idp.borrow().client_forms.is_empty(),
+        "nothing reached the IdP"
+    );
+}
+
+#[test]
+fn the_hot_path_never_parses_the_key() {
+    use test_support::client_keys::P256_PEM;
+    let mut w = world_with_private_key(P256_PEM);
+    w.login();
+    // A key the full parse refuses: /user would fail if it were parsed there.
+    w.vars
+        .0
+        .insert("client_private_key".into(), mismatched_jwk());
+    let r = w.get("/user");
+    assert_eq!(r.status, 200, "{}", r.body_text());
+    assert_eq!(w.get("/jwks.json").status, 503);
+}
+
 #[test]
 fn jwks_json_is_404_without_private_key_jwt() {
     let mut w = World::new();

@@ -2,6 +2,7 @@
 //! protocol's errors become statuses and English pages here, at the edge, so
 //! the protocol layer knows nothing of pages.
 
+use crate::config::ConfigError;
 use crate::oidc::OidcError;
 use crate::oidc::token::TokenError;
 use crate::ports::{HttpError, StoreError};
@@ -18,10 +19,26 @@ impl From<StoreError> for AppError {
     }
 }
 
+/// The 503 page for an invalid setting, naming the variable and its example
+/// (not logged: the caller says where it was met).
+pub(crate) fn misconfigured(e: &ConfigError) -> AppError {
+    AppError::new(503, format!("This app is not configured correctly: {e}."))
+        .with_next("An operator must set that variable (see Configuration in the README), then restart the app.")
+}
+
+/// A setting found invalid where it is used (`client_private_key`, which
+/// loading checks only cheaply): the same page as one found at loading.
+impl From<ConfigError> for AppError {
+    fn from(e: ConfigError) -> Self {
+        misconfigured(&e).logged(format!("config: {e}"))
+    }
+}
+
 impl From<OidcError> for AppError {
     fn from(e: OidcError) -> Self {
         match e {
             OidcError::Store(e) => e.into(),
+            OidcError::Config(e) => e.into(),
             OidcError::Transport(HttpError::Timeout) => {
                 AppError::new(504, "The identity provider did not answer in time.")
                     .logged("idp: timed out")

@@ -18,6 +18,10 @@ pub(crate) fn start(req: &Request, ctx: &Ctx) -> AppResult {
         .unwrap_or(&ctx.cfg.default_scope);
     let scope = scope::normalize(requested)
         .map_err(|why| AppError::bad_request(format!("The scope {why}.")))?;
+    // Refused here rather than at the token endpoint after the IdP's login.
+    if let Some(Err(e)) = ctx.cfg.client_auth.signing_key() {
+        return Err(e.into());
+    }
     let meta = ctx.discovery()?;
     let (ticket, txn) = transaction::new(ctx.rng, ctx.clock, scope);
     let url = token::authorization_url(ctx.cfg, &meta, &txn)?;

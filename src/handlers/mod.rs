@@ -7,6 +7,7 @@ pub(crate) mod client_jwks;
 mod context;
 mod csrf;
 mod errors;
+pub(crate) use errors::misconfigured;
 pub(crate) mod health;
 pub(crate) mod home;
 pub(crate) mod login;

@@ -27,6 +27,9 @@ pub enum OidcError {
     InvalidToken(String),
     /// The userinfo answer contradicts the ID token (401).
     InvalidUserinfo(String),
+    /// A setting that only fails when used: `client_private_key` that does
+    /// not fully parse, met when signing an assertion (503, its config page).
+    Config(crate::config::ConfigError),
 }
 
 impl From<StoreError> for OidcError {

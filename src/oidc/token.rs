@@ -95,22 +95,25 @@ fn client(cfg: &Config, meta: &ProviderMetadata) -> Result<OidcClient<EndpointNo
 const JWT_BEARER: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
 
 /// The form parameters of one fresh client assertion, with `private_key_jwt`;
-/// none with a client secret. Its audience is the issuer identifier.
+/// none with a client secret. Its audience is the issuer identifier. The key
+/// is parsed here, on first use in the request, and a key that does not
+/// parse is the configuration's error.
 fn assertion_params(
     cfg: &Config,
     clock: &dyn Clock,
     rng: &dyn Random,
-) -> Vec<(&'static str, String)> {
-    match cfg.client_auth.private_key() {
+) -> Result<Vec<(&'static str, String)>, OidcError> {
+    Ok(match cfg.client_auth.signing_key() {
         None => Vec::new(),
-        Some(key) => vec![
+        Some(Err(e)) => return Err(OidcError::Config(e)),
+        Some(Ok(key)) => vec![
             ("client_assertion_type", JWT_BEARER.to_owned()),
             (
                 "client_assertion",
                 key.assertion(&cfg.client_id, &cfg.issuer, clock.now(), rng),
             ),
         ],
-    }
+    })
 }
 
 /// The platform a token-endpoint call uses: the IdP, and for an assertion the
@@ -228,7 +231,7 @@ pub fn exchange_code(
         .set_pkce_verifier(PkceCodeVerifier::new(
             callback.txn.pkce_verifier.expose().to_owned(),
         ));
-    for (name, value) in assertion_params(cfg, caller.clock, caller.rng) {
+    for (name, value) in assertion_params(cfg, caller.clock, caller.rng)? {
         request = request.add_extra_param(name, value);
     }
     let response = request
@@ -246,7 +249,7 @@ pub fn refresh(
     let token = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
     let client = client(cfg, meta)?;
     let mut request = client.exchange_refresh_token(&token);
-    for (name, value) in assertion_params(cfg, caller.clock, caller.rng) {
+    for (name, value) in assertion_params(cfg, caller.clock, caller.rng)? {
         request = request.add_extra_param(name, value);
     }
     let response = request
@@ -272,7 +275,7 @@ pub fn revoke(
     let mut request = client
         .revoke_token(token)
         .map_err(|_| OidcError::BadResponse("cannot revoke this token".into()))?;
-    for (name, value) in assertion_params(cfg, caller.clock, caller.rng) {
+    for (name, value) in assertion_params(cfg, caller.clock, caller.rng)? {
         request = request.add_extra_param(name, value);
     }
     request

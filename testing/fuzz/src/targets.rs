@@ -3,7 +3,7 @@
 
 use jsonwebtoken::DecodingKey;
 use oidc_client::app;
-use oidc_client::client_key::ClientPrivateKey;
+use oidc_client::client_key::{ClientPrivateKey, ConfiguredKey};
 use oidc_client::config::TokenAuthMethod;
 use oidc_client::cookies;
 use oidc_client::keys;
@@ -266,6 +266,11 @@ pub fn client_private_key(data: &[u8]) {
     let Ok(text) = std::str::from_utf8(data) else {
         return;
     };
+    // What loading accepts (cheaply) is what the full parse accepts, but for
+    // a public part that does not belong to the private one.
+    if let Err(reason) = ConfiguredKey::check(text) {
+        assert_eq!(ClientPrivateKey::parse(text).err(), Some(reason));
+    }
     match ClientPrivateKey::parse(text) {
         Err(reason) => {
             assert!(reason.len() < 200, "a long reason: {reason}");
