@@ -18,7 +18,7 @@
 use crate::ports::Random;
 use crate::secret::random_token;
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use p256::ecdsa::signature::Signer;
 use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
@@ -454,6 +454,7 @@ fn from_jwk(text: &str) -> Result<Material, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use base64::engine::general_purpose::STANDARD;
     use crate::testing::CountingRandom;
     use test_support::client_keys::*;
 
