@@ -24,7 +24,7 @@ use p256::ecdsa::{Signature, SigningKey};
 use p256::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use std::cell::OnceCell;
+use std::sync::OnceLock;
 
 const NEITHER: &str = "is neither a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----) nor a JSON Web Key";
 const NOT_PKCS8_PEM: &str =
@@ -49,7 +49,7 @@ pub const ASSERTION_LIFETIME_SECS: i64 = 60;
 #[derive(Clone)]
 pub struct ConfiguredKey {
     text: String,
-    parsed: OnceCell<Result<ClientPrivateKey, String>>,
+    parsed: OnceLock<Result<ClientPrivateKey, String>>,
 }
 
 impl std::fmt::Debug for ConfiguredKey {
@@ -67,7 +67,7 @@ impl ConfiguredKey {
         read(text, true)?;
         Ok(Self {
             text: text.to_owned(),
-            parsed: OnceCell::new(),
+            parsed: OnceLock::new(),
         })
     }
 
