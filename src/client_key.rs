@@ -6,7 +6,7 @@
 //! The settings are loaded on every request, so loading only checks the key
 //! cheaply ([`ConfiguredKey::check`]: its form, algorithm and curve, and a
 //! private scalar in range). Deriving the public key is a P-256 scalar
-//! multiplication, some 23 million wasm instructions, two hundred times a
+//! multiplication, some 12 million wasm instructions, a hundred times a
 //! whole `GET /user`; it is done only where the key is used
 //! ([`ConfiguredKey::key`]: assertions, `/jwks.json`, `/readyz`, login), at
 //! most once per request.
