@@ -98,7 +98,7 @@ events {{
 }}
 
 http {{
-    log_format e2e '$request_method $request_uri $status upstream=$upstream_addr upstream_status=$upstream_status';
+    log_format e2e '$request_method $request_uri $status upstream=$upstream_addr upstream_status=$upstream_status done=$msec took=$request_time';
     access_log {access} e2e;
     client_body_temp_path {d}/client_body;
     proxy_temp_path {d}/proxy;
@@ -196,13 +196,26 @@ http {{
         format!("{}{path}", self.base_url())
     }
 
-    /// The access log lines so far: `METHOD URI STATUS upstream=IP:PORT upstream_status=N`.
+    /// The access log lines so far: `METHOD URI STATUS upstream=IP:PORT
+    /// upstream_status=N done=SECS.MMM took=SECS.MMM` (when nginx logged the
+    /// request, and how long after its first bytes).
     pub fn access_log(&self) -> Vec<String> {
         std::fs::read_to_string(&self.access_log)
             .unwrap_or_default()
             .lines()
             .map(str::to_string)
             .collect()
+    }
+
+    /// When the request of an access log line began, in milliseconds since the
+    /// Unix epoch: `done` less `took`, both as nginx writes them (3 decimals).
+    pub fn started_ms(line: &str) -> Option<u64> {
+        let ms = |prefix: &str| -> Option<u64> {
+            let value = line.split_whitespace().find_map(|w| w.strip_prefix(prefix))?;
+            let (secs, frac) = value.split_once('.')?;
+            Some(secs.parse::<u64>().ok()? * 1000 + frac.parse::<u64>().ok()?)
+        };
+        ms("done=")?.checked_sub(ms("took=")?)
     }
 
     /// The upstream (`IP:PORT`) that served each request so far, in order.

@@ -211,24 +211,39 @@ impl Replicas {
     /// Runs `request`, which must send exactly one request through the front, and
     /// returns its result with the pod that answered it (nginx writes the access log
     /// line after the response, so this waits for it).
+    ///
+    /// nginx may log an earlier request (sent without `via`) after its client
+    /// had the answer; such a line began before this call and is not counted.
     pub fn via<T>(&self, request: impl FnOnce() -> T) -> (T, String) {
         let before = self.nginx.access_log().len();
+        let since = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .expect("the clock is after 1970")
+            .as_millis() as u64;
         let result = request();
+        let ours = |lines: &[String]| -> Vec<String> {
+            lines[before..]
+                .iter()
+                .filter(|l| Nginx::started_ms(l).is_none_or(|start| start >= since))
+                .cloned()
+                .collect()
+        };
         let lines = wait_until(Duration::from_secs(10), "nginx logs the request", || {
             let lines = self.nginx.access_log();
-            (lines.len() > before).then_some(lines)
+            (!ours(&lines).is_empty()).then_some(lines)
         })
         .unwrap_or_else(|e| panic!("{e}"));
+        let mine = ours(&lines);
         assert_eq!(
-            lines.len(),
-            before + 1,
+            mine.len(),
+            1,
             "expected exactly one request through the front, the access log grew by: {:?}",
             &lines[before..]
         );
-        let upstream = lines[before]
+        let upstream = mine[0]
             .split_whitespace()
             .find_map(|w| w.strip_prefix("upstream="))
-            .unwrap_or_else(|| panic!("no upstream in access log line {:?}", lines[before]))
+            .unwrap_or_else(|| panic!("no upstream in access log line {:?}", mine[0]))
             .to_string();
         (result, self.pod_of_upstream(&upstream))
     }
