@@ -211,7 +211,9 @@ http {{
     /// Unix epoch: `done` less `took`, both as nginx writes them (3 decimals).
     pub fn started_ms(line: &str) -> Option<u64> {
         let ms = |prefix: &str| -> Option<u64> {
-            let value = line.split_whitespace().find_map(|w| w.strip_prefix(prefix))?;
+            let value = line
+                .split_whitespace()
+                .find_map(|w| w.strip_prefix(prefix))?;
             let (secs, frac) = value.split_once('.')?;
             Some(secs.parse::<u64>().ok()? * 1000 + frac.parse::<u64>().ok()?)
         };
