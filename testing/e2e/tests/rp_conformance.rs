@@ -467,15 +467,22 @@ fn assert_flood_refused(
     seen
 }
 
-#[test]
-fn unknown_kid_after_refetch_is_refused_and_a_flood_does_not_hammer_the_jwks() {
-    const FLOOD: usize = 20;
+/// A rig with one user logged in, which fetched the JWKS once: the rig, its
+/// session keys and the JWKS fetch count so far.
+fn logged_in_with_keys_cached() -> (Rig, Vec<String>, usize) {
     let mut rig = Rig::start();
     let page = rig.login();
     assert_logged_in(&mut rig, &page);
     let sessions = rig.session_keys();
     let warm = rig.idp.count(Endpoint::Jwks);
     assert_eq!(warm, 1, "the login fetched the JWKS once");
+    (rig, sessions, warm)
+}
+
+#[test]
+fn unknown_kid_after_refetch_is_refused_and_a_flood_does_not_hammer_the_jwks() {
+    const FLOOD: usize = 20;
+    let (mut rig, sessions, warm) = logged_in_with_keys_cached();
 
     // A kid the JWKS does not list, before or after a refetch.
     rig.fresh_browser();
@@ -538,12 +545,7 @@ fn unknown_kid_after_refetch_is_refused_and_a_flood_does_not_hammer_the_jwks() {
 /// logged in. Returns the JWKS fetches during the flood, how many are allowed (one
 /// per started minute) and the answers by status.
 fn first_flood(n: usize, fault: Option<Fault>) -> (usize, usize, BTreeMap<u16, usize>) {
-    let mut rig = Rig::start();
-    let page = rig.login();
-    assert_logged_in(&mut rig, &page);
-    let sessions = rig.session_keys();
-    let warm = rig.idp.count(Endpoint::Jwks);
-    assert_eq!(warm, 1, "the login fetched the JWKS once");
+    let (rig, sessions, warm) = logged_in_with_keys_cached();
     rig.idp.add_key(KeyKind::Rsa, "rogue-rsa");
     rig.idp.configure(|b| {
         b.signer = Signer::key_with_header("rogue-rsa", HeaderKid::Named("made-up".into()))
