@@ -343,7 +343,14 @@ fn check_printable(name: &'static str, value: &str, max: usize) -> Result<(), Co
 }
 
 fn parse_http_url(name: &'static str, value: &str) -> Result<Url, ConfigError> {
-    let url = Url::parse(value.trim()).map_err(|_| invalid(name, "is not an absolute URL"))?;
+    let url = Url::parse(value.trim()).map_err(|e| match e {
+        // The component is built without Unicode host tables (Cargo.toml).
+        url::ParseError::IdnaError => invalid(
+            name,
+            "has a non-ASCII host name; write it in its ASCII (xn--) form",
+        ),
+        _ => invalid(name, "is not an absolute URL"),
+    })?;
     if !matches!(url.scheme(), "http" | "https") || url.host().is_none() {
         return Err(invalid(name, "must be an http or https URL"));
     }
@@ -373,6 +380,22 @@ mod tests {
         assert!(c.https());
         assert_eq!(c.base_origin(), "https://app.example");
         assert_eq!(c.idp_origin, "https://idp.example");
+    }
+
+    #[test]
+    fn a_non_ascii_host_asks_for_its_ascii_form() {
+        let with_issuer = |url: &str| {
+            let mut v = vars();
+            v.0.insert("oidc_issuer_url".into(), url.into());
+            Config::load(&v)
+        };
+        let e = with_issuer("https://bücher.example/realms/x").unwrap_err();
+        assert_eq!(e.variable, "oidc_issuer_url");
+        assert_eq!(
+            e.problem,
+            "has a non-ASCII host name; write it in its ASCII (xn--) form"
+        );
+        assert!(with_issuer("https://xn--bcher-kva.example/realms/x").is_ok());
     }
 
     #[test]
