@@ -81,6 +81,27 @@ const rotateRefreshTokens = flag('IDP_ROTATE_REFRESH_TOKENS');
 // A slow IdP: the answer to every refresh_token grant is held back this long.
 const refreshDelayMs = milliseconds('IDP_REFRESH_DELAY_MS');
 
+// An exact word or nothing: `choice('IDP_PAR', 'required')` is true when the variable
+// says `required`, false when it is unset or empty.
+function choice(name, word) {
+  const raw = process.env[name];
+  if (raw === undefined || raw === '') return false;
+  if (raw === word) return true;
+  return fail(`${name} must be ${word} or empty, got ${JSON.stringify(raw)}`);
+}
+// PAR (RFC 9126) is always on, as oidc-provider's default; IDP_PAR=required refuses
+// an authorization request that was not pushed (and says so in discovery).
+const parRequired = choice('IDP_PAR', 'required');
+// DPoP (RFC 9449): oidc-provider accepts proofs by default but never asks for a
+// nonce (its default requireNonce returns false, and without a nonceSecret it has
+// none to give). IDP_DPOP=required gives it a fresh nonce secret, demands a nonce in
+// every proof, and registers client1 with dpop_bound_access_tokens.
+const dpopRequired = choice('IDP_DPOP', 'required');
+// FAPI 2.0 Security Profile as oidc-provider enforces it: PKCE on every request,
+// private_key_jwt assertions with aud = the issuer, redirect_uri never omitted, no
+// access tokens in query strings.
+const fapi2 = choice('IDP_FAPI', '2.0');
+
 // Start-up steps go to stderr with their times, so a slow or stuck start-up says
 // where it is.
 function step(what) {
@@ -121,6 +142,7 @@ const client = {
   token_endpoint_auth_method: tokenAuthMethod,
   id_token_signed_response_alg: idTokenAlg,
 };
+if (dpopRequired) client.dpop_bound_access_tokens = true;
 if (backchannelLogoutUri) {
   client.backchannel_logout_uri = backchannelLogoutUri;
   client.backchannel_logout_session_required = true;
@@ -178,6 +200,11 @@ const configuration = {
     backchannelLogout: { enabled: Boolean(backchannelLogoutUri) },
     revocation: { enabled: true },
     userinfo: { enabled: true },
+    pushedAuthorizationRequests: { enabled: true, requirePushedAuthorizationRequests: parRequired },
+    ...(dpopRequired ? {
+      dPoP: { enabled: true, nonceSecret: randomBytes(32), requireNonce: () => true },
+    } : {}),
+    ...(fapi2 ? { fapi: { enabled: true, profile: '2.0' } } : {}),
   },
   ttl: {
     AccessToken: seconds('IDP_ACCESS_TOKEN_TTL', 300),
@@ -221,6 +248,10 @@ provider.use(async (ctx, next) => {
 });
 step(`refresh tokens ${rotateRefreshTokens ? 'rotate on every use' : 'rotate by the default rule'}; refresh answers held back ${refreshDelayMs} ms`);
 
+step(`pushed authorization requests ${parRequired ? 'required' : 'optional'}; DPoP nonces ${dpopRequired ? 'required, client1 DPoP-bound' : 'not asked for'}; FAPI 2.0 ${fapi2 ? 'on' : 'off'}`);
+
+const yes = (v) => (v ? 'yes' : 'no');
+
 // How the client authenticated at the token and revocation endpoints, one line each:
 // `idp: client auth <route>: basic=<yes|no> client_secret=<yes|no> client_assertion=<yes|no> -> <status>`
 // (never the values), so a test can check that a private_key_jwt client never sends
@@ -230,9 +261,40 @@ provider.use(async (ctx, next) => {
   const route = ctx.oidc?.route;
   if (route !== 'token' && route !== 'revocation') return;
   const params = ctx.oidc.params ?? {};
-  const yes = (v) => (v ? 'yes' : 'no');
   const basic = /^basic /i.test(ctx.headers.authorization ?? '');
   console.error(`idp: client auth ${route}: basic=${yes(basic)} client_secret=${yes(params.client_secret)} client_assertion=${yes(params.client_assertion)} -> ${ctx.status}`);
+});
+
+// Every pushed authorization request: `idp: par: client_assertion=<yes|no>
+// dpop_jkt=<yes|no> -> <status>` (never the values), so a test can see that a login
+// was pushed, how the client authenticated, and whether it bound the code to a key.
+provider.use(async (ctx, next) => {
+  await next();
+  if (ctx.oidc?.route !== 'pushed_authorization_request') return;
+  const body = ctx.oidc.body ?? {};
+  console.error(`idp: par: client_assertion=${yes(body.client_assertion)} dpop_jkt=${yes(body.dpop_jkt)} -> ${ctx.status}`);
+});
+
+// Whether a DPoP proof carries a nonce claim. The proof is decoded, not verified:
+// this says what the client sent; oidc-provider judges it.
+function proofHasNonce(proof) {
+  try {
+    const payload = JSON.parse(Buffer.from(proof.split('.')[1], 'base64url').toString('utf8'));
+    return payload !== null && typeof payload === 'object' && payload.nonce !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+// Every token and userinfo request: `idp: dpop <route>: proof=<yes|no> nonce=<yes|no>
+// -> <status>`, so a test can follow the nonce challenge (a refusal with
+// use_dpop_nonce, then a retry whose proof carries the nonce).
+provider.use(async (ctx, next) => {
+  await next();
+  const route = ctx.oidc?.route;
+  if (route !== 'token' && route !== 'userinfo') return;
+  const proof = ctx.get('DPoP');
+  console.error(`idp: dpop ${route}: proof=${yes(proof)} nonce=${yes(proof && proofHasNonce(proof))} -> ${ctx.status}`);
 });
 
 const callback = provider.callback();

@@ -37,6 +37,17 @@ pub struct IdpOptions {
     /// is held back this long (after the grant was processed and logged, see
     /// [`Idp::refresh_grants`]). None: answered at once.
     pub refresh_delay: Option<Duration>,
+    /// `IDP_PAR=required`: an authorization request must have been pushed (RFC 9126),
+    /// and discovery says `require_pushed_authorization_requests: true`. false: PAR is
+    /// offered (discovery names the endpoint) but optional, oidc-provider's default.
+    pub par_required: bool,
+    /// `IDP_DPOP=required`: client1's access tokens are DPoP-bound (RFC 9449) and every
+    /// proof must carry a nonce the IdP gave (it asks with `use_dpop_nonce`). false:
+    /// oidc-provider's default, proofs accepted but neither demanded nor challenged.
+    pub dpop_required: bool,
+    /// `IDP_FAPI=2.0`: oidc-provider's FAPI 2.0 profile (PKCE always, private_key_jwt
+    /// `aud` = the issuer, `redirect_uri` never omitted, no access token in a query).
+    pub fapi2: bool,
     /// The port; None picks a free one.
     pub port: Option<u16>,
     /// More environment, e.g. `IDP_ACCESS_TOKEN_TTL`, `IDP_REFRESH_TOKEN_TTL`,
@@ -57,6 +68,9 @@ impl Default for IdpOptions {
             issuer_path: None,
             rotate_refresh_tokens: false,
             refresh_delay: None,
+            par_required: false,
+            dpop_required: false,
+            fapi2: false,
             port: None,
             env: Vec::new(),
             // Per attempt (there are two). Generous: on 2 busy cores a Node start-up
@@ -188,6 +202,15 @@ impl Idp {
         if let Some(delay) = o.refresh_delay {
             command.env("IDP_REFRESH_DELAY_MS", delay.as_millis().to_string());
         }
+        if o.par_required {
+            command.env("IDP_PAR", "required");
+        }
+        if o.dpop_required {
+            command.env("IDP_DPOP", "required");
+        }
+        if o.fapi2 {
+            command.env("IDP_FAPI", "2.0");
+        }
         for (k, v) in &o.env {
             command.env(k, v);
         }
@@ -304,9 +327,27 @@ impl Idp {
     /// basic=.. client_secret=.. client_assertion=.. -> <status>` (the part after
     /// `client auth `).
     pub fn client_auth_lines(&self) -> Vec<String> {
+        self.log_lines_after("idp: client auth ")
+    }
+
+    /// Every pushed authorization request, in order, from the IdP's log lines `idp:
+    /// par: client_assertion=<yes|no> dpop_jkt=<yes|no> -> <status>` (the part after
+    /// `par: `).
+    pub fn par_lines(&self) -> Vec<String> {
+        self.log_lines_after("idp: par: ")
+    }
+
+    /// Every token and userinfo request, in order, from the IdP's log lines `idp: dpop
+    /// <token|userinfo>: proof=<yes|no> nonce=<yes|no> -> <status>` (the part after
+    /// `dpop `): whether it carried a DPoP proof, and whether that proof had a nonce.
+    pub fn dpop_lines(&self) -> Vec<String> {
+        self.log_lines_after("idp: dpop ")
+    }
+
+    fn log_lines_after(&self, prefix: &str) -> Vec<String> {
         self.log()
             .lines()
-            .filter_map(|l| l.strip_prefix("idp: client auth "))
+            .filter_map(|l| l.strip_prefix(prefix))
             .map(str::to_owned)
             .collect()
     }
