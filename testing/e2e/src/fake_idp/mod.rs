@@ -7,7 +7,9 @@
 //! PKCE challenge and scope), a token endpoint (authorization_code with PKCE checked
 //! against the recorded challenge; refresh_token; client_secret_basic and/or
 //! client_secret_post as discovery advertises, or `private_key_jwt` assertions checked
-//! against [`Behaviour::client_assertion_key`]), userinfo and an end-session endpoint.
+//! against [`Behaviour::client_assertion_key`]), userinfo and an end-session endpoint;
+//! on demand a pushed authorization request endpoint (RFC 9126, [`Behaviour::par_endpoint`])
+//! and DPoP-bound tokens (RFC 9449, [`Behaviour::dpop`]), whose proofs it checks.
 //!
 //! What it does is a [`Behaviour`], which a test may change at any time
 //! ([`FakeIdp::configure`]): which key signs and which `kid` the header names, claims to
@@ -17,8 +19,10 @@
 //! It counts the requests per endpoint ([`FakeIdp::count`]) and notes every protocol
 //! violation of the client it sees ([`FakeIdp::problems`]).
 
+mod dpop;
 mod http;
 pub mod keys;
+mod par;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -28,9 +32,11 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
+pub use dpop::{DpopNonce, access_token_hash, jwk_thumbprint};
 pub use http::HttpRequest;
 use http::{HttpResponse, Reply};
 pub use keys::{KeyKind, SigningKey};
+pub use par::{PushedRequest, REQUEST_URI_PREFIX};
 
 use crate::host::HostOptions;
 
@@ -53,18 +59,22 @@ pub enum Endpoint {
     Token,
     Userinfo,
     EndSession,
+    /// The pushed authorization request endpoint (RFC 9126); discovery names it only
+    /// with [`Behaviour::par_endpoint`].
+    Par,
     /// Any other path (answered 404).
     Other,
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 6] = [
+    pub const ALL: [Endpoint; 7] = [
         Endpoint::Discovery,
         Endpoint::Jwks,
         Endpoint::Authorization,
         Endpoint::Token,
         Endpoint::Userinfo,
         Endpoint::EndSession,
+        Endpoint::Par,
     ];
 
     /// The path below the issuer.
@@ -76,6 +86,7 @@ impl Endpoint {
             Endpoint::Token => "/protocol/openid-connect/token",
             Endpoint::Userinfo => "/protocol/openid-connect/userinfo",
             Endpoint::EndSession => "/protocol/openid-connect/logout",
+            Endpoint::Par => "/protocol/openid-connect/ext/par/request",
             Endpoint::Other => "/",
         }
     }
@@ -254,8 +265,23 @@ pub struct Behaviour {
     pub token_response: ClaimEdits,
     pub faults: BTreeMap<Endpoint, Fault>,
     /// Access tokens are JWTs signed with the RSA key (`typ: at+jwt`, as
-    /// Keycloak's are), not random strings.
+    /// Keycloak's are), not random strings. A DPoP-bound one has `cnf.jkt`.
     pub jwt_access_tokens: bool,
+    /// Discovery names `pushed_authorization_request_endpoint` (the endpoint answers
+    /// either way).
+    pub par_endpoint: bool,
+    /// Discovery says `require_pushed_authorization_requests: true`, and the
+    /// authorization endpoint refuses a request that was not pushed.
+    pub require_par: bool,
+    /// DPoP is required: a token request without a valid proof is refused, the
+    /// authorization request must carry `dpop_jkt`, and the tokens are DPoP-bound
+    /// (`token_type: DPoP`; `token_response` can set `Bearer` all the same). A proof
+    /// sent without this is checked and binds the tokens too.
+    pub dpop: bool,
+    /// When the token endpoint wants a DPoP nonce.
+    pub dpop_nonce: DpopNonce,
+    /// When userinfo wants a DPoP nonce (its own, as a resource server's).
+    pub userinfo_dpop_nonce: DpopNonce,
 }
 
 impl Default for Behaviour {
@@ -281,6 +307,11 @@ impl Default for Behaviour {
             token_response: ClaimEdits::none(),
             faults: BTreeMap::new(),
             jwt_access_tokens: false,
+            par_endpoint: false,
+            require_par: false,
+            dpop: false,
+            dpop_nonce: DpopNonce::None,
+            userinfo_dpop_nonce: DpopNonce::None,
         }
     }
 }
@@ -293,6 +324,17 @@ struct Grant {
     code_challenge: Option<String>,
     scope: String,
     sub: String,
+    /// The `dpop_jkt` of the authorization request; for a refresh token, the
+    /// thumbprint of the key its tokens are bound to.
+    dpop_jkt: Option<String>,
+}
+
+/// What an access token stands for.
+#[derive(Debug, Clone)]
+struct AccessToken {
+    sub: String,
+    /// The thumbprint of the DPoP key it is bound to.
+    jkt: Option<String>,
 }
 
 struct State {
@@ -300,7 +342,11 @@ struct State {
     keys: BTreeMap<String, Arc<SigningKey>>,
     codes: HashMap<String, Grant>,
     refresh_tokens: HashMap<String, Grant>,
-    access_tokens: HashMap<String, String>,
+    access_tokens: HashMap<String, AccessToken>,
+    /// Pushed requests by request_uri, until used.
+    pushed: HashMap<String, par::Pushed>,
+    pushed_requests: Vec<PushedRequest>,
+    dpop: dpop::DpopState,
     counts: BTreeMap<Endpoint, usize>,
     requests: Vec<(Endpoint, HttpRequest)>,
     auth_methods_used: Vec<String>,
@@ -317,14 +363,14 @@ pub struct FakeIdp {
     state: Arc<Mutex<State>>,
 }
 
-fn now() -> i64 {
+pub(super) fn now() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs() as i64
 }
 
-fn error(status: u16, code: &str) -> HttpResponse {
+pub(super) fn error(status: u16, code: &str) -> HttpResponse {
     HttpResponse::json(status, &json!({"error": code})).with_header("cache-control", "no-store")
 }
 
@@ -346,6 +392,9 @@ impl FakeIdp {
             codes: HashMap::new(),
             refresh_tokens: HashMap::new(),
             access_tokens: HashMap::new(),
+            pushed: HashMap::new(),
+            pushed_requests: Vec::new(),
+            dpop: dpop::DpopState::default(),
             counts: BTreeMap::new(),
             requests: Vec::new(),
             auth_methods_used: Vec::new(),
@@ -494,6 +543,28 @@ impl FakeIdp {
         self.state().problems.clone()
     }
 
+    /// The requests the PAR endpoint accepted, oldest first.
+    pub fn pushed_requests(&self) -> Vec<PushedRequest> {
+        self.state().pushed_requests.clone()
+    }
+
+    /// Every DPoP proof `endpoint` received, decoded as (header, claims), oldest
+    /// first (valid or not).
+    pub fn dpop_proofs(&self, endpoint: Endpoint) -> Vec<(Value, Value)> {
+        self.state()
+            .dpop
+            .proofs
+            .iter()
+            .filter(|(e, _, _)| *e == endpoint)
+            .map(|(_, h, c)| (h.clone(), c.clone()))
+            .collect()
+    }
+
+    /// Every DPoP nonce the fake handed out (token endpoint and userinfo), oldest first.
+    pub fn dpop_nonces_issued(&self) -> Vec<String> {
+        self.state().dpop.issued_nonces.clone()
+    }
+
     /// How many ID tokens the token endpoint handed out.
     pub fn issued_id_tokens(&self) -> usize {
         self.state().issued_id_tokens
@@ -535,8 +606,9 @@ fn handle(state: &Mutex<State>, issuer: &str, request: &HttpRequest) -> Reply {
         Endpoint::Jwks => jwks(&st),
         Endpoint::Authorization => authorize(&mut st, issuer, request),
         Endpoint::Token => token(&mut st, issuer, request),
-        Endpoint::Userinfo => userinfo(&st, request),
+        Endpoint::Userinfo => userinfo(&mut st, issuer, request),
         Endpoint::EndSession => end_session(request),
+        Endpoint::Par => par::push(&mut st, issuer, request),
         Endpoint::Other => HttpResponse::new(404, "text/plain", "not found"),
     };
     match fault {
@@ -568,6 +640,15 @@ fn discovery(st: &State, issuer: &str) -> HttpResponse {
     if b.iss_parameter_supported {
         doc["authorization_response_iss_parameter_supported"] = json!(true);
     }
+    if b.par_endpoint {
+        doc["pushed_authorization_request_endpoint"] = json!(url(Endpoint::Par));
+    }
+    if b.require_par {
+        doc["require_pushed_authorization_requests"] = json!(true);
+    }
+    if b.dpop {
+        doc["dpop_signing_alg_values_supported"] = json!(["ES256"]);
+    }
     b.discovery.apply(&mut doc);
     HttpResponse::json(200, &doc)
 }
@@ -583,12 +664,15 @@ fn jwks(st: &State) -> HttpResponse {
     HttpResponse::json(200, &json!({ "keys": keys }))
 }
 
-fn random() -> String {
+pub(super) fn random() -> String {
     crate::oidc::random_token(32)
 }
 
 fn authorize(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
-    let p = request.query_params();
+    let p = match par::resolve(st, request.query_params()) {
+        Ok(p) => p,
+        Err(refused) => return refused,
+    };
     let Some(redirect_uri) = p.get("redirect_uri").cloned() else {
         st.problems
             .push("authorization request without redirect_uri".into());
@@ -622,6 +706,9 @@ fn authorize(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpRespons
     if !p.contains_key("nonce") {
         problems.push("no nonce");
     }
+    if st.behaviour.dpop && !p.contains_key("dpop_jkt") {
+        problems.push("no dpop_jkt though DPoP is required");
+    }
     let mut location = url::Url::parse(&redirect_uri).expect("redirect_uri is a URL");
     {
         let mut q = location.query_pairs_mut();
@@ -635,6 +722,7 @@ fn authorize(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpRespons
                     code_challenge: p.get("code_challenge").cloned(),
                     scope: p.get("scope").cloned().unwrap_or_default(),
                     sub: st.behaviour.sub.clone(),
+                    dpop_jkt: p.get("dpop_jkt").cloned(),
                 },
             );
             q.append_pair("code", &code);
@@ -698,6 +786,46 @@ fn client_auth(
     }
 }
 
+/// Checks the client authentication of a token or pushed authorization request as
+/// discovery advertises it; the method used, or why it failed and the answer.
+fn authenticate(
+    st: &mut State,
+    issuer: &str,
+    request: &HttpRequest,
+    form: &BTreeMap<String, String>,
+) -> Result<String, (String, HttpResponse)> {
+    let (method, credentials) = client_auth(request, form);
+    let accepted = st
+        .behaviour
+        .auth_methods
+        .clone()
+        .unwrap_or_else(|| vec!["client_secret_basic".to_string()]);
+    if !accepted.contains(&method) {
+        return Err((
+            format!("authenticated with {method}, not one of {accepted:?}"),
+            error(401, "invalid_client"),
+        ));
+    }
+    let expected = (
+        st.behaviour.client_id.clone(),
+        st.behaviour.client_secret.clone(),
+    );
+    if method == "private_key_jwt" {
+        if let Err(why) = check_assertion(st, issuer, request, form) {
+            return Err((
+                format!("client assertion refused: {why}"),
+                error(401, "invalid_client"),
+            ));
+        }
+    } else if credentials != Some(expected) {
+        return Err((
+            "with wrong client credentials".into(),
+            error(401, "invalid_client"),
+        ));
+    }
+    Ok(method)
+}
+
 fn token(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
     if request.method != "POST" {
         st.problems
@@ -705,33 +833,19 @@ fn token(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
         return error(405, "invalid_request");
     }
     let form = request.form();
-    let (method, credentials) = client_auth(request, &form);
-    st.auth_methods_used.push(method.clone());
-    let accepted = st
-        .behaviour
-        .auth_methods
-        .clone()
-        .unwrap_or_else(|| vec!["client_secret_basic".to_string()]);
-    if !accepted.contains(&method) {
-        st.problems.push(format!(
-            "token request authenticated with {method}, not one of {accepted:?}"
-        ));
-        return error(401, "invalid_client");
+    st.auth_methods_used.push(client_auth(request, &form).0);
+    if let Err((why, refused)) = authenticate(st, issuer, request, &form) {
+        // The messages tests look for: "client assertion refused: ..." as it is.
+        st.problems.push(match why.starts_with("client assertion") {
+            true => why,
+            false => format!("token request {why}"),
+        });
+        return refused;
     }
-    let expected = (
-        st.behaviour.client_id.clone(),
-        st.behaviour.client_secret.clone(),
-    );
-    if method == "private_key_jwt" {
-        if let Err(why) = check_assertion(st, issuer, request, &form) {
-            st.problems.push(format!("client assertion refused: {why}"));
-            return error(401, "invalid_client");
-        }
-    } else if credentials != Some(expected) {
-        st.problems
-            .push("token request with wrong client credentials".into());
-        return error(401, "invalid_client");
-    }
+    let jkt = match token_dpop(st, issuer, request) {
+        Ok(jkt) => jkt,
+        Err(refused) => return refused,
+    };
     match form.get("grant_type").map(String::as_str) {
         Some("authorization_code") => {
             let Some(grant) = form.get("code").and_then(|c| st.codes.remove(c)) else {
@@ -753,8 +867,16 @@ fn token(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
                     .push("PKCE code_verifier does not match the challenge".into());
                 return error(400, "invalid_grant");
             }
+            if let Some(wanted) = &grant.dpop_jkt
+                && jkt.as_ref() != Some(wanted)
+            {
+                st.problems.push(format!(
+                    "the DPoP proof's key {jkt:?} is not the dpop_jkt {wanted} of the authorization request"
+                ));
+                return error(400, "invalid_dpop_proof");
+            }
             let edits = st.behaviour.id_token.clone();
-            issue_tokens(st, issuer, &grant, Some(&edits), true)
+            issue_tokens(st, issuer, &grant, Some(&edits), true, jkt)
         }
         Some("refresh_token") => {
             let Some(grant) = form
@@ -764,10 +886,54 @@ fn token(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
             else {
                 return error(400, "invalid_grant");
             };
+            if let Some(bound) = &grant.dpop_jkt
+                && jkt.as_ref() != Some(bound)
+            {
+                st.problems.push(format!(
+                    "the refresh's DPoP proof key {jkt:?} is not the session's key {bound}"
+                ));
+                return error(400, "invalid_dpop_proof");
+            }
             let edits = st.behaviour.refresh_id_token.clone();
-            issue_tokens(st, issuer, &grant, edits.as_ref(), false)
+            issue_tokens(st, issuer, &grant, edits.as_ref(), false, jkt)
         }
         _ => error(400, "unsupported_grant_type"),
+    }
+}
+
+/// The DPoP proof of a token request: the thumbprint of its key (None: no proof,
+/// and none required), or the refusal (`invalid_dpop_proof`, or a `use_dpop_nonce`
+/// challenge with a `DPoP-Nonce` header).
+fn token_dpop(
+    st: &mut State,
+    issuer: &str,
+    request: &HttpRequest,
+) -> Result<Option<String>, HttpResponse> {
+    let htu = format!("{issuer}{}", Endpoint::Token.path());
+    let policy = st.behaviour.dpop_nonce;
+    let mut problems = Vec::new();
+    let check = st
+        .dpop
+        .check(Endpoint::Token, request, &htu, policy, None, &mut problems);
+    st.problems.append(&mut problems);
+    match check {
+        dpop::Check::Valid { jkt } => Ok(Some(jkt)),
+        dpop::Check::Absent if !st.behaviour.dpop => Ok(None),
+        dpop::Check::Absent => {
+            st.problems
+                .push("token request without a DPoP proof though DPoP is required".into());
+            Err(error(400, "invalid_dpop_proof"))
+        }
+        dpop::Check::Invalid => Err(error(400, "invalid_dpop_proof")),
+        dpop::Check::NonceNeeded(nonce) => Err(HttpResponse::json(
+            400,
+            &json!({
+                "error": "use_dpop_nonce",
+                "error_description": "Authorization server requires nonce in DPoP proof",
+            }),
+        )
+        .with_header("cache-control", "no-store")
+        .with_header("dpop-nonce", &nonce)),
     }
 }
 
@@ -843,16 +1009,22 @@ fn issue_tokens(
     grant: &Grant,
     id_token_edits: Option<&ClaimEdits>,
     first: bool,
+    jkt: Option<String>,
 ) -> HttpResponse {
     let access_token = match st.behaviour.jwt_access_tokens {
         false => random(),
-        true => jwt_access_token(st, issuer, grant),
+        true => jwt_access_token(st, issuer, grant, jkt.as_deref()),
     };
-    st.access_tokens
-        .insert(access_token.clone(), grant.sub.clone());
+    st.access_tokens.insert(
+        access_token.clone(),
+        AccessToken {
+            sub: grant.sub.clone(),
+            jkt: jkt.clone(),
+        },
+    );
     let mut body = json!({
         "access_token": access_token,
-        "token_type": "Bearer",
+        "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
         "expires_in": 300,
         "scope": grant.scope,
     });
@@ -885,17 +1057,22 @@ fn issue_tokens(
     }
     if first && st.behaviour.issue_refresh_token {
         let refresh = random();
-        st.refresh_tokens.insert(refresh.clone(), grant.clone());
+        let bound = Grant {
+            dpop_jkt: jkt,
+            ..grant.clone()
+        };
+        st.refresh_tokens.insert(refresh.clone(), bound);
         body["refresh_token"] = json!(refresh);
     }
     st.behaviour.token_response.apply(&mut body);
     HttpResponse::json(200, &body).with_header("cache-control", "no-store")
 }
 
-/// An RFC 9068 access token, signed with the RSA key.
-fn jwt_access_token(st: &State, issuer: &str, grant: &Grant) -> String {
+/// An RFC 9068 access token, signed with the RSA key; bound to the DPoP key `jkt`
+/// by `cnf.jkt` (RFC 9449 section 6.1).
+fn jwt_access_token(st: &State, issuer: &str, grant: &Grant, jkt: Option<&str>) -> String {
     let now = now();
-    let claims = json!({
+    let mut claims = json!({
         "iss": issuer,
         "sub": grant.sub,
         "aud": "account",
@@ -905,6 +1082,9 @@ fn jwt_access_token(st: &State, issuer: &str, grant: &Grant) -> String {
         "iat": now,
         "jti": random(),
     });
+    if let Some(jkt) = jkt {
+        claims["cnf"] = json!({ "jkt": jkt });
+    }
     st.keys[RSA_KID].sign(Some(RSA_KID), &claims)
 }
 
@@ -947,14 +1127,28 @@ fn sign(st: &State, claims: &Value) -> Result<String, String> {
     }
 }
 
-fn userinfo(st: &State, request: &HttpRequest) -> HttpResponse {
-    let sub = request
+/// Userinfo, a resource server: a Bearer token, or a DPoP-bound one with the
+/// `DPoP` scheme and a proof by its key for this request (RFC 9449 section 7).
+fn userinfo(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
+    let (scheme, token) = request
         .header("authorization")
-        .and_then(|h| h.strip_prefix("Bearer "))
-        .and_then(|t| st.access_tokens.get(t.trim()));
-    let Some(sub) = sub else {
+        .and_then(|h| h.split_once(' '))
+        .map(|(scheme, token)| (scheme.to_string(), token.trim().to_string()))
+        .unwrap_or_default();
+    let Some(access) = st.access_tokens.get(&token).cloned() else {
         return error(401, "invalid_token");
     };
+    if let Some(bound) = &access.jkt {
+        if let Err(refused) = userinfo_dpop(st, issuer, request, &scheme, &token, bound) {
+            return refused;
+        }
+    } else if scheme != "Bearer" {
+        st.problems.push(format!(
+            "userinfo: a Bearer token sent with the {scheme} scheme"
+        ));
+        return error(401, "invalid_token");
+    }
+    let sub = access.sub;
     let mut claims = json!({
         "sub": sub,
         "preferred_username": sub,
@@ -962,6 +1156,63 @@ fn userinfo(st: &State, request: &HttpRequest) -> HttpResponse {
     });
     st.behaviour.userinfo.apply(&mut claims);
     HttpResponse::json(200, &claims)
+}
+
+/// The DPoP side of a userinfo request with a token bound to the key `bound`.
+fn userinfo_dpop(
+    st: &mut State,
+    issuer: &str,
+    request: &HttpRequest,
+    scheme: &str,
+    token: &str,
+    bound: &str,
+) -> Result<(), HttpResponse> {
+    let refuse = |code: &str| {
+        HttpResponse::json(401, &json!({ "error": code }))
+            .with_header("www-authenticate", &format!("DPoP error=\"{code}\""))
+    };
+    if !scheme.eq_ignore_ascii_case("DPoP") {
+        st.problems.push(format!(
+            "userinfo: a DPoP-bound token sent with the {scheme} scheme"
+        ));
+        return Err(refuse("invalid_token"));
+    }
+    let htu = format!("{issuer}{}", Endpoint::Userinfo.path());
+    let policy = st.behaviour.userinfo_dpop_nonce;
+    let mut problems = Vec::new();
+    let check = st.dpop.check(
+        Endpoint::Userinfo,
+        request,
+        &htu,
+        policy,
+        Some(token),
+        &mut problems,
+    );
+    st.problems.append(&mut problems);
+    match check {
+        dpop::Check::Valid { jkt } if jkt == bound => Ok(()),
+        dpop::Check::Valid { jkt } => {
+            st.problems.push(format!(
+                "userinfo: the DPoP proof's key {jkt} is not the token's {bound}"
+            ));
+            Err(refuse("invalid_token"))
+        }
+        dpop::Check::Absent => {
+            st.problems
+                .push("userinfo: a DPoP-bound token without a proof".into());
+            Err(refuse("invalid_dpop_proof"))
+        }
+        dpop::Check::Invalid => Err(refuse("invalid_dpop_proof")),
+        dpop::Check::NonceNeeded(nonce) => Err(HttpResponse::json(
+            401,
+            &json!({"error": "use_dpop_nonce"}),
+        )
+        .with_header(
+            "www-authenticate",
+            "DPoP error=\"use_dpop_nonce\", error_description=\"Resource server requires nonce in DPoP proof\"",
+        )
+        .with_header("dpop-nonce", &nonce)),
+    }
 }
 
 fn end_session(request: &HttpRequest) -> HttpResponse {
@@ -1161,6 +1412,65 @@ mod tests {
             browser.try_get(&idp.url(Endpoint::Discovery)).is_err(),
             "the port is closed"
         );
+    }
+
+    #[test]
+    fn a_pushed_request_is_used_once_through_its_request_uri() {
+        let idp = FakeIdp::start_with(Behaviour {
+            par_endpoint: true,
+            ..Behaviour::default()
+        });
+        let mut browser = Browser::new();
+        let discovery = browser.get(&idp.url(Endpoint::Discovery)).json();
+        assert_eq!(
+            discovery["pushed_authorization_request_endpoint"],
+            idp.url(Endpoint::Par)
+        );
+        let pkce = Pkce::new();
+        let fields = [
+            ("response_type", "code"),
+            ("client_id", CLIENT_ID),
+            ("redirect_uri", REDIRECT),
+            ("scope", "openid"),
+            ("state", "st-1"),
+            ("nonce", "n-1"),
+            ("code_challenge", &pkce.challenge),
+            ("code_challenge_method", "S256"),
+        ];
+        let basic = basic_auth(CLIENT_ID, CLIENT_SECRET);
+        let pushed = browser.request(
+            "POST",
+            &Url::parse(&idp.url(Endpoint::Par)).unwrap(),
+            &[("authorization", basic.as_str())],
+            Some((
+                "application/x-www-form-urlencoded",
+                form_urlencode(&fields).into_bytes(),
+            )),
+        );
+        pushed.assert_status(201);
+        let answer = pushed.json();
+        let request_uri = answer["request_uri"].as_str().unwrap();
+        assert!(request_uri.starts_with(REQUEST_URI_PREFIX), "{answer}");
+        assert_eq!(answer["expires_in"], 60);
+
+        let mut authorization = Url::parse(&idp.url(Endpoint::Authorization)).unwrap();
+        authorization
+            .query_pairs_mut()
+            .append_pair("client_id", CLIENT_ID)
+            .append_pair("request_uri", request_uri);
+        let back = browser
+            .get(authorization.as_str())
+            .assert_redirect(303, REDIRECT);
+        assert_eq!(param(&back, "state").as_deref(), Some("st-1"));
+        assert!(param(&back, "code").is_some(), "{back}");
+        assert_eq!(idp.problems(), Vec::<String>::new());
+
+        browser.get(authorization.as_str()).assert_status(400);
+        assert_eq!(idp.problems(), ["an unknown, used or expired request_uri"]);
+        let recorded = idp.pushed_requests();
+        assert_eq!(recorded.len(), 1);
+        assert_eq!(recorded[0].auth_method, "client_secret_basic");
+        assert_eq!(recorded[0].request_uri, request_uri);
     }
 
     #[test]
