@@ -19,11 +19,9 @@ use crate::ports::Random;
 use crate::secret::random_token;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use p256::ecdsa::signature::Signer;
-use p256::ecdsa::{Signature, SigningKey};
+use crate::es256::Es256Key;
 use p256::pkcs8::{ObjectIdentifier, PrivateKeyInfo};
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 use std::sync::OnceLock;
 
 const NEITHER: &str = "is neither a PKCS#8 PEM (-----BEGIN PRIVATE KEY-----) nor a JSON Web Key";
@@ -88,7 +86,7 @@ impl ConfiguredKey {
 /// The client's P-256 private key and its RFC 7638 thumbprint (`kid`).
 #[derive(Clone)]
 pub struct ClientPrivateKey {
-    key: SigningKey,
+    key: Es256Key,
     kid: String,
 }
 
@@ -109,24 +107,23 @@ impl ClientPrivateKey {
             Material::Pkcs8 { d, public } => {
                 // One scalar multiplication, its public key checked against
                 // the embedded one (`from_pkcs8_der` would multiply twice).
-                let key = SigningKey::from_slice(&d).map_err(|_| UNREADABLE_PKCS8.to_owned())?;
-                let derived = key.verifying_key().to_encoded_point(false);
-                if public.is_some_and(|p| p != derived.as_bytes()) {
+                let key = Es256Key::from_scalar(&d).ok_or(UNREADABLE_PKCS8)?;
+                if public.is_some_and(|p| p != key.public_point().as_bytes()) {
                     return Err(PUBLIC_MISMATCH_PKCS8.into());
                 }
                 key
             }
             Material::Jwk { d, x, y } => {
-                let key = SigningKey::from_slice(&d)
-                    .map_err(|_| "is a JWK whose `d` is not a valid P-256 key".to_owned())?;
-                let (px, py) = coordinates(&key);
+                let key = Es256Key::from_scalar(&d)
+                    .ok_or("is a JWK whose `d` is not a valid P-256 key")?;
+                let (px, py) = key.coordinates();
                 if x.is_some_and(|v| v != px) || y.is_some_and(|v| v != py) {
                     return Err("is a JWK whose `x` and `y` do not belong to its `d`".into());
                 }
                 key
             }
         };
-        let kid = thumbprint(&key);
+        let kid = key.thumbprint();
         Ok(Self { key, kid })
     }
 
@@ -137,16 +134,11 @@ impl ClientPrivateKey {
 
     /// The public half as a JWK: exactly `kty crv x y kid use alg`, never `d`.
     pub fn public_jwk(&self) -> Value {
-        let (x, y) = coordinates(&self.key);
-        json!({
-            "kty": "EC",
-            "crv": "P-256",
-            "x": x,
-            "y": y,
-            "kid": self.kid,
-            "use": "sig",
-            "alg": "ES256",
-        })
+        let mut jwk = self.key.public_jwk();
+        jwk["kid"] = json!(self.kid);
+        jwk["use"] = json!("sig");
+        jwk["alg"] = json!("ES256");
+        jwk
     }
 
     /// A fresh client assertion: `iss` = `sub` = the client id, `aud` the
@@ -161,33 +153,8 @@ impl ClientPrivateKey {
             "iat": now,
             "exp": now + ASSERTION_LIFETIME_SECS,
         });
-        let signing_input = format!("{}.{}", b64_json(&header), b64_json(&claims));
-        let signature: Signature = self.key.sign(signing_input.as_bytes());
-        format!(
-            "{signing_input}.{}",
-            URL_SAFE_NO_PAD.encode(signature.to_bytes())
-        )
+        self.key.sign_jwt(&header, &claims)
     }
-}
-
-fn b64_json(v: &Value) -> String {
-    URL_SAFE_NO_PAD.encode(v.to_string())
-}
-
-/// `x` and `y` of the public key, base64url (32 bytes each).
-fn coordinates(key: &SigningKey) -> (String, String) {
-    let point = key.verifying_key().to_encoded_point(false);
-    let enc = |c: Option<&p256::FieldBytes>| {
-        URL_SAFE_NO_PAD.encode(c.map(|b| b.as_slice()).unwrap_or_default())
-    };
-    (enc(point.x()), enc(point.y()))
-}
-
-/// RFC 7638: SHA-256 of the required members in lexicographic order, base64url.
-fn thumbprint(key: &SigningKey) -> String {
-    let (x, y) = coordinates(key);
-    let canonical = format!(r#"{{"crv":"P-256","kty":"EC","x":"{x}","y":"{y}"}}"#);
-    URL_SAFE_NO_PAD.encode(Sha256::digest(canonical.as_bytes()))
 }
 
 const EC_PUBLIC_KEY: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");

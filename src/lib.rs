@@ -64,6 +64,7 @@ exported_for_tests! {
 }
 
 mod error_page;
+mod es256;
 mod handlers;
 mod jwt_view;
 mod log;
