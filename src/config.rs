@@ -47,6 +47,8 @@ fn example(variable: &str) -> &'static str {
         "session_absolute_timeout" => "28800",
         "discovery_cache_ttl" => "300",
         "idp_timeout" => "10",
+        "pushed_authorization_requests" => "always",
+        "dpop" => "on",
         _ => "<value>",
     }
 }
@@ -117,6 +119,18 @@ impl ClientAuth {
     }
 }
 
+/// When `POST /login` pushes its parameters to the IdP (RFC 9126) instead of
+/// sending them through the browser.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PushedAuthorization {
+    /// When discovery names a `pushed_authorization_request_endpoint`.
+    Auto,
+    /// Always; an IdP without the endpoint is an error.
+    Always,
+    /// Never (an IdP that requires it is an error).
+    Never,
+}
+
 /// The checked settings: what the whole component reads.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -144,6 +158,10 @@ pub struct Config {
     pub discovery_ttl_secs: i64,
     /// How long one call to the IdP may take (1 to 300 s).
     pub idp_timeout_secs: u64,
+    /// `pushed_authorization_requests`: whether logins use PAR.
+    pub pushed_authorization: PushedAuthorization,
+    /// `dpop`: whether tokens are bound to a per-session key (RFC 9449).
+    pub dpop: bool,
 }
 
 impl Config {
@@ -194,6 +212,24 @@ impl Config {
             session_absolute_secs: seconds(vars, "session_absolute_timeout", 28800)?,
             discovery_ttl_secs: seconds(vars, "discovery_cache_ttl", 300)?,
             idp_timeout_secs: idp_timeout(vars)?,
+            pushed_authorization: choice(
+                vars,
+                "pushed_authorization_requests",
+                &[
+                    ("auto", PushedAuthorization::Auto),
+                    ("always", PushedAuthorization::Always),
+                    ("never", PushedAuthorization::Never),
+                ],
+                "must be auto, always or never",
+            )?
+            .unwrap_or(PushedAuthorization::Auto),
+            dpop: choice(
+                vars,
+                "dpop",
+                &[("on", true), ("off", false)],
+                "must be on or off",
+            )?
+            .unwrap_or(false),
         })
     }
 
@@ -267,6 +303,22 @@ fn client_auth(vars: &dyn Variables) -> Result<ClientAuth, ConfigError> {
         secret,
         fixed: method,
     })
+}
+
+/// One of a few named values (surrounding spaces ignored); unset is `None`.
+fn choice<T: Copy>(
+    vars: &dyn Variables,
+    name: &'static str,
+    values: &[(&str, T)],
+    problem: &str,
+) -> Result<Option<T>, ConfigError> {
+    let Some(value) = lookup(vars, name)? else {
+        return Ok(None);
+    };
+    match values.iter().find(|(n, _)| *n == value.trim()) {
+        Some((_, v)) => Ok(Some(*v)),
+        None => Err(invalid(name, problem)),
+    }
 }
 
 fn lookup(vars: &dyn Variables, name: &'static str) -> Result<Option<String>, ConfigError> {
@@ -383,10 +435,49 @@ mod tests {
     }
 
     #[test]
+    fn par_and_dpop_default_to_auto_and_off_and_name_bad_values() {
+        let c = config();
+        assert_eq!(c.pushed_authorization, PushedAuthorization::Auto);
+        assert!(!c.dpop);
+        let with = |name: &str, value: &str| {
+            let mut v = vars();
+            v.0.insert(name.into(), value.into());
+            Config::load(&v)
+        };
+        assert_eq!(
+            with("pushed_authorization_requests", " never ")
+                .unwrap()
+                .pushed_authorization,
+            PushedAuthorization::Never
+        );
+        assert_eq!(
+            with("pushed_authorization_requests", "always")
+                .unwrap()
+                .pushed_authorization,
+            PushedAuthorization::Always
+        );
+        assert!(with("dpop", "on").unwrap().dpop);
+        assert!(!with("dpop", "off").unwrap().dpop);
+        for (name, value, problem) in [
+            (
+                "pushed_authorization_requests",
+                "yes",
+                "must be auto, always or never",
+            ),
+            ("dpop", "true", "must be on or off"),
+        ] {
+            let e = with(name, value).unwrap_err();
+            assert_eq!((e.variable, e.problem.as_str()), (name, problem));
+        }
+    }
+
+    #[test]
     fn a_non_ascii_host_asks_for_its_ascii_form() {
         let with_issuer = |url: &str| {
             let mut v = vars();
             v.0.insert("oidc_issuer_url".into(), url.into());
+            let origin = url.split("/realms").next().unwrap();
+            v.0.insert("oidc_idp_origin".into(), origin.into());
             Config::load(&v)
         };
         let e = with_issuer("https://bücher.example/realms/x").unwrap_err();

@@ -39,6 +39,32 @@ struct IdpState {
     private_key_jwt: bool,
     /// The form of every token and revocation request, oldest first.
     client_forms: Vec<HashMap<String, String>>,
+    /// DPoP: token and userinfo requests must carry a proof.
+    dpop_required: bool,
+    /// How many token requests in a row get a `use_dpop_nonce` challenge.
+    dpop_challenges: u32,
+    /// The `token_type` the token endpoint answers.
+    token_type: &'static str,
+    /// The header and claims of every DPoP proof received, oldest first.
+    dpop_proofs: Vec<(Value, Value)>,
+    /// PAR: discovery names the endpoint, which answers this.
+    par_answer: Option<(u16, Value)>,
+    /// The forms pushed to it.
+    pushed: Vec<HashMap<String, String>>,
+}
+
+/// The header and claims of a request's DPoP proof (verified by `es256`'s
+/// and the e2e fake IdP's tests; here only read).
+fn dpop_proof(req: &HttpRequest) -> Option<(Value, Value)> {
+    use base64::Engine;
+    let proof = req.headers().get("dpop")?.to_str().ok()?;
+    let mut parts = proof.split('.').map(|p| {
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(p)
+            .ok()?;
+        serde_json::from_slice::<Value>(&bytes).ok()
+    });
+    Some((parts.next()??, parts.next()??))
 }
 
 struct World {
@@ -69,7 +95,17 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
         let path = req.uri().path().to_owned();
         match path.as_str() {
             "/realms/demo/.well-known/openid-configuration" => {
-                json_response(200, &test_support::discovery(ISS))
+                let mut doc = test_support::discovery(ISS);
+                if s.par_answer.is_some() {
+                    doc["pushed_authorization_request_endpoint"] = json!(format!("{ISS}/par"));
+                }
+                json_response(200, &doc)
+            }
+            "/realms/demo/par" => {
+                let body = String::from_utf8(req.body().clone()).unwrap();
+                s.pushed.push(form(&body));
+                let (status, answer) = s.par_answer.clone().expect("PAR is on");
+                json_response(status, &answer)
             }
             "/realms/demo/jwks" => json_response(
                 200,
@@ -78,6 +114,17 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
             "/realms/demo/token" => {
                 let body = String::from_utf8(req.body().clone()).unwrap();
                 s.client_forms.push(form(&body));
+                if s.dpop_required {
+                    let proof = dpop_proof(req).expect("a DPoP proof");
+                    s.dpop_proofs.push(proof);
+                    if s.dpop_challenges > 0 {
+                        s.dpop_challenges -= 1;
+                        let mut r = json_response(400, &json!({"error": "use_dpop_nonce"}))?;
+                        r.headers_mut()
+                            .insert("dpop-nonce", "srv-nonce".parse().unwrap());
+                        return Ok(r);
+                    }
+                }
                 assert_eq!(
                     req.headers()
                         .get("authorization")
@@ -112,7 +159,7 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                 ]);
                 let mut answer = json_response(
                     200,
-                    &json!({"access_token": access_token, "token_type": "Bearer",
+                    &json!({"access_token": access_token, "token_type": s.token_type,
                     "expires_in": 300, "refresh_token": refresh_token, "id_token": id_token}),
                 );
                 if let Ok(r) = &mut answer {
@@ -129,6 +176,14 @@ fn idp(state: Rc<RefCell<IdpState>>) -> FakeHttp {
                     "{body}"
                 );
                 json_response(200, &json!({}))
+            }
+            "/realms/demo/userinfo" if s.dpop_required => {
+                let (_, claims) = dpop_proof(req).expect("a DPoP proof at userinfo");
+                let auth = req.headers()["authorization"].to_str().unwrap().to_owned();
+                assert!(auth.starts_with("DPoP at-"), "{auth}");
+                assert!(claims["ath"].is_string());
+                s.dpop_proofs.push((Value::Null, claims));
+                json_response(200, &json!({"sub": s.sub}))
             }
             "/realms/demo/userinfo" => json_response(
                 200,
@@ -154,6 +209,12 @@ impl World {
             issued: Vec::new(),
             private_key_jwt: false,
             client_forms: Vec::new(),
+            dpop_required: false,
+            dpop_challenges: 0,
+            token_type: "Bearer",
+            dpop_proofs: Vec::new(),
+            par_answer: None,
+            pushed: Vec::new(),
         }));
         World {
             kv: MemoryStore::new(),
@@ -1327,4 +1388,158 @@ fn an_unusable_private_key_names_the_variable_and_fails_readyz() {
             .body_text()
             .contains("`token_endpoint_auth_method` is not private_key_jwt")
     );
+}
+
+/// A world whose IdP wants DPoP proofs and answers `DPoP` tokens, and whose
+/// app has `dpop = on`.
+fn world_with_dpop(challenges: u32) -> World {
+    let mut w = World::new();
+    w.vars.0.insert("dpop".into(), "on".into());
+    let mut s = w.idp.borrow_mut();
+    s.dpop_required = true;
+    s.dpop_challenges = challenges;
+    s.token_type = "DPoP";
+    drop(s);
+    w
+}
+
+/// The RFC 7638 thumbprint of the key in a proof's header.
+fn proof_jkt(header: &Value) -> String {
+    let jwk: jsonwebtoken::jwk::Jwk = serde_json::from_value(header["jwk"].clone()).unwrap();
+    jwk.thumbprint(jsonwebtoken::jwk::ThumbprintHash::SHA256)
+        .unwrap()
+}
+
+#[test]
+fn dpop_binds_the_tokens_to_the_session_key_and_meets_one_nonce_challenge() {
+    let mut w = world_with_dpop(1);
+    let params = w.start_login("openid offline_access");
+    let jkt = params["dpop_jkt"].clone();
+    let r = w.get(&World::callback_url(&params));
+    assert_eq!(r.status, 303, "{}", r.body_text());
+
+    let proofs = w.idp.borrow().dpop_proofs.clone();
+    assert_eq!(proofs.len(), 3, "code (challenged), code again, userinfo");
+    for (header, _) in &proofs[..2] {
+        assert_eq!(header["typ"], "dpop+jwt");
+        assert_eq!(
+            proof_jkt(header),
+            jkt,
+            "the key sent as dpop_jkt signs the proofs"
+        );
+    }
+    assert_eq!(proofs[0].1.get("nonce"), None);
+    assert_eq!(proofs[1].1["nonce"], "srv-nonce");
+    assert_ne!(proofs[0].1["jti"], proofs[1].1["jti"]);
+    assert_eq!(proofs[0].1["htu"], format!("{ISS}/token"));
+    assert_eq!(proofs[2].1["htu"], format!("{ISS}/userinfo"));
+    let forms = w.idp.borrow().client_forms.clone();
+    assert_eq!(forms.len(), 2, "the code went twice, once per proof");
+
+    let page = w.get("/user").body_text();
+    assert_eq!(by_id(&page, "dpop-jkt").as_deref(), Some(jkt.as_str()));
+    assert_eq!(by_id(&page, "token-type").as_deref(), Some("DPoP"));
+    assert!(!page.contains("\"d\""), "no private key member on the page");
+
+    // A refresh proves the same key again.
+    w.idp.borrow_mut().dpop_challenges = 1;
+    let csrf = w.csrf();
+    let r = w.post("/refresh", &format!("csrf={csrf}"));
+    assert_eq!(r.header("location"), Some("/user"), "{}", r.body_text());
+    let proofs = w.idp.borrow().dpop_proofs.clone();
+    assert_eq!(proofs.len(), 5);
+    for (header, claims) in &proofs[3..] {
+        assert_eq!(proof_jkt(header), jkt);
+        assert_eq!(claims["htm"], "POST");
+    }
+    let page = w.get("/user").body_text();
+    assert_eq!(by_id(&page, "dpop-jkt").as_deref(), Some(jkt.as_str()));
+}
+
+#[test]
+fn dpop_refuses_a_bearer_answer_and_a_second_nonce_challenge_and_stores_nothing() {
+    for (challenges, token_type, why) in [
+        (0, "Bearer", "the token type is not DPoP"),
+        (
+            2,
+            "DPoP",
+            "the token endpoint asked for a DPoP nonce again after the retry (use_dpop_nonce)",
+        ),
+    ] {
+        let mut w = world_with_dpop(challenges);
+        w.idp.borrow_mut().token_type = token_type;
+        let params = w.start_login("openid");
+        let r = w.get(&World::callback_url(&params));
+        assert_eq!(r.status, 502, "{why}");
+        assert!(r.body_text().contains(why), "{}", r.body_text());
+        assert!(w.kv.keys_with_prefix("sess:").is_empty(), "no session");
+        assert!(
+            w.kv.keys_with_prefix("login:").is_empty(),
+            "the login is over"
+        );
+        assert!(!w.cookies.contains_key("__Host-oidc_session"));
+        assert!(!w.cookies.contains_key("__Host-oidc_login"));
+    }
+}
+
+#[test]
+fn a_pushed_login_sends_only_a_reference_through_the_browser() {
+    let mut w = World::new();
+    w.idp.borrow_mut().par_answer = Some((
+        201,
+        json!({"request_uri": "urn:ietf:params:oauth:request_uri:r-1", "expires_in": 60}),
+    ));
+    let r = w.post("/login", "scope=openid");
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let url = url::Url::parse(r.header("location").unwrap()).unwrap();
+    let query: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+    assert_eq!(
+        query,
+        [
+            ("client_id".to_owned(), "client1".to_owned()),
+            (
+                "request_uri".to_owned(),
+                "urn:ietf:params:oauth:request_uri:r-1".to_owned()
+            ),
+        ]
+    );
+    let pushed = w.idp.borrow().pushed[0].clone();
+    w.idp.borrow_mut().nonce = pushed["nonce"].clone();
+    let r = w.get(&World::callback_url(&pushed));
+    assert_eq!(r.status, 303, "{}", r.body_text());
+    let page = w.get("/user").body_text();
+    assert_eq!(by_id(&page, "par").as_deref(), Some("pushed (PAR)"));
+    assert_eq!(
+        by_id(&page, "client-auth").as_deref(),
+        Some("client_secret_basic")
+    );
+    assert_eq!(by_id(&page, "token-type").as_deref(), Some("Bearer"));
+}
+
+#[test]
+fn a_refused_or_malformed_push_stores_nothing_and_sets_no_cookie() {
+    for (status, answer, why) in [
+        (
+            400,
+            json!({"error": "invalid_request"}),
+            "the pushed authorization request was refused (invalid_request)",
+        ),
+        (
+            201,
+            json!({"request_uri": "urn:x", "expires_in": 0}),
+            "the pushed authorization response is malformed",
+        ),
+    ] {
+        let mut w = World::new();
+        w.idp.borrow_mut().par_answer = Some((status, answer));
+        let r = w.post("/login", "scope=openid");
+        assert_eq!(r.status, 502);
+        assert!(r.body_text().contains(why), "{}", r.body_text());
+        assert!(
+            w.kv.snapshot().keys().all(|k| k.starts_with("cache:")),
+            "only the discovery cache: {:?}",
+            w.kv.snapshot().keys().collect::<Vec<_>>()
+        );
+        assert!(!w.cookies.contains_key("__Host-oidc_login"));
+    }
 }

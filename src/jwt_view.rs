@@ -18,6 +18,10 @@ pub struct JwtView {
     pub header: PrettyJson,
     /// The claims.
     pub claims: PrettyJson,
+    /// `cnf.jkt` (RFC 9449, section 6.1): the thumbprint of the key a DPoP
+    /// token is bound to, picked out now so `/user` parses nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cnf_jkt: Option<String>,
 }
 
 impl JwtView {
@@ -32,9 +36,17 @@ impl JwtView {
         if parts.next().is_some() {
             return None;
         }
+        let claims = object(claims)?;
+        let cnf_jkt = claims
+            .get("cnf")
+            .and_then(|c| c.get("jkt"))
+            .and_then(Value::as_str)
+            .filter(|j| j.len() <= 128)
+            .map(str::to_owned);
         Some(JwtView {
             header: PrettyJson::new(&object(header)?),
-            claims: PrettyJson::new(&object(claims)?),
+            claims: PrettyJson::new(&claims),
+            cnf_jkt,
         })
     }
 }
@@ -67,6 +79,7 @@ mod tests {
         let view = JwtView::decode(&token).expect("a JWT");
         assert!(view.header.text().contains("\"at+jwt\""));
         assert!(view.claims.text().contains("\"alice\""));
+        assert_eq!(view.cnf_jkt, None);
         for opaque in [
             "ZisjoggXa1LCuhquBUTb7bIiRHMGt6UDMze2KdI00vz",
             "a.b",
@@ -76,5 +89,23 @@ mod tests {
         ] {
             assert_eq!(JwtView::decode(opaque), None, "{opaque}");
         }
+    }
+
+    #[test]
+    fn picks_out_the_dpop_binding() {
+        let bound = |claims: &str| {
+            let token = format!("{}.{}.sig", b64(r#"{"alg":"ES256"}"#), b64(claims));
+            JwtView::decode(&token).unwrap().cnf_jkt
+        };
+        assert_eq!(
+            bound(r#"{"cnf":{"jkt":"0ZcOCORZNYy"}}"#).as_deref(),
+            Some("0ZcOCORZNYy")
+        );
+        assert_eq!(bound(r#"{"cnf":{"x5t#S256":"abc"}}"#), None);
+        assert_eq!(bound(r#"{"cnf":{"jkt":7}}"#), None);
+        assert_eq!(
+            bound(&format!(r#"{{"cnf":{{"jkt":"{}"}}}}"#, "j".repeat(300))).map(|j| j.len()),
+            None
+        );
     }
 }

@@ -214,8 +214,73 @@ pub(crate) fn user(h: &Header, s: &Session, store_key: &str) -> String {
         };
         p.raw("</section>\n<section><h2>Refresh token</h2><pre id=\"refresh-token\">")
             .text(refresh)
-            .raw("</pre></section>");
+            .raw("</pre></section>\n");
+        protection(p, s);
     })
+}
+
+/// How this login was protected, one sentence per mechanism for trainees:
+/// the client's credential, how the authorization request travelled, and
+/// whether the access token is bound to a key (DPoP) or a bearer token.
+fn protection(p: &mut Page, s: &Session) {
+    let auth = s.origin.client_auth.as_str();
+    let auth_said = match auth {
+        "private_key_jwt" => {
+            "The client proved who it is with a JWT signed by its own private key, fresh for every request; the IdP checks it with the public key at /jwks.json, so there is no shared secret to steal."
+        }
+        "client_secret_basic" | "client_secret_post" => {
+            "The client proved who it is with a secret it shares with the IdP: whoever copies that secret can act as this client."
+        }
+        _ => "Not recorded for this session.",
+    };
+    let (request, request_said) = if s.origin.pushed {
+        (
+            "pushed (PAR)",
+            "The login's parameters went to the IdP server to server first; the browser carried only a reference to them (request_uri), so nobody could read or change them on the way.",
+        )
+    } else {
+        (
+            "through the browser",
+            "The login's parameters travelled to the IdP in the browser's address bar, where extensions, history and proxies can see them.",
+        )
+    };
+    p.raw("<section id=\"protection\"><h2>How this login is protected</h2><dl><dt>Client authentication</dt><dd><code id=\"client-auth\">")
+        .text(if auth.is_empty() { "unknown" } else { auth })
+        .raw("</code> ")
+        .text(auth_said)
+        .raw("</dd><dt>Authorization request</dt><dd><span id=\"par\">")
+        .raw(request)
+        .raw("</span>: ")
+        .raw(request_said)
+        .raw("</dd><dt>Access token</dt><dd id=\"binding\">");
+    match &s.tokens.dpop {
+        Some(binding) => {
+            p.raw("<strong id=\"token-type\">DPoP</strong>: bound to a key only this session holds (thumbprint <code id=\"dpop-jkt\">")
+                .text(&binding.jkt)
+                .raw("</code>). Every request that uses the token carries a fresh proof signed with that key, so a copied token is useless on its own.");
+            if let Some(jkt) = s
+                .tokens
+                .access_token_jwt
+                .as_ref()
+                .and_then(|j| j.cnf_jkt.as_deref())
+            {
+                let agrees = if jkt == binding.jkt {
+                    "the same key"
+                } else {
+                    "a different key"
+                };
+                p.raw(" The token itself names its key in <code>cnf.jkt</code>: <code id=\"cnf-jkt\">")
+                    .text(jkt)
+                    .raw("</code>, ")
+                    .raw(agrees)
+                    .raw(".");
+            }
+        }
+        None => {
+            p.raw("<strong id=\"token-type\">Bearer</strong>: whoever holds the token can use it, like cash. Set <code>dpop = on</code> to bind it to a key of this session.");
+        }
+    }
+    p.raw("</dd></dl></section>");
 }
 
 /// An error page: what happened, then what to do next, then the way back.

@@ -58,6 +58,8 @@ secret_kind! {
     Nonce;
     /// The PKCE code verifier: proves the code's redeemer started the login.
     PkceVerifier;
+    /// A session's DPoP private key (base64url scalar): signs its proofs.
+    DpopPrivateKey;
 }
 
 /// Random bytes encoded URL-safe without padding: CSRF tokens, state, nonce, PKCE verifier.

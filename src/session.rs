@@ -37,6 +37,7 @@ use crate::ticket::{RecordId, Ticket};
 use crate::upkeep::Upkeep;
 pub use crate::pretty_json::PrettyJson;
 use crate::jwt_view::JwtView;
+use crate::oidc::dpop::DpopBinding;
 use crate::store_backend::StoreBackend;
 use serde::{Deserialize, Serialize};
 
@@ -55,7 +56,7 @@ pub struct Tokens {
     /// The refresh token, if the IdP issued one.
     #[serde(default)]
     pub refresh_token: Option<RefreshToken>,
-    /// Always `Bearer`.
+    /// `Bearer`, or `DPoP` when the tokens are bound to [`Tokens::dpop`].
     pub token_type: String,
     /// When the access token expires, if the IdP said.
     #[serde(default)]
@@ -70,6 +71,10 @@ pub struct Tokens {
     /// The scope granted.
     #[serde(default)]
     pub scope: Option<String>,
+    /// With DPoP: the session's key, which every use of these tokens must
+    /// prove (kept across refreshes; sealed like the tokens themselves).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<DpopBinding>,
 }
 
 /// Who logged in, from the validated ID token (and userinfo).
@@ -134,6 +139,12 @@ pub struct Origin {
     /// The backend that holds the session, as the callback saw it.
     #[serde(default)]
     pub store: StoreBackend,
+    /// How the client proved itself at the token endpoint (a method name).
+    #[serde(default)]
+    pub client_auth: String,
+    /// Whether the login's parameters were pushed to the IdP (RFC 9126).
+    #[serde(default)]
+    pub pushed: bool,
 }
 
 /// The sealed part of a record.
@@ -254,6 +265,8 @@ impl Sessions<'_> {
                 index,
                 created_by: s.origin.created_by.clone(),
                 store: s.origin.store,
+                client_auth: s.origin.client_auth.clone(),
+                pushed: s.origin.pushed,
                 check: ticket.verifier(),
             },
             sealed: ticket.seal_bytes(self.rng, &key, &private),
@@ -304,6 +317,8 @@ impl Sessions<'_> {
             origin: Origin {
                 created_by: envelope.header.created_by.clone(),
                 store: envelope.header.store,
+                client_auth: envelope.header.client_auth.clone(),
+                pushed: envelope.header.pushed,
             },
         };
         Ok(Read::Found(envelope, session))
@@ -506,6 +521,7 @@ pub(crate) mod tests {
             access_token_jwt: None,
             id_token_expires_at: None,
             scope: Some("openid".into()),
+            dpop: None,
         }
     }
 

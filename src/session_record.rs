@@ -25,6 +25,12 @@ pub(crate) struct Header {
     /// The store's backend, as the creating callback saw it.
     #[serde(default)]
     pub(crate) store: crate::store_backend::StoreBackend,
+    /// How the client authenticated at the login (see `session::Origin`).
+    #[serde(default)]
+    pub(crate) client_auth: String,
+    /// Whether the login was pushed (PAR).
+    #[serde(default)]
+    pub(crate) pushed: bool,
     /// Recognises the ticket's secret without revealing it (see `ticket`).
     pub(crate) check: String,
 }

@@ -41,6 +41,10 @@ pub(crate) fn finish(req: &Request, ctx: &Ctx) -> AppResult {
     let origin = Origin {
         created_by: ctx.cfg.pod_name.clone(),
         store: verified.store,
+        client_auth: meta
+            .client_auth(ctx.cfg.client_auth.chosen())
+            .map_or_else(|_| String::new(), |m| m.name().to_owned()),
+        pushed: verified.txn.pushed,
     };
     let session_cookie =
         start_session(req, ctx, identity, tokens, origin).map_err(|e| fail(e.into()))?;
@@ -152,17 +156,21 @@ fn sign_in(
     meta: &ProviderMetadata,
     verified: &VerifiedCallback,
 ) -> Result<(Identity, Tokens), AppError> {
-    let tokens = token::exchange_code(&ctx.token_caller(), ctx.cfg, meta, verified)?;
+    let binding = verified.txn.dpop.clone();
+    let key = binding.as_ref().map(|b| b.signing_key()).transpose()?;
+    let caller = ctx.token_caller();
+    let tokens = token::exchange_code(&caller, ctx.cfg, meta, verified, key.as_ref())?;
     let Some(raw_id_token) = tokens.id_token.clone() else {
         return Err(OidcError::BadResponse("the token response has no id_token".into()).into());
     };
     let valid = ctx.validate_id_token(meta, &raw_id_token, Some(verified.txn.nonce.expose()))?;
     let info = match &meta.userinfo_endpoint {
         Some(endpoint) => Some(userinfo::fetch(
-            ctx.http,
+            &caller,
             endpoint,
             tokens.access_token.expose(),
             &valid.sub,
+            key.as_ref(),
         )?),
         None => None,
     };
@@ -180,10 +188,11 @@ fn sign_in(
         access_token_jwt: JwtView::decode(tokens.access_token.expose()),
         access_token: tokens.access_token,
         refresh_token: tokens.refresh_token,
-        token_type: "Bearer".into(),
+        token_type: if binding.is_some() { "DPoP" } else { "Bearer" }.into(),
         access_token_expires_at: tokens.expires_in.map(|s| ctx.clock.now().saturating_add(s)),
         id_token_expires_at,
         scope: tokens.scope.or(Some(verified.txn.scope.clone())),
+        dpop: binding,
     };
     Ok((identity, tokens))
 }

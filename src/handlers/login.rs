@@ -1,10 +1,11 @@
-//! `POST /login`: starts the authorization code flow with PKCE.
+//! `POST /login`: starts the authorization code flow with PKCE, pushing its
+//! parameters to the IdP first when PAR is on (RFC 9126).
 
 use super::context::Ctx;
 use super::csrf::check_origin;
 use crate::cookies;
 use crate::log::log_line;
-use crate::oidc::{scope, token, transaction};
+use crate::oidc::{par, scope, token, transaction};
 use crate::request::Request;
 use crate::response::{AppError, AppResult, Response};
 
@@ -23,8 +24,14 @@ pub(crate) fn start(req: &Request, ctx: &Ctx) -> AppResult {
         return Err(e.into());
     }
     let meta = ctx.discovery()?;
-    let (ticket, txn) = transaction::new(ctx.rng, ctx.clock, scope);
-    let url = token::authorization_url(ctx.cfg, &meta, &txn)?;
+    let pushed_to = par::endpoint(ctx.cfg, &meta)?;
+    let (ticket, mut txn) = transaction::new(ctx.rng, ctx.clock, scope, ctx.cfg.dpop);
+    txn.pushed = pushed_to.is_some();
+    let url = match pushed_to {
+        Some(endpoint) => par::push(&ctx.token_caller(), ctx.cfg, &meta, endpoint, &txn)?,
+        None => token::authorization_request(ctx.cfg, &meta, &txn)?.to_string(),
+    };
+    // Only now, with the IdP's answer in hand: a refused push stores nothing.
     transaction::save(ctx.kv, ctx.clock, ctx.rng, &ticket, &txn)?;
     // Upkeep rides on logins: bounded work, never on the hot path; best effort.
     match ctx.upkeep().run() {

@@ -114,7 +114,10 @@ fn refresh_held(
             Err(e) => e.into(),
         }
     };
-    let fresh = match token::refresh(&ctx.token_caller(), ctx.cfg, meta, &refresh_token) {
+    let binding = session.tokens.dpop.clone();
+    let key = binding.as_ref().map(|b| b.signing_key()).transpose()?;
+    let caller = ctx.token_caller();
+    let fresh = match token::refresh(&caller, ctx.cfg, meta, &refresh_token, key.as_ref()) {
         Ok(t) => t,
         Err(TokenError::InvalidGrant) => {
             return Err(end_session(
@@ -160,10 +163,12 @@ fn refresh_held(
         access_token: fresh.access_token,
         // Without rotation the IdP keeps the old refresh token valid.
         refresh_token: fresh.refresh_token.or(Some(refresh_token)),
-        token_type: "Bearer".into(),
+        token_type: session.tokens.token_type.clone(),
         access_token_expires_at: fresh.expires_in.map(|s| ctx.clock.now().saturating_add(s)),
         id_token_expires_at,
         scope: fresh.scope.or(session.tokens.scope.clone()),
+        // The key stays with the session: the new tokens are bound to it too.
+        dpop: binding,
     };
     match sessions.store_refreshed(ticket, held, session, identity, tokens)? {
         Written::Stored(_) => Ok(Response::redirect("/user")),

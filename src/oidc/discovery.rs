@@ -44,6 +44,16 @@ pub struct ProviderMetadata {
     /// RFC 9207: the IdP promises an `iss` parameter on every authorization response.
     #[serde(default)]
     pub authorization_response_iss_parameter_supported: Option<bool>,
+    /// RFC 9126: where authorization parameters are pushed.
+    #[serde(default)]
+    pub pushed_authorization_request_endpoint: Option<String>,
+    /// RFC 9126: the IdP takes no authorization request that was not pushed.
+    #[serde(default)]
+    pub require_pushed_authorization_requests: Option<bool>,
+    /// RFC 9449: the proof algorithms the IdP accepts; ES256 must be among
+    /// them, when listed, for `dpop = on`.
+    #[serde(default)]
+    pub dpop_signing_alg_values_supported: Option<Vec<String>>,
 }
 
 impl ProviderMetadata {
@@ -107,6 +117,10 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
         ("jwks_uri", Some(&meta.jwks_uri)),
         ("userinfo_endpoint", meta.userinfo_endpoint.as_ref()),
         ("revocation_endpoint", meta.revocation_endpoint.as_ref()),
+        (
+            "pushed_authorization_request_endpoint",
+            meta.pushed_authorization_request_endpoint.as_ref(),
+        ),
     ] {
         if let Some(v) = value {
             let url = Url::parse(v)
@@ -123,6 +137,14 @@ pub fn parse(doc: serde_json::Value, cfg: &Config) -> Result<ProviderMetadata, O
     {
         return Err(OidcError::BadResponse(
             "the IdP does not support PKCE S256".into(),
+        ));
+    }
+    if cfg.dpop
+        && let Some(algs) = &meta.dpop_signing_alg_values_supported
+        && !algs.iter().any(|a| a == "ES256")
+    {
+        return Err(OidcError::BadResponse(
+            "the IdP does not accept ES256 DPoP proofs (dpop_signing_alg_values_supported)".into(),
         ));
     }
     meta.client_auth(cfg.client_auth.chosen())?;

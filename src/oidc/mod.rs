@@ -3,9 +3,11 @@
 
 mod cache;
 pub mod discovery;
+pub mod dpop;
 pub mod id_token;
 pub mod jwks;
 pub mod logout_token;
+pub mod par;
 pub mod scope;
 pub(crate) mod token;
 pub mod transaction;

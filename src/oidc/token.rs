@@ -2,12 +2,16 @@
 //! `oauth2` crate over our own HTTP port, authenticating as configured: with
 //! the client secret as discovery allows, or with a fresh `private_key_jwt`
 //! assertion on every request (`oauth2` has no such method, so the assertion
-//! rides as extra form parameters next to the `client_id` it sends).
+//! rides as extra form parameters next to the `client_id` it sends). With
+//! DPoP, each request carries a fresh proof of the session's key (`dpop`),
+//! and a server that asks for a nonce gets one retry with it.
 
 use super::OidcError;
 use super::discovery::ProviderMetadata;
+use super::dpop::{self, ProofFor};
 use super::transaction::{LoginTransaction, VerifiedCallback};
 use crate::config::{ClientAuth, Config, TokenAuthMethod};
+use crate::es256::Es256Key;
 use crate::ports::{Clock, HttpClient, HttpError, HttpRequest, HttpResponse, Random};
 use crate::secret::{AccessToken, RefreshToken};
 use oauth2::basic::{
@@ -21,6 +25,7 @@ use oauth2::{
     TokenResponse, TokenUrl,
 };
 use serde::{Deserialize, Serialize};
+use std::cell::RefCell;
 
 /// The OpenID Connect addition to the OAuth token response.
 #[derive(Clone, Debug, Default, Serialize, Deserialize)]
@@ -116,6 +121,47 @@ fn assertion_params(
     })
 }
 
+/// How a request that `oauth2` does not make (PAR) authenticates, the same
+/// way as at the token endpoint: an `Authorization` header for
+/// client_secret_basic (id and secret form-urlencoded, RFC 6749 section
+/// 2.3.1, as `oauth2` does it), else form parameters.
+pub fn client_credentials(
+    cfg: &Config,
+    meta: &ProviderMetadata,
+    clock: &dyn Clock,
+    rng: &dyn Random,
+) -> Result<ClientCredentials, OidcError> {
+    let method = meta.client_auth(cfg.client_auth.chosen())?;
+    Ok(match (&cfg.client_auth, method) {
+        (ClientAuth::Secret { secret, .. }, TokenAuthMethod::SecretBasic) => {
+            use base64::Engine;
+            let encode = |v: &str| url::form_urlencoded::byte_serialize(v.as_bytes()).collect::<String>();
+            let pair = format!("{}:{}", encode(&cfg.client_id), encode(secret.expose()));
+            let basic = base64::engine::general_purpose::STANDARD.encode(pair);
+            ClientCredentials {
+                authorization: Some(format!("Basic {basic}")),
+                form: Vec::new(),
+            }
+        }
+        (ClientAuth::Secret { secret, .. }, _) => ClientCredentials {
+            authorization: None,
+            form: vec![("client_secret", secret.expose().to_owned())],
+        },
+        (ClientAuth::PrivateKeyJwt(_), _) => ClientCredentials {
+            authorization: None,
+            form: assertion_params(cfg, clock, rng)?,
+        },
+    })
+}
+
+/// The client's credentials for one request: a header, form parameters, or both.
+pub struct ClientCredentials {
+    /// `Authorization` (client_secret_basic).
+    pub authorization: Option<String>,
+    /// Parameters to add to the form.
+    pub form: Vec<(&'static str, String)>,
+}
+
 /// The platform a token-endpoint call uses: the IdP, and for an assertion the
 /// time and randomness.
 pub struct Caller<'a> {
@@ -124,12 +170,13 @@ pub struct Caller<'a> {
     pub rng: &'a dyn Random,
 }
 
-/// The URL that sends the browser to the IdP for this login transaction.
-pub fn authorization_url(
+/// The URL that sends the browser to the IdP with this login's parameters
+/// in its query; with PAR the same query is the pushed form (`par`).
+pub fn authorization_request(
     cfg: &Config,
     meta: &ProviderMetadata,
     txn: &LoginTransaction,
-) -> Result<String, OidcError> {
+) -> Result<url::Url, OidcError> {
     let auth = AuthUrl::new(meta.authorization_endpoint.clone())
         .map_err(|_| OidcError::BadResponse("authorization_endpoint is not a URL".into()))?;
     let client = client(cfg, meta)?.set_auth_uri(auth);
@@ -146,7 +193,11 @@ pub fn authorization_url(
     if super::scope::contains(&txn.scope, "offline_access") {
         request = request.add_extra_param("prompt", "consent");
     }
-    Ok(request.url().0.to_string())
+    // RFC 9449 section 10: the code is bound to the session's key from the start.
+    if let Some(binding) = &txn.dpop {
+        request = request.add_extra_param("dpop_jkt", binding.jkt.clone());
+    }
+    Ok(request.url().0)
 }
 
 /// Sends a token, refresh or revocation request. `oauth2` reads the first
@@ -156,14 +207,70 @@ pub fn authorization_url(
 fn send_with<'a>(
     http: &'a dyn HttpClient,
 ) -> impl Fn(HttpRequest) -> Result<HttpResponse, HttpError> + 'a {
-    move |request| {
-        let mut response = http.send(request)?;
-        let body = response.body();
-        if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
-            *response.body_mut() = b"not one JSON value".to_vec();
-        }
-        Ok(response)
+    move |request| send_strict(http, request)
+}
+
+fn send_strict(http: &dyn HttpClient, request: HttpRequest) -> Result<HttpResponse, HttpError> {
+    let mut response = http.send(request)?;
+    let body = response.body();
+    if !body.is_empty() && serde_json::from_slice::<serde::de::IgnoredAny>(body).is_err() {
+        *response.body_mut() = b"not one JSON value".to_vec();
     }
+    Ok(response)
+}
+
+/// What sends one token request for [`call_token_endpoint`].
+type Sender<'s> = &'s dyn Fn(HttpRequest) -> Result<HttpResponse, HttpError>;
+type Attempt = Result<OidcTokenResponse, RequestTokenError<HttpError, BasicErrorResponse>>;
+
+/// Runs a code or refresh request: `attempt` builds it (with a fresh client
+/// assertion each time; a key that does not parse is the configuration's
+/// error) and sends it through the sender it is given. With
+/// a DPoP key each attempt carries a fresh proof; a `use_dpop_nonce` answer
+/// with a `DPoP-Nonce` gets one retry with that nonce (RFC 9449, section 8),
+/// a second one is the IdP's error. The nonce is not kept: the next request
+/// meets the challenge again, one round trip more, and nothing is written.
+fn call_token_endpoint(
+    caller: &Caller,
+    meta: &ProviderMetadata,
+    dpop: Option<&Es256Key>,
+    attempt: impl Fn(Sender) -> Result<Attempt, OidcError>,
+) -> Result<TokenSet, TokenError> {
+    let Some(key) = dpop else {
+        let send = send_with(caller.http);
+        return into_token_set(attempt(&send)?.map_err(map_error)?, false);
+    };
+    let mut nonce: Option<String> = None;
+    for retry in [false, true] {
+        let what = ProofFor {
+            method: "POST",
+            url: &meta.token_endpoint,
+            nonce: nonce.as_deref(),
+            access_token: None,
+        };
+        let proof = dpop::proof(key, &what, caller.clock, caller.rng);
+        let offered = RefCell::new(None);
+        let send = |mut request: HttpRequest| {
+            let value = http::HeaderValue::from_str(&proof)
+                .map_err(|_| HttpError::Other("unsendable DPoP proof".into()))?;
+            request.headers_mut().insert("dpop", value);
+            let response = send_strict(caller.http, request)?;
+            *offered.borrow_mut() = dpop::server_nonce(response.headers());
+            Ok(response)
+        };
+        match attempt(&send)? {
+            Err(RequestTokenError::ServerResponse(r)) if r.error().as_ref() == "use_dpop_nonce" => {
+                match offered.into_inner() {
+                    Some(fresh) if !retry => nonce = Some(fresh),
+                    _ => break,
+                }
+            }
+            other => return into_token_set(other.map_err(map_error)?, true),
+        }
+    }
+    Err(TokenError::Failed(OidcError::BadResponse(
+        "the token endpoint asked for a DPoP nonce again after the retry (use_dpop_nonce)".into(),
+    )))
 }
 
 fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenError {
@@ -197,11 +304,19 @@ fn map_error(e: RequestTokenError<HttpError, BasicErrorResponse>) -> TokenError 
     }
 }
 
-fn into_token_set(r: OidcTokenResponse) -> Result<TokenSet, TokenError> {
-    if *r.token_type() != BasicTokenType::Bearer {
-        return Err(TokenError::Failed(OidcError::BadResponse(
-            "the token type is not Bearer".into(),
-        )));
+/// The tokens, if their type is what was asked for: `DPoP` when a proof
+/// went with the request (RFC 9449, section 5), else `Bearer`. A `Bearer`
+/// answer to a DPoP request is an IdP that did not bind the token.
+fn into_token_set(r: OidcTokenResponse, dpop: bool) -> Result<TokenSet, TokenError> {
+    let type_ok = match r.token_type() {
+        BasicTokenType::Extension(t) => dpop && t.eq_ignore_ascii_case("DPoP"),
+        t => !dpop && *t == BasicTokenType::Bearer,
+    };
+    if !type_ok {
+        let wanted = if dpop { "DPoP" } else { "Bearer" };
+        return Err(TokenError::Failed(OidcError::BadResponse(format!(
+            "the token type is not {wanted}"
+        ))));
     }
     Ok(TokenSet {
         access_token: AccessToken::new(r.access_token().secret().clone()),
@@ -219,25 +334,26 @@ fn into_token_set(r: OidcTokenResponse) -> Result<TokenSet, TokenError> {
 }
 
 /// Exchanges the authorization code; only a verified callback can do this.
+/// With `dpop`, the tokens are bound to that key.
 pub fn exchange_code(
     caller: &Caller,
     cfg: &Config,
     meta: &ProviderMetadata,
     callback: &VerifiedCallback,
+    dpop: Option<&Es256Key>,
 ) -> Result<TokenSet, TokenError> {
     let client = client(cfg, meta)?;
-    let mut request = client
-        .exchange_code(AuthorizationCode::new(callback.code.expose().to_owned()))
-        .set_pkce_verifier(PkceCodeVerifier::new(
-            callback.txn.pkce_verifier.expose().to_owned(),
-        ));
-    for (name, value) in assertion_params(cfg, caller.clock, caller.rng)? {
-        request = request.add_extra_param(name, value);
-    }
-    let response = request
-        .request(&send_with(caller.http))
-        .map_err(map_error)?;
-    into_token_set(response)
+    call_token_endpoint(caller, meta, dpop, |send| {
+        let mut request = client
+            .exchange_code(AuthorizationCode::new(callback.code.expose().to_owned()))
+            .set_pkce_verifier(PkceCodeVerifier::new(
+                callback.txn.pkce_verifier.expose().to_owned(),
+            ));
+        for (name, value) in assertion_params(cfg, caller.clock, caller.rng)? {
+            request = request.add_extra_param(name, value);
+        }
+        Ok(request.request(&send))
+    })
 }
 
 pub fn refresh(
@@ -245,17 +361,17 @@ pub fn refresh(
     cfg: &Config,
     meta: &ProviderMetadata,
     refresh_token: &RefreshToken,
+    dpop: Option<&Es256Key>,
 ) -> Result<TokenSet, TokenError> {
     let token = oauth2::RefreshToken::new(refresh_token.expose().to_owned());
     let client = client(cfg, meta)?;
-    let mut request = client.exchange_refresh_token(&token);
-    for (name, value) in assertion_params(cfg, caller.clock, caller.rng)? {
-        request = request.add_extra_param(name, value);
-    }
-    let response = request
-        .request(&send_with(caller.http))
-        .map_err(map_error)?;
-    into_token_set(response)
+    call_token_endpoint(caller, meta, dpop, |send| {
+        let mut request = client.exchange_refresh_token(&token);
+        for (name, value) in assertion_params(cfg, caller.clock, caller.rng)? {
+            request = request.add_extra_param(name, value);
+        }
+        Ok(request.request(&send))
+    })
 }
 
 /// Revokes a refresh token (RFC 7009), so an offline grant does not outlive logout.

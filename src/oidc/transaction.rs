@@ -15,6 +15,7 @@
 //! callback checks the lifetime again after its increment, so an increment
 //! that comes after the counter was removed finds the transaction expired.
 
+use super::dpop::DpopBinding;
 use crate::log::log_line;
 use crate::keys;
 use crate::ports::{Clock, Random};
@@ -42,6 +43,13 @@ pub struct LoginTransaction {
     pub scope: String,
     /// When the login started; it lasts [`LIFETIME`].
     pub created_at: i64,
+    /// With `dpop = on`: the key the session's tokens will be bound to,
+    /// made now so the code is bound to it too (`dpop_jkt`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dpop: Option<DpopBinding>,
+    /// Whether the parameters were pushed (RFC 9126), for `/user` to say.
+    #[serde(default)]
+    pub pushed: bool,
 }
 
 /// The record as stored.
@@ -52,9 +60,15 @@ struct Envelope {
     sealed: String,
 }
 
-/// A new transaction: the ticket for the cookie and what to send to the IdP.
-/// Nothing is stored until `save`, so a failure before the redirect leaves no trace.
-pub fn new(rng: &dyn Random, clock: &dyn Clock, scope: String) -> (Ticket, LoginTransaction) {
+/// A new transaction: the ticket for the cookie and what to send to the IdP,
+/// with a fresh DPoP key when `dpop`. Nothing is stored until `save`, so a
+/// failure before the redirect (a refused push, say) leaves no trace.
+pub fn new(
+    rng: &dyn Random,
+    clock: &dyn Clock,
+    scope: String,
+    dpop: bool,
+) -> (Ticket, LoginTransaction) {
     let ticket = Ticket::generate(rng);
     let txn = LoginTransaction {
         state: LoginState::new(random_token(rng, 32)),
@@ -62,6 +76,8 @@ pub fn new(rng: &dyn Random, clock: &dyn Clock, scope: String) -> (Ticket, Login
         pkce_verifier: PkceVerifier::new(random_token(rng, 32)),
         scope,
         created_at: clock.now(),
+        dpop: dpop.then(|| DpopBinding::generate(rng)),
+        pushed: false,
     };
     (ticket, txn)
 }
@@ -215,7 +231,7 @@ mod tests {
         let kv = MemoryStore::new();
         let clock = FixedClock::at(1000);
         let rng = CountingRandom::default();
-        let (ticket, txn) = new(&rng, &clock, "openid".into());
+        let (ticket, txn) = new(&rng, &clock, "openid".into(), false);
         save(&kv, &clock, &rng, &ticket, &txn).unwrap();
         (kv, clock, ticket, txn)
     }

@@ -29,11 +29,13 @@ pub const SECRET_CHARS: usize = 43;
 /// would be in clear. The sealed part follows the line as raw bytes.
 pub const SESSION_FIELDS: &[&str] = &[
     "check",
+    "client_auth",
     "created_at",
     "created_by",
     "expires_at",
     "index",
     "last_seen",
+    "pushed",
     "rev",
     "store",
     "v",

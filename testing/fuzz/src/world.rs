@@ -244,6 +244,7 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
         access_token_jwt: None,
         id_token_expires_at: Some(NOW + 300),
         scope: Some("openid profile".into()),
+        dpop: None,
     };
     let (session, record) = sessions
         .create(identity, tokens, Origin::default())
@@ -251,7 +252,7 @@ pub fn seeded_store(rng: &CountingRandom) -> Seeded {
     // As the callback does: a back-channel logout finds the session through these.
     session_index::add(&kv, &record.identity.index_keys(), session.id())
         .expect("the memory store is up");
-    let (login, txn) = transaction::new(rng, clock(), "openid profile".into());
+    let (login, txn) = transaction::new(rng, clock(), "openid profile".into(), false);
     transaction::save(&kv, clock(), rng, &login, &txn).expect("the memory store is up");
     Seeded {
         kv,
