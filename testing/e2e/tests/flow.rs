@@ -54,11 +54,24 @@ fn flow(kind: StoreKind) {
     // Login through the IdP.
     let login = "alice.flow";
     let first = stack.sign_in(&mut browser, login, Some(SCOPE));
-    let sent_scope = first
-        .to_idp
-        .location_param("scope")
-        .expect("the authorization request has a scope");
-    assert_eq!(sent_scope, SCOPE, "the scope goes to the IdP as typed");
+    // oidc-provider names a PAR endpoint, so by default the login is pushed
+    // (RFC 9126): the browser carries a reference, never the parameters.
+    let to_idp = first.to_idp.expect_location();
+    let carried: Vec<String> = to_idp.query_pairs().map(|(k, _)| k.into_owned()).collect();
+    assert_eq!(carried, ["client_id", "request_uri"], "{to_idp}");
+    assert_eq!(
+        first.user_page.text_by_id("par").as_deref(),
+        Some("pushed (PAR)")
+    );
+    // The pushed scope is the one typed: `profile` put `name` into the ID
+    // token, and `offline_access` a refresh token (`check_user_page`).
+    let id_token = UserPage::parse(&first.user_page)
+        .id_token
+        .unwrap_or_default();
+    assert!(
+        jwt_claims(&id_token).get("name").is_some(),
+        "the profile scope reached the IdP"
+    );
     let cookie1 = stack
         .session_cookie(&browser)
         .expect("the callback set a session cookie");

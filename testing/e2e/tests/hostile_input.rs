@@ -18,9 +18,12 @@ use url::Url;
 
 /// Starts the stack with a discovery/JWKS cache that cannot go stale mid-test, so the
 /// only writes are the ones a case causes.
+/// Not pushed (PAR): the tests read `state` and `nonce` off the browser's
+/// way to the IdP, as an attacker on that way could.
 fn start() -> AppStack {
     AppStack::start(StoreKind::Redis, |o| {
         o.variable("discovery_cache_ttl", "3600")
+            .variable("pushed_authorization_requests", "never")
     })
 }
 

@@ -706,7 +706,14 @@ impl RedirectAudit {
         if target.origin() == self.app.origin() {
             // On-site.
         } else if target.as_str().starts_with(&self.authorization) {
-            if param("redirect_uri") != Some(format!("{base}/callback")) {
+            // A pushed request (RFC 9126) carries only a reference: the
+            // redirect URI went to the IdP server to server.
+            let keys: Vec<String> = target.query_pairs().map(|(k, _)| k.into_owned()).collect();
+            if param("request_uri").is_some() {
+                if keys != ["client_id", "request_uri"] {
+                    bad(format!("pushed authorization request with {keys:?}"));
+                }
+            } else if param("redirect_uri") != Some(format!("{base}/callback")) {
                 bad(format!(
                     "authorization request with redirect_uri {:?}",
                     param("redirect_uri")
