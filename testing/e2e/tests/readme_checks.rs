@@ -1,5 +1,5 @@
 //! The README's table of relying-party checks stays true: every conformance,
-//! session-attack, back-channel and private_key_jwt test is listed there; each row links only tests of
+//! session-attack, back-channel, private_key_jwt, PAR and DPoP test is listed there; each row links only tests of
 //! one file, and each exists there; and a row's claim and its tests agree in kind:
 //! a row about v2 or v3 links only tests of that setup (named `v2_`/`v3_`), and every
 //! status a row promises (`502`, `504`, ...) is one each of its tests names or asserts
@@ -12,6 +12,8 @@ const FILES: &[&str] = &[
     "testing/e2e/tests/session_attacks.rs",
     "testing/e2e/tests/backchannel_logout.rs",
     "testing/e2e/tests/private_key_jwt.rs",
+    "testing/e2e/tests/fapi2.rs",
+    "testing/e2e/tests/par_dpop_faults.rs",
 ];
 
 /// Every function defined at the start of a line in `source` (tests and helpers), with
