@@ -9,7 +9,7 @@ pub mod jwks;
 pub mod logout_token;
 pub mod par;
 pub mod scope;
-pub(crate) mod token;
+pub mod token;
 pub mod transaction;
 pub(crate) mod userinfo;
 

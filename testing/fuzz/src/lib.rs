@@ -2,7 +2,8 @@
 //! `Cookie` header, query strings and form bodies, compact JWTs (header,
 //! payload, signature) and signed claims, discovery and JWKS JSON, records read
 //! back from the key-value store, the client's own `private_key_jwt` key, whole requests through `app::handle`, and the
-//! IdP's answers (token, userinfo, JWKS, discovery) during a login or refresh.
+//! IdP's answers (token, userinfo, JWKS, discovery) during a login or refresh,
+//! and the PAR endpoint's answer at login.
 //!
 //! Each target takes arbitrary bytes, must never panic, and checks what the
 //! component promises about inputs it accepts (an accepted ID token names our
@@ -33,4 +34,5 @@ pub const TARGETS: &[(&str, Target)] = &[
     ("store_records", targets::store_records),
     ("app_request", targets::app_request),
     ("idp_response", targets::idp_response),
+    ("par_response", targets::par_response),
 ];

@@ -8,8 +8,9 @@ use oidc_client::config::TokenAuthMethod;
 use oidc_client::cookies;
 use oidc_client::keys;
 use oidc_client::oidc::id_token::{self, Expectations};
+use oidc_client::oidc::token::Caller;
 use oidc_client::oidc::transaction::PendingLogin;
-use oidc_client::oidc::{discovery, jwks, logout_token, scope};
+use oidc_client::oidc::{discovery, jwks, logout_token, par, scope, transaction};
 use oidc_client::request::{self, Request};
 use oidc_client::response::Response;
 use oidc_client::ticket::{RecordId, Ticket};
@@ -914,5 +915,63 @@ fn parse_request(data: &[u8]) -> Request {
         query,
         headers,
         body: body.to_vec(),
+    }
+}
+
+/// Any answer from the PAR endpoint (RFC 9126), its first byte choosing the
+/// status: either a refusal whose reason is short (it goes on a page) or the
+/// URL that sends the browser to the authorization endpoint with exactly
+/// `client_id` and a `request_uri` that a 200/201 JSON object named, printable
+/// and bounded, next to a positive `expires_in`.
+pub fn par_response(data: &[u8]) {
+    const STATUSES: [u16; 6] = [201, 200, 400, 401, 500, 302];
+    let Some((first, body)) = data.split_first() else {
+        return;
+    };
+    let status = STATUSES[usize::from(*first) % STATUSES.len()];
+    let body = body.to_vec();
+    let http = oidc_client::testing::FakeHttp::new(move |_| {
+        Ok(http::Response::builder()
+            .status(status)
+            .header("content-type", "application/json")
+            .body(body.clone())
+            .expect("a valid response"))
+    });
+    let cfg = world::config();
+    let mut doc = world::discovery();
+    doc["pushed_authorization_request_endpoint"] = Value::from(format!("{ISSUER}/par"));
+    let meta = discovery::parse(doc, cfg).expect("the fuzz discovery is valid");
+    let rng = oidc_client::testing::CountingRandom::default();
+    let (_, txn) = transaction::new(&rng, world::clock(), "openid".into(), false);
+    let caller = Caller {
+        http: &http,
+        clock: world::clock(),
+        rng: &rng,
+    };
+    let endpoint = format!("{ISSUER}/par");
+    match par::push(&caller, cfg, &meta, &endpoint, &txn) {
+        Err(e) => {
+            let why = format!("{e:?}");
+            assert!(why.len() < 160, "a long reason: {why}");
+        }
+        Ok(url) => {
+            assert!(matches!(status, 200 | 201), "accepted HTTP {status}");
+            let url = Url::parse(&url).expect("an absolute URL");
+            assert!(url.as_str().starts_with(&meta.authorization_endpoint));
+            let pairs: Vec<(String, String)> = url.query_pairs().into_owned().collect();
+            let [(k1, v1), (k2, request_uri)] = pairs.as_slice() else {
+                panic!("the browser carries more than a reference: {pairs:?}");
+            };
+            assert_eq!(
+                (k1.as_str(), v1.as_str(), k2.as_str()),
+                ("client_id", CLIENT_ID, "request_uri")
+            );
+            assert!(!request_uri.is_empty() && request_uri.len() <= 2048);
+            assert!(request_uri.bytes().all(|b| b.is_ascii_graphic()));
+            let answer: Value = serde_json::from_slice(data.split_first().unwrap().1)
+                .expect("only JSON is accepted");
+            assert_eq!(answer["request_uri"].as_str(), Some(request_uri.as_str()));
+            assert!(answer["expires_in"].as_u64().is_some_and(|e| e > 0));
+        }
     }
 }
