@@ -101,3 +101,31 @@ pub fn sign_out(browser: &mut Browser, user_page: &Response, idp: &Idp) -> Respo
     to_idp.assert_redirect(303, idp.issuer());
     idp.logout(browser, &to_idp)
 }
+
+/// Submits the /user page's refresh form and follows it back to /user (303,
+/// then 200); the new page, whose access token must differ from the old one's.
+pub fn refresh(browser: &mut Browser, user_page: &Response, app_base: &str) -> Response {
+    let app_base = app_base.trim_end_matches('/');
+    let refreshed = browser.submit(user_page, &user_page.form_with_action_path("/refresh"));
+    refreshed.assert_redirect(303, &format!("{app_base}/user"));
+    let after = browser.follow(&refreshed);
+    after.assert_status(200);
+    assert_ne!(
+        UserPage::parse(&after).access_token,
+        UserPage::parse(user_page).access_token,
+        "a refresh brings a new access token"
+    );
+    after
+}
+
+/// [`sign_out`], followed to its end: back at the app's `/`, and `/user` then
+/// sends the browser to `/` (the session is gone).
+pub fn sign_out_completely(browser: &mut Browser, user_page: &Response, idp: &Idp, app_base: &str) {
+    let app_base = app_base.trim_end_matches('/');
+    let back = sign_out(browser, user_page, idp);
+    let end = browser.follow_to_end(back);
+    assert_eq!(end.url.as_str(), format!("{app_base}/"));
+    browser
+        .get(&format!("{app_base}/user"))
+        .assert_redirect(303, &format!("{app_base}/"));
+}

@@ -257,26 +257,13 @@ fn login_userinfo_refresh_and_logout_with_par_dpop_and_fapi2() {
     assert_eq!(header["alg"], "ES256", "FAPI 2.0 wants ES256 or PS256");
     let jkt = assert_dpop_binding(&signed.user_page);
 
-    let refreshed = browser.submit(
-        &signed.user_page,
-        &signed.user_page.form_with_action_path("/refresh"),
-    );
-    refreshed.assert_redirect(303, &stack.url("/user"));
-    let after = browser.follow(&refreshed);
-    after.assert_status(200);
-    assert_ne!(UserPage::parse(&after).access_token, page.access_token);
+    let after = e2e::app::refresh(&mut browser, &signed.user_page, stack.base());
     assert_eq!(
         assert_dpop_binding(&after),
         jkt,
         "the refreshed token is bound to the session's key"
     );
-
-    let back = e2e::app::sign_out(&mut browser, &after, &stack.idp);
-    let end = browser.follow_to_end(back);
-    assert_eq!(end.url.as_str(), stack.url("/"));
-    browser
-        .get(&stack.url("/user"))
-        .assert_redirect(303, &stack.url("/"));
+    e2e::app::sign_out_completely(&mut browser, &after, &stack.idp, stack.base());
 
     assert_eq!(stack.idp.dpop_lines(), DPOP_LINES, "the IdP's log of DPoP");
     assert_eq!(
@@ -318,19 +305,9 @@ fn v3_par_and_dpop_work_across_three_replicas_sharing_redis() {
     assert_one_push(&idp);
     assert_protection_shown(&signed.user_page);
     let jkt = assert_dpop_binding(&signed.user_page);
-    let refreshed = browser.submit(
-        &signed.user_page,
-        &signed.user_page.form_with_action_path("/refresh"),
-    );
-    let after = browser.follow(&refreshed);
-    after.assert_status(200);
-    assert_ne!(
-        UserPage::parse(&after).access_token,
-        UserPage::parse(&signed.user_page).access_token
-    );
+    let after = e2e::app::refresh(&mut browser, &signed.user_page, &set.front_url());
     assert_eq!(assert_dpop_binding(&after), jkt);
-    let back = e2e::app::sign_out(&mut browser, &after, &idp);
-    assert_eq!(browser.follow_to_end(back).url.as_str(), set.url("/"));
+    e2e::app::sign_out_completely(&mut browser, &after, &idp, &set.front_url());
 
     let mut served = set.pods_served();
     served.sort();

@@ -300,17 +300,7 @@ fn a_malformed_push_answer_gives_502_and_stores_nothing() {
 fn par_always_without_an_endpoint_gives_502_and_stores_nothing() {
     let mut rig =
         Rig::start_with(RigOptions::default().variable("pushed_authorization_requests", "always"));
-    let response = rig.begin_login();
-    assert_no_login_cookie(&rig, &response);
-    rig.assert_refused(&response, 502, "pushed_authorization_request_endpoint");
-    assert_eq!(
-        (
-            rig.idp.count(Endpoint::Par),
-            rig.idp.count(Endpoint::Authorization)
-        ),
-        (0, 0)
-    );
-    assert_no_problems(&rig);
+    refused_before_the_idp(&mut rig, "pushed_authorization_request_endpoint");
 }
 
 #[test]
@@ -323,13 +313,15 @@ fn par_never_against_an_idp_that_requires_it_gives_502_and_stores_nothing() {
             })
             .variable("pushed_authorization_requests", "never"),
     );
+    refused_before_the_idp(&mut rig, "the IdP requires pushed authorization requests");
+}
+
+/// A login the setting and discovery disagree on: a 502 saying `why`, no
+/// login cookie, nothing stored, and neither a push nor a redirect to the IdP.
+fn refused_before_the_idp(rig: &mut Rig, why: &str) {
     let response = rig.begin_login();
-    assert_no_login_cookie(&rig, &response);
-    rig.assert_refused(
-        &response,
-        502,
-        "the IdP requires pushed authorization requests",
-    );
+    assert_no_login_cookie(rig, &response);
+    rig.assert_refused(&response, 502, why);
     assert_eq!(
         (
             rig.idp.count(Endpoint::Par),
@@ -337,7 +329,7 @@ fn par_never_against_an_idp_that_requires_it_gives_502_and_stores_nothing() {
         ),
         (0, 0)
     );
-    assert_no_problems(&rig);
+    assert_no_problems(rig);
 }
 
 #[test]

@@ -108,21 +108,8 @@ fn login_userinfo_refresh_and_logout_with_private_key_jwt() {
         "offline_access gave a refresh token"
     );
 
-    let refreshed = browser.submit(
-        &signed.user_page,
-        &signed.user_page.form_with_action_path("/refresh"),
-    );
-    refreshed.assert_redirect(303, &stack.url("/user"));
-    let after = browser.follow(&refreshed);
-    after.assert_status(200);
-    assert_ne!(UserPage::parse(&after).access_token, page.access_token);
-
-    let back = e2e::app::sign_out(&mut browser, &after, &stack.idp);
-    let end = browser.follow_to_end(back);
-    assert_eq!(end.url.as_str(), stack.url("/"));
-    browser
-        .get(&stack.url("/user"))
-        .assert_redirect(303, &stack.url("/"));
+    let after = e2e::app::refresh(&mut browser, &signed.user_page, stack.base());
+    e2e::app::sign_out_completely(&mut browser, &after, &stack.idp, stack.base());
 
     // Code and refresh: each with an assertion, never a secret. (No revocation
     // here: RFC 7009 wants an https endpoint and this IdP is on http, so the
@@ -172,18 +159,8 @@ fn v3_private_key_jwt_works_across_three_replicas_sharing_redis() {
         &LoginOptions::new("bob.replicas"),
         Some(SCOPE),
     );
-    let refreshed = browser.submit(
-        &signed.user_page,
-        &signed.user_page.form_with_action_path("/refresh"),
-    );
-    let after = browser.follow(&refreshed);
-    after.assert_status(200);
-    assert_ne!(
-        UserPage::parse(&after).access_token,
-        UserPage::parse(&signed.user_page).access_token
-    );
-    let back = e2e::app::sign_out(&mut browser, &after, &idp);
-    assert_eq!(browser.follow_to_end(back).url.as_str(), set.url("/"));
+    let after = e2e::app::refresh(&mut browser, &signed.user_page, &set.front_url());
+    e2e::app::sign_out_completely(&mut browser, &after, &idp, &set.front_url());
 
     let mut served = set.pods_served();
     served.sort();
