@@ -514,6 +514,22 @@ fn idp_error_is_shown_escaped() {
 }
 
 #[test]
+fn an_expired_pushed_request_says_to_log_in_again_and_leaves_no_login() {
+    let mut w = World::new();
+    let params = w.start_login("openid");
+    let r = w.get(&format!(
+        "/callback?error=invalid_request_uri&state={}&iss={}",
+        params["state"],
+        urlencode(ISS)
+    ));
+    assert_eq!(r.status, 400);
+    let (next, _) = next_step(&r);
+    assert!(next.contains("expired at the identity provider"), "{next}");
+    assert!(w.kv.keys_with_prefix("login:").is_empty());
+    assert!(!w.cookies.contains_key("__Host-oidc_login"));
+}
+
+#[test]
 fn id_token_and_userinfo_rejections_create_no_session() {
     for break_it in [
         (|s: &mut IdpState| s.nonce = "other".into()) as fn(&mut IdpState),

@@ -109,13 +109,20 @@ fn idp_refused(error: &str, params: &Params) -> AppError {
         .map(|d| format!(": {}", truncate(d, 300)))
         .unwrap_or_default();
     let status = if error == "access_denied" { 403 } else { 400 };
-    AppError::new(
+    let refused = AppError::new(
         status,
         format!(
             "The identity provider reported `{}`{description}",
             truncate(error, 60)
         ),
-    )
+    );
+    match error {
+        // RFC 9126: the pushed request lives a minute or so at the IdP.
+        "invalid_request_uri" => refused.with_next(
+            "The sign-in request expired at the identity provider before the browser got there; log in again to start a fresh one.",
+        ),
+        _ => refused,
+    }
 }
 
 /// Takes the code and consumes the login: at most one callback gets this far.
