@@ -12,7 +12,9 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-use super::{Endpoint, HttpRequest, now};
+use super::endpoint::Endpoint;
+use super::fresh::{now, random};
+use super::http::HttpRequest;
 
 /// When an endpoint wants a server-provided nonce in the proof (RFC 9449 section 8
 /// and 9).
@@ -135,7 +137,7 @@ impl DpopState {
     }
 
     fn issue(&mut self) -> String {
-        let nonce = super::random();
+        let nonce = random();
         self.issued_nonces.push(nonce.clone());
         nonce
     }

@@ -4,6 +4,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use serde_json::json;
+
 use crate::http_server::IncomingRequest;
 pub use crate::http_server::{HttpResponse, Reply};
 
@@ -36,6 +38,11 @@ impl HttpRequest {
     pub fn form(&self) -> BTreeMap<String, String> {
         parse_form(&self.body)
     }
+}
+
+/// An OAuth error answer (RFC 6749 section 5.2): `{"error": code}`, not to be cached.
+pub(super) fn error(status: u16, code: &str) -> HttpResponse {
+    HttpResponse::json(status, &json!({"error": code})).with_header("cache-control", "no-store")
 }
 
 fn parse_form(bytes: &[u8]) -> BTreeMap<String, String> {

@@ -20,28 +20,30 @@
 //! violation of the client it sees ([`FakeIdp::problems`]).
 
 mod dpop;
+mod endpoint;
+mod fresh;
 mod http;
 pub mod keys;
 mod par;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use serde_json::{Map, Value, json};
 
 pub use dpop::{DpopNonce, access_token_hash, jwk_thumbprint};
+pub use endpoint::{Endpoint, ISSUER_PATH};
+use fresh::{now, random};
 pub use http::HttpRequest;
-use http::{HttpResponse, Reply};
+use http::{HttpResponse, Reply, error};
 pub use keys::{KeyKind, SigningKey};
 pub use par::{PushedRequest, REQUEST_URI_PREFIX};
 
 use crate::host::HostOptions;
 
-/// The path of the fake's issuer.
-pub const ISSUER_PATH: &str = "/realms/fake";
 /// The client the fake knows by default.
 pub const CLIENT_ID: &str = "client1";
 /// Its secret.
@@ -49,58 +51,6 @@ pub const CLIENT_SECRET: &str = "fake-client-secret";
 /// The kids of the two keys every fake starts with (both published).
 pub const RSA_KID: &str = "rsa-1";
 pub const EC_KID: &str = "ec-1";
-
-/// The fake's endpoints, for counting and faults.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub enum Endpoint {
-    Discovery,
-    Jwks,
-    Authorization,
-    Token,
-    Userinfo,
-    EndSession,
-    /// The pushed authorization request endpoint (RFC 9126); discovery names it only
-    /// with [`Behaviour::par_endpoint`].
-    Par,
-    /// Any other path (answered 404).
-    Other,
-}
-
-impl Endpoint {
-    pub const ALL: [Endpoint; 7] = [
-        Endpoint::Discovery,
-        Endpoint::Jwks,
-        Endpoint::Authorization,
-        Endpoint::Token,
-        Endpoint::Userinfo,
-        Endpoint::EndSession,
-        Endpoint::Par,
-    ];
-
-    /// The path below the issuer.
-    pub fn path(self) -> &'static str {
-        match self {
-            Endpoint::Discovery => "/.well-known/openid-configuration",
-            Endpoint::Jwks => "/protocol/openid-connect/certs",
-            Endpoint::Authorization => "/protocol/openid-connect/auth",
-            Endpoint::Token => "/protocol/openid-connect/token",
-            Endpoint::Userinfo => "/protocol/openid-connect/userinfo",
-            Endpoint::EndSession => "/protocol/openid-connect/logout",
-            Endpoint::Par => "/protocol/openid-connect/ext/par/request",
-            Endpoint::Other => "/",
-        }
-    }
-
-    fn of_path(path: &str) -> Endpoint {
-        let Some(rest) = path.strip_prefix(ISSUER_PATH) else {
-            return Endpoint::Other;
-        };
-        Endpoint::ALL
-            .into_iter()
-            .find(|e| e.path() == rest)
-            .unwrap_or(Endpoint::Other)
-    }
-}
 
 /// How an endpoint misbehaves instead of answering properly.
 #[derive(Debug, Clone)]
@@ -363,17 +313,6 @@ pub struct FakeIdp {
     state: Arc<Mutex<State>>,
 }
 
-pub(super) fn now() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64
-}
-
-pub(super) fn error(status: u16, code: &str) -> HttpResponse {
-    HttpResponse::json(status, &json!({"error": code})).with_header("cache-control", "no-store")
-}
-
 impl FakeIdp {
     /// Starts a fake that behaves, with a fresh RSA key `rsa-1` (signing) and P-256 key
     /// `ec-1`, both published.
@@ -608,7 +547,7 @@ fn handle(state: &Mutex<State>, issuer: &str, request: &HttpRequest) -> Reply {
         Endpoint::Token => token(&mut st, issuer, request),
         Endpoint::Userinfo => userinfo(&mut st, issuer, request),
         Endpoint::EndSession => end_session(request),
-        Endpoint::Par => par::push(&mut st, issuer, request),
+        Endpoint::Par => pushed_authorization_request(&mut st, issuer, request),
         Endpoint::Other => HttpResponse::new(404, "text/plain", "not found"),
     };
     match fault {
@@ -664,12 +603,84 @@ fn jwks(st: &State) -> HttpResponse {
     HttpResponse::json(200, &json!({ "keys": keys }))
 }
 
-pub(super) fn random() -> String {
-    crate::oidc::random_token(32)
+/// The PAR endpoint (RFC 9126): authenticates the client as the token endpoint
+/// does, checks the pushed parameters and keeps them under a fresh one-time
+/// `request_uri`.
+fn pushed_authorization_request(
+    st: &mut State,
+    issuer: &str,
+    request: &HttpRequest,
+) -> HttpResponse {
+    if request.method != "POST" {
+        st.problems
+            .push(format!("PAR endpoint called with {}", request.method));
+        return error(405, "invalid_request");
+    }
+    let form = request.form();
+    let auth_method = match authenticate(st, issuer, request, &form) {
+        Ok(method) => method,
+        Err((why, refused)) => {
+            st.problems
+                .push(format!("pushed authorization request {why}"));
+            return refused;
+        }
+    };
+    // A proof here is allowed (RFC 9449 section 10.1); checked if sent, and then its
+    // key must be the dpop_jkt.
+    let htu = format!("{issuer}{}", Endpoint::Par.path());
+    let mut dpop_problems = Vec::new();
+    let check = st.dpop.check(
+        Endpoint::Par,
+        request,
+        &htu,
+        DpopNonce::None,
+        None,
+        &mut dpop_problems,
+    );
+    st.problems.append(&mut dpop_problems);
+    let proof_jkt = match check {
+        dpop::Check::Absent => None,
+        dpop::Check::Valid { jkt } => Some(jkt),
+        dpop::Check::Invalid | dpop::Check::NonceNeeded(_) => {
+            return error(400, "invalid_dpop_proof");
+        }
+    };
+    let problems = par::check_params(
+        &form,
+        &st.behaviour.client_id,
+        st.behaviour.dpop,
+        proof_jkt.as_deref(),
+    );
+    if !problems.is_empty() {
+        let description = problems.join(", ");
+        for p in problems {
+            st.problems
+                .push(format!("pushed authorization request: {p}"));
+        }
+        return HttpResponse::json(
+            400,
+            &json!({"error": "invalid_request", "error_description": description}),
+        )
+        .with_header("cache-control", "no-store");
+    }
+    let pushed = par::store(&mut st.pushed, form, auth_method);
+    let answer = HttpResponse::json(
+        201,
+        &json!({"request_uri": pushed.request_uri, "expires_in": par::LIFETIME.as_secs()}),
+    )
+    .with_header("cache-control", "no-store");
+    st.pushed_requests.push(pushed);
+    answer
 }
 
 fn authorize(st: &mut State, issuer: &str, request: &HttpRequest) -> HttpResponse {
-    let p = match par::resolve(st, request.query_params()) {
+    let resolved = par::resolve(
+        &mut st.pushed,
+        st.behaviour.require_par,
+        request.query_params(),
+        &mut st.problems,
+    );
+    let p = match resolved {
         Ok(p) => p,
         Err(refused) => return refused,
     };
