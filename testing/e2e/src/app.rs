@@ -93,6 +93,26 @@ impl UserPage {
     }
 }
 
+/// The /user page of a complete sign-in of `login` with `openid profile email
+/// offline_access`: it names the user, shows what userinfo said (the test IdP's
+/// `<login>@example.test`) and holds a refresh token.
+pub fn assert_full_user_page(user_page: &Response, login: &str) -> UserPage {
+    let page = UserPage::parse(user_page);
+    assert_eq!(page.username.as_deref(), Some(login), "the username");
+    let userinfo = user_page
+        .text_by_id("userinfo")
+        .expect("the page shows what userinfo said");
+    assert!(
+        userinfo.contains(&format!("{login}@example.test")),
+        "{userinfo}"
+    );
+    assert!(
+        page.refresh_token.is_some(),
+        "offline_access gave a refresh token"
+    );
+    page
+}
+
 /// Submits the /user page's logout form, lets the driver confirm at the IdP, and
 /// returns the IdP's redirect to the post-logout URI (not yet followed).
 pub fn sign_out(browser: &mut Browser, user_page: &Response, idp: &Idp) -> Response {

@@ -241,17 +241,7 @@ fn login_userinfo_refresh_and_logout_with_par_dpop_and_fapi2() {
     let signed = stack.sign_in(&mut browser, "alice.fapi", Some(SCOPE));
     assert_pushed_redirect(&signed.to_idp, &stack.idp);
     assert_one_push(&stack.idp);
-    let page = UserPage::parse(&signed.user_page);
-    assert_eq!(page.username.as_deref(), Some("alice.fapi"));
-    let userinfo = signed
-        .user_page
-        .text_by_id("userinfo")
-        .expect("the page shows what userinfo said");
-    assert!(userinfo.contains("alice.fapi@example.test"), "{userinfo}");
-    assert!(
-        page.refresh_token.is_some(),
-        "offline_access gave a refresh token"
-    );
+    let page = e2e::app::assert_full_user_page(&signed.user_page, "alice.fapi");
     assert_protection_shown(&signed.user_page);
     let (header, _) = e2e::oidc::decode_jwt(page.id_token.as_deref().expect("an ID token"));
     assert_eq!(header["alg"], "ES256", "FAPI 2.0 wants ES256 or PS256");

@@ -13,7 +13,6 @@
 //! IdP refuses gives a clear 502 page, no session, and no key material anywhere.
 
 use e2e::Browser;
-use e2e::app::UserPage;
 use e2e::app_stack::{AppStack, StoreKind};
 use e2e::idp::IdpOptions;
 use e2e::replicas::{ReplicaOptions, Replicas, front_url};
@@ -96,17 +95,7 @@ fn login_userinfo_refresh_and_logout_with_private_key_jwt() {
     let mut browser = Browser::new();
 
     let signed = stack.sign_in(&mut browser, "alice.pkjwt", Some(SCOPE));
-    let page = UserPage::parse(&signed.user_page);
-    assert_eq!(page.username.as_deref(), Some("alice.pkjwt"));
-    let userinfo = signed
-        .user_page
-        .text_by_id("userinfo")
-        .expect("the page shows what userinfo said");
-    assert!(userinfo.contains("alice.pkjwt@example.test"), "{userinfo}");
-    assert!(
-        page.refresh_token.is_some(),
-        "offline_access gave a refresh token"
-    );
+    e2e::app::assert_full_user_page(&signed.user_page, "alice.pkjwt");
 
     let after = e2e::app::refresh(&mut browser, &signed.user_page, stack.base());
     e2e::app::sign_out_completely(&mut browser, &after, &stack.idp, stack.base());
