@@ -277,7 +277,7 @@ fn protection(p: &mut Page, s: &Session) {
             }
         }
         None => {
-            p.raw("<strong id=\"token-type\">Bearer</strong>: whoever holds the token can use it, like cash. Set <code>dpop = on</code> to bind it to a key of this session.");
+            p.raw("<strong id=\"token-type\">Bearer</strong>: whoever holds the token can use it, like cash. Setting the variable <code>dpop</code> to <code>on</code> binds it to a key of this session.");
         }
     }
     p.raw("</dd></dl></section>");
