@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints the seconds since the start, so a CI log shows where the time goes.
+step() { printf '\n==> [%ss] %s\n' "$SECONDS" "$*"; }
 
 step "Node packages for the test IdP and the browser test"
 for dir in testing/idp testing/browser; do
